@@ -1,0 +1,50 @@
+"""TCP server: accept one connection and read it 3 bytes at a time (the post's TCP server).
+
+Demonstrates: a TCP server needs bind -> listen -> accept before any data (the kernel
+finishes the three-way handshake and queues the connection; accept() takes it, C3),
+and TCP is a byte stream: recv(3) returns "hel", "lo,", "wor", "ld", then b"" when the
+client closes -- nothing is lost, the loop just reads more (C4).
+Peer: tcp_client.py on the client host.  Serves exactly one connection, like the post.
+Run:  python3 tcp_server.py --port 6666 --bufsize 3
+Prints one line per event: `EVENT key=value ... t=UNIXTIME` (strings are JSON-quoted).
+"""
+
+import argparse
+import os
+import socket
+
+from lablog import addr, event, run, text
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bind", default="", help="address to bind ('' = any, like the post)")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("SOCKETLAB_PORT", 6666)))
+    parser.add_argument("--bufsize", type=int, default=int(os.environ.get("SOCKETLAB_BUFSIZE", 3)))
+    parser.add_argument("--backlog", type=int, default=5)
+    parser.add_argument(
+        "--accept-timeout",
+        type=float,
+        default=None,
+        help="give up waiting for a client after SECONDS (default: wait forever)",
+    )
+    args = parser.parse_args()
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((args.bind, args.port))
+        sock.listen(args.backlog)
+        event("listening", addr=addr(sock.getsockname()), backlog=args.backlog)
+        sock.settimeout(args.accept_timeout)  # None: block forever, as the post does
+        conn, peer = sock.accept()
+        with conn:
+            event("accepted", peer=addr(peer), local=addr(conn.getsockname()))
+            while True:
+                data = conn.recv(args.bufsize)
+                event("recv", n=len(data), data=text(data))  # the post prints, then tests
+                if not data:  # b"": the client closed its side (FIN), the stream is over
+                    break
+    event("closed")
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,1 @@
+"""socketlab: a containerized network lab for the TCP/UDP socket post."""

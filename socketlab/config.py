@@ -1,0 +1,134 @@
+"""LabConfig: the lab's addresses, port, protocol and names, validated before anything runs.
+
+The same settings reach `docker-compose.yml` as SOCKETLAB_* environment variables, so a
+plain `docker compose up` and `socketlab up` build the same topology.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
+from socketlab.errors import ConfigError
+
+DEFAULT_SUBNET = "192.168.33.0/24"
+DEFAULT_PORT = 6666
+DEFAULT_PROJECT = "socketlab"
+LAB_IMAGE = "socketlab/lab:latest"
+SERVER_HOST_NUMBER = 5  # 192.168.33.5 in the post
+CLIENT_HOST_NUMBER = 6
+HOSTS = ("server", "client")
+PROTOCOLS = ("tcp", "udp")
+_PROJECT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+
+
+@dataclass(frozen=True)
+class LabConfig:
+    """Everything that tells one lab from another. Addresses default from the subnet."""
+
+    project: str = DEFAULT_PROJECT
+    subnet: str = DEFAULT_SUBNET
+    server_ip: str = ""
+    client_ip: str = ""
+    port: int = DEFAULT_PORT
+    proto: str = "tcp"
+    image: str = LAB_IMAGE
+
+    def __post_init__(self) -> None:
+        net = _network(self.subnet)
+        if not self.server_ip:
+            object.__setattr__(self, "server_ip", str(net.network_address + SERVER_HOST_NUMBER))
+        if not self.client_ip:
+            object.__setattr__(self, "client_ip", str(net.network_address + CLIENT_HOST_NUMBER))
+        self._validate(net)
+
+    def _validate(self, net: ipaddress.IPv4Network) -> None:
+        if not _PROJECT_RE.match(self.project):
+            raise ConfigError(
+                f"project name {self.project!r} is not valid",
+                hint="use lowercase letters, digits, '-' and '_', starting with a letter or digit",
+            )
+        for role, ip in (("server", self.server_ip), ("client", self.client_ip)):
+            _check_host_address(role, ip, net)
+        if self.server_ip == self.client_ip:
+            raise ConfigError(f"server and client both have the address {self.server_ip}",
+                              hint="give them different addresses")
+        if not 1 <= self.port <= 65535:
+            raise ConfigError(f"port {self.port} is out of range", hint="use a port from 1 to 65535")
+        if self.proto not in PROTOCOLS:
+            raise ConfigError(f"unknown protocol {self.proto!r}", hint="use tcp or udp")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> LabConfig:
+        """Settings from SOCKETLAB_* variables (as compose reads them), then `overrides`."""
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {
+            "project": env.get("SOCKETLAB_PROJECT", DEFAULT_PROJECT),
+            "subnet": env.get("SOCKETLAB_SUBNET", DEFAULT_SUBNET),
+            "server_ip": env.get("SOCKETLAB_SERVER_IP", ""),
+            "client_ip": env.get("SOCKETLAB_CLIENT_IP", ""),
+            "port": _port(env.get("SOCKETLAB_PORT", str(DEFAULT_PORT))),
+            "proto": env.get("SOCKETLAB_PROTO", "tcp"),
+            "image": env.get("SOCKETLAB_IMAGE", LAB_IMAGE),
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)  # type: ignore[arg-type]
+
+    def with_(self, **changes: object) -> LabConfig:
+        """A copy with some settings changed (addresses re-derived if the subnet changes)."""
+        if "subnet" in changes:
+            changes.setdefault("server_ip", "")
+            changes.setdefault("client_ip", "")
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    def ip_of(self, host: str) -> str:
+        return {"server": self.server_ip, "client": self.client_ip}[host]
+
+    def compose_env(self, mode: str = "idle") -> dict[str, str]:
+        """The variables docker-compose.yml reads for this lab."""
+        return {
+            "SOCKETLAB_MODE": mode,
+            "SOCKETLAB_SUBNET": self.subnet,
+            "SOCKETLAB_SERVER_IP": self.server_ip,
+            "SOCKETLAB_CLIENT_IP": self.client_ip,
+            "SOCKETLAB_PORT": str(self.port),
+            "SOCKETLAB_PROTO": self.proto,
+            "SOCKETLAB_IMAGE": self.image,
+        }
+
+
+def _network(subnet: str) -> ipaddress.IPv4Network:
+    try:
+        net = ipaddress.IPv4Network(subnet, strict=True)
+    except ValueError as e:
+        raise ConfigError(f"subnet {subnet!r} is not valid: {e}",
+                          hint="give an IPv4 network such as 192.168.34.0/24") from None
+    if net.prefixlen > 28:
+        raise ConfigError(f"subnet {subnet} is too small for the lab",
+                          hint="use a /28 or larger, such as 192.168.34.0/24")
+    return net
+
+
+def _check_host_address(role: str, ip: str, net: ipaddress.IPv4Network) -> None:
+    try:
+        addr = ipaddress.IPv4Address(ip)
+    except ValueError:
+        raise ConfigError(f"{role} address {ip!r} is not an IPv4 address",
+                          hint=f"give an address inside {net}") from None
+    reserved = {net.network_address, net.broadcast_address, net.network_address + 1}
+    if addr not in net or addr in reserved:
+        raise ConfigError(
+            f"{role} address {ip} is not usable in subnet {net}",
+            hint=f"give an address inside {net}, not its first two or its broadcast address "
+                 "(the bridge's gateway takes the first host address)",
+        )
+
+
+def _port(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ConfigError(f"port {text!r} is not a number", hint="use a port from 1 to 65535") from None

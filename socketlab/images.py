@@ -1,0 +1,214 @@
+"""The lab image, built from images/lab with no registry needed.
+
+The Dockerfile's base defaults to debian:bookworm-slim (what a user with a registry gets).
+When that base is neither local nor pullable, socketlab makes its own base from Debian's
+archive with debootstrap (or mmdebstrap), with the lab's packages already inside, and
+imports it as socketlab/base:bookworm. The lab image carries a hash of its build context
+as a label, so an unchanged context is never rebuilt and a changed one always is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+import docker.errors
+
+from socketlab.errors import ImageError
+
+DEFAULT_BASE = "debian:bookworm-slim"
+OWN_BASE = "socketlab/base:bookworm"
+CONTEXT_LABEL = "io.socketlab.context"
+SUITE = "bookworm"
+# Left out of the imported base: apt's caches and lists, docs, manuals, translations.
+BASE_EXCLUDES = ("var/cache/apt/*", "var/lib/apt/lists/*", "usr/share/doc/*", "usr/share/man/*",
+                 "usr/share/locale/*", "usr/share/info/*", "proc/*", "sys/*", "dev/*")
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    tag: str
+    id: str
+    size_bytes: int
+    built: bool  # True when this call built it, False when it was already up to date
+    seconds: float
+
+
+def context_hash(context: Path) -> str:
+    """sha256 over every file of the build context: path, executable bit and content."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in context.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        digest.update(str(path.relative_to(context)).encode() + b"\0")
+        digest.update(b"x" if os.access(path, os.X_OK) else b"-")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def packages(dockerfile: Path) -> list[str]:
+    """The lab's Debian packages, read from the Dockerfile's install step (one source)."""
+    match = re.search(r'^RUN packages="([^"]+)"', dockerfile.read_text(), re.MULTILINE)
+    if not match:
+        raise ImageError(f"no `RUN packages=` line in {dockerfile}", hint="restore the Dockerfile")
+    return match.group(1).split()
+
+
+def local_image(client: docker.DockerClient, tag: str):
+    try:
+        return client.images.get(tag)
+    except docker.errors.ImageNotFound:
+        return None
+
+
+def lab_image_status(client: docker.DockerClient, tag: str, context: Path) -> str:
+    """'missing', 'stale' (built from another context) or 'current'."""
+    image = local_image(client, tag)
+    if image is None:
+        return "missing"
+    return "current" if image.labels.get(CONTEXT_LABEL) == context_hash(context) else "stale"
+
+
+def ensure_lab_image(client: docker.DockerClient, tag: str, context: Path, progress: Progress,
+                     *, base: str | None = None, force: bool = False, nocache: bool = False
+                     ) -> ImageInfo:
+    """Build the lab image unless an image from the same context is already there."""
+    start = time.monotonic()
+    want = context_hash(context)
+    image = local_image(client, tag)
+    if image is not None and image.labels.get(CONTEXT_LABEL) == want and not force:
+        return ImageInfo(tag, image.id, image.attrs.get("Size", 0), False, time.monotonic() - start)
+    base = ensure_base(client, base or os.environ.get("SOCKETLAB_BASE") or DEFAULT_BASE,
+                       packages(context / "Dockerfile"), progress)
+    progress(f"building {tag} from {context} on {base}")
+    image = _build(client, tag, context, base, want, progress, nocache)
+    return ImageInfo(tag, image.id, image.attrs.get("Size", 0), True, time.monotonic() - start)
+
+
+def _build(client, tag, context, base, label, progress, nocache):
+    try:
+        for chunk in client.api.build(path=str(context), tag=tag, buildargs={"BASE": base},
+                                      labels={CONTEXT_LABEL: label}, rm=True, forcerm=True,
+                                      pull=False, nocache=nocache, decode=True):
+            if "error" in chunk:
+                raise ImageError(f"building {tag} failed: {chunk['error'].strip()}",
+                                 hint="run `./scripts/lab build --debug` for the whole log")
+            line = chunk.get("stream", "").strip()
+            if line.startswith("Step "):
+                progress("  " + line)
+    except docker.errors.APIError as e:
+        raise ImageError(f"building {tag} failed: {e.explanation or e}") from None
+    return client.images.get(tag)
+
+
+def ensure_base(client: docker.DockerClient, base: str, pkgs: list[str], progress: Progress) -> str:
+    """A base image that exists locally: `base` itself, pulled, or our own Debian base."""
+    if local_image(client, base) is not None:
+        return base
+    if base != DEFAULT_BASE:  # a base the user chose: we only use it, we never replace it
+        _pull_or_fail(client, base, progress)
+        return base
+    if local_image(client, OWN_BASE) is not None:
+        return OWN_BASE
+    try:
+        progress(f"pulling {base}")
+        client.images.pull(base)
+        return base
+    except docker.errors.APIError:
+        progress(f"{base} cannot be pulled here: making {OWN_BASE} from Debian's archive "
+                 "(about a minute, once)")
+    make_debian_base(client, OWN_BASE, pkgs, progress)
+    return OWN_BASE
+
+
+def _pull_or_fail(client, base, progress):
+    progress(f"pulling {base}")
+    try:
+        client.images.pull(base)
+    except docker.errors.APIError as e:
+        raise ImageError(f"base image {base} is not local and cannot be pulled: {e.explanation}",
+                         hint=f"load it (`docker load`) or unset SOCKETLAB_BASE to use "
+                              f"{DEFAULT_BASE}") from None
+
+
+def make_debian_base(client: docker.DockerClient, tag: str, pkgs: list[str],
+                     progress: Progress) -> None:
+    """debootstrap (or mmdebstrap) a minimal bookworm with `pkgs` inside; import it as `tag`."""
+    argv_for = _bootstrap_tool(progress)
+    workdir = Path(tempfile.mkdtemp(prefix="socketlab-base-", dir="/var/tmp"))
+    root = workdir / "root"
+    try:
+        _run_logged(argv_for(root, pkgs), progress)
+        progress(f"importing {root} as {tag}")
+        _import(client, root, tag)
+    finally:
+        _unmount_below(root)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _bootstrap_tool(progress: Progress) -> Callable[[Path, list[str]], list[str]]:
+    if os.geteuid() != 0:
+        raise ImageError(
+            f"{DEFAULT_BASE} is not available and making a base from Debian's archive needs root",
+            hint="run `sudo ./scripts/lab build` once, or `docker load` a debian:bookworm-slim",
+        )
+    if not (shutil.which("debootstrap") or shutil.which("mmdebstrap")) and shutil.which("apt-get"):
+        progress("installing debootstrap (apt-get install debootstrap)")
+        subprocess.run(["apt-get", "install", "-y", "-qq", "debootstrap"], check=False,
+                       capture_output=True)
+    mirror = [os.environ["SOCKETLAB_DEBIAN_MIRROR"]] if os.environ.get("SOCKETLAB_DEBIAN_MIRROR") else []
+    if shutil.which("debootstrap"):
+        return lambda root, pkgs: ["debootstrap", "--variant=minbase", f"--include={','.join(pkgs)}",
+                                   SUITE, str(root), *mirror]
+    if shutil.which("mmdebstrap"):
+        return lambda root, pkgs: ["mmdebstrap", "--variant=minbase", "--aptopt",
+                                   'APT::Install-Recommends "false"', f"--include={','.join(pkgs)}",
+                                   SUITE, str(root), *mirror]
+    raise ImageError(f"{DEFAULT_BASE} is not available and neither debootstrap nor mmdebstrap "
+                     "is installed", hint="install debootstrap (`apt-get install debootstrap`)")
+
+
+def _run_logged(argv: list[str], progress: Progress) -> None:
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
+        tail: list[str] = []
+        last = 0.0
+        for line in proc.stdout or ():
+            tail = (tail + [line.rstrip()])[-20:]
+            if time.monotonic() - last > 5 and line.startswith("I: "):  # one line every 5 s
+                progress("  " + line[3:].strip())
+                last = time.monotonic()
+        if proc.wait() != 0:
+            raise ImageError(f"{argv[0]} failed: {tail[-1] if tail else 'no output'}",
+                             hint="check that Debian's archive is reachable, or set "
+                                  "SOCKETLAB_DEBIAN_MIRROR to a mirror you can reach")
+
+
+def _import(client: docker.DockerClient, root: Path, tag: str) -> None:
+    repo, _, version = tag.partition(":")
+    excludes = [f"--exclude=./{pattern}" for pattern in BASE_EXCLUDES]
+    with subprocess.Popen(["tar", "-C", str(root), "--numeric-owner", *excludes, "-c", "."],
+                          stdout=subprocess.PIPE) as tar:
+        client.api.import_image_from_stream(tar.stdout, repository=repo, tag=version or "latest",
+                                            changes=['CMD ["/bin/bash"]'])
+        if tar.wait() != 0:
+            raise ImageError(f"packing {root} failed", hint="check free disk space")
+
+
+def _unmount_below(root: Path) -> None:
+    """An interrupted debootstrap can leave /proc or /sys mounted in the chroot: undo that
+    before removing the folder, never removing through a mount."""
+    try:
+        mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
+    except OSError:
+        return
+    for mountpoint in sorted((m for m in mounts if m.startswith(str(root) + "/")), reverse=True):
+        subprocess.run(["umount", "-l", mountpoint], check=False, capture_output=True)

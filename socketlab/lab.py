@@ -1,0 +1,291 @@
+"""Lab: one running copy of the topology in docker-compose.yml, and the only door to Docker.
+
+    with Lab(LabConfig()) as lab:                  # compose up (idle hosts) ... compose down
+        lab.exec("server", ["ss", "-tan"])         # an ExecResult: exit code, stdout, stderr
+        proc = lab.start("server", [...])          # a program left running, read line by line
+
+Lifecycle goes through the compose CLI; exec, logs and look-ups go through the Docker SDK.
+Containers are found by compose's labels (project, service), never by their names.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+import docker.errors
+
+from socketlab import compose as compose_cli
+from socketlab.config import HOSTS, LabConfig
+from socketlab.errors import (
+    ComposeError,
+    ConfigError,
+    DockerUnavailable,
+    ImageError,
+    LabNotRunning,
+    LabTimeout,
+    UnknownHost,
+)
+
+PROJECT_LABEL = "com.docker.compose.project"
+SERVICE_LABEL = "com.docker.compose.service"
+LAB_LABEL = "io.socketlab.lab"
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+IMAGE_CONTEXT = ROOT / "images" / "lab"
+
+
+def connect() -> docker.DockerClient:
+    """A Docker client that has answered a ping, or DockerUnavailable saying why not."""
+    try:
+        client = docker.from_env(timeout=120)
+        client.ping()
+        return client
+    except docker.errors.DockerException as e:
+        raise _unavailable(e) from None
+
+
+def _unavailable(e: Exception) -> DockerUnavailable:
+    text = str(e)
+    if "Permission denied" in text or "PermissionError" in text:
+        return DockerUnavailable(
+            "no permission to use the Docker engine's socket",
+            hint="add yourself to the docker group (`sudo usermod -aG docker $USER`, then log in "
+                 "again) or run as root",
+        )
+    if "FileNotFoundError" in text or "No such file" in text or "Connection refused" in text:
+        return DockerUnavailable("the Docker engine is not running (nothing answers on its socket)")
+    return DockerUnavailable(f"cannot reach the Docker engine: {text}")
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+    seconds: float
+
+
+class RunningExec:
+    """A command left running in a host; its output lines arrive as they are printed."""
+
+    def __init__(self, api, exec_id: str, stream: Iterator) -> None:
+        self._api, self._id = api, exec_id
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        self.stdout_lines: list[str] = []
+        self.stderr = ""
+        self._thread = threading.Thread(target=self._pump, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _pump(self, stream: Iterator) -> None:
+        pending = ""
+        try:
+            for out, err in stream:
+                self.stderr += (err or b"").decode(errors="replace")
+                pending += (out or b"").decode(errors="replace")
+                *complete, pending = pending.split("\n")
+                for line in complete:
+                    self._lines.put(line)
+        finally:
+            if pending:
+                self._lines.put(pending)
+            self._lines.put(None)
+
+    def wait_for(self, match: Callable[[str], bool], timeout: float) -> str | None:
+        """The first new line for which `match` is true; None if the command ended first."""
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = self._lines.get(timeout=left)
+            except queue.Empty:
+                break
+            if line is None:
+                self._lines.put(None)  # keep the end marker for later readers
+                return None
+            self.stdout_lines.append(line)
+            if match(line):
+                return line
+        raise LabTimeout(f"no matching output after {timeout:g} s",
+                         hint="output so far: " + " | ".join(self.stdout_lines[-5:]))
+
+    def wait(self, timeout: float) -> int:
+        """Wait for the end of the command; its exit code."""
+        self.wait_for(lambda _line: False, timeout)
+        self._thread.join(timeout=1)
+        return self._api.exec_inspect(self._id)["ExitCode"]
+
+    @property
+    def stdout(self) -> str:
+        return "\n".join(self.stdout_lines)
+
+
+class Lab:
+    """One lab: a compose project of the server and client hosts on their own bridge."""
+
+    def __init__(self, config: LabConfig | None = None, *, client: docker.DockerClient | None = None,
+                 compose: compose_cli.Compose | None = None,
+                 progress: Callable[[str], None] | None = None) -> None:
+        self.config = config or LabConfig.from_env()
+        self._client = client
+        self._compose = compose
+        self.progress = progress or (lambda _msg: None)
+
+    # -- the Docker side, made on first use ------------------------------------------------
+    @property
+    def client(self) -> docker.DockerClient:
+        if self._client is None:
+            self._client = connect()
+        return self._client
+
+    @property
+    def compose(self) -> compose_cli.Compose:
+        if self._compose is None:
+            self._compose = compose_cli.detect()
+        return self._compose
+
+    def _compose_run(self, args: list[str], mode: str = "idle", timeout: float = 120) -> None:
+        argv = self.compose.argv(self.config.project, COMPOSE_FILE, *args)
+        compose_cli.run_compose(argv, self.config.compose_env(mode), timeout=timeout)
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def __enter__(self) -> Lab:
+        try:
+            self.up()
+        except BaseException:
+            self.down()  # a failed (or interrupted) start leaves nothing behind
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.down()
+
+    def up(self) -> Lab:
+        """Start the two hosts (idle) on the lab's bridge; return once both are running."""
+        self._check_image()
+        self._check_subnet_free()
+        self.progress(f"starting lab {self.config.project!r} on {self.config.subnet} "
+                      f"(server {self.config.server_ip}, client {self.config.client_ip})")
+        self._compose_run(compose_cli.up_args())
+        missing = [h for h in HOSTS if h not in self._containers()]
+        if missing:
+            raise ComposeError(f"compose started the lab but {', '.join(missing)} is not running",
+                               hint=f"see `docker logs` of {self.config.project}-{missing[0]}-1")
+        return self
+
+    def down(self) -> None:
+        """Stop and remove the hosts and the bridge; safe to call at any time, also twice."""
+        try:
+            if self._resources_exist():
+                self.progress(f"removing lab {self.config.project!r}")
+                self._compose_run(compose_cli.down_args(), timeout=60)
+        finally:
+            self._remove_leftovers()
+
+    def _resources_exist(self) -> bool:
+        flt = {"label": f"{PROJECT_LABEL}={self.config.project}"}
+        return bool(self.client.containers.list(all=True, filters=flt)
+                    or self.client.networks.list(filters=flt))
+
+    def _remove_leftovers(self) -> None:
+        """Whatever compose could not remove (or was interrupted before removing), by label."""
+        flt = {"label": f"{PROJECT_LABEL}={self.config.project}"}
+        for container in self.client.containers.list(all=True, filters=flt):
+            try:
+                container.remove(force=True)
+            except docker.errors.NotFound:
+                pass
+        for network in self.client.networks.list(filters=flt):
+            try:
+                network.remove()
+            except docker.errors.NotFound:
+                pass
+
+    def _check_image(self) -> None:
+        try:
+            self.client.images.get(self.config.image)
+        except docker.errors.ImageNotFound:
+            raise ImageError(f"the lab image {self.config.image} is missing") from None
+
+    def _check_subnet_free(self) -> None:
+        """Fail before compose does, naming the network that holds the subnet."""
+        import ipaddress
+
+        want = ipaddress.IPv4Network(self.config.subnet)
+        for net in self.client.networks.list():
+            if net.attrs.get("Labels", {}).get(PROJECT_LABEL) == self.config.project:
+                continue
+            for cfg in (net.attrs.get("IPAM") or {}).get("Config") or []:
+                try:
+                    theirs = ipaddress.IPv4Network(cfg.get("Subnet", ""), strict=False)
+                except ValueError:
+                    continue
+                if want.overlaps(theirs):
+                    raise ConfigError(
+                        f"subnet {want} overlaps Docker network {net.name!r} ({theirs})",
+                        hint="pick another subnet, e.g. --subnet 192.168.34.0/24 "
+                             "(or SOCKETLAB_SUBNET), or remove that network",
+                    )
+
+    # -- the hosts --------------------------------------------------------------------------
+    def _containers(self) -> dict[str, object]:
+        flt = {"label": f"{PROJECT_LABEL}={self.config.project}", "status": "running"}
+        return {c.labels.get(SERVICE_LABEL): c for c in self.client.containers.list(filters=flt)}
+
+    def container(self, host: str):
+        if host not in HOSTS:
+            raise UnknownHost(f"unknown host {host!r}", hint=f"the lab's hosts are {', '.join(HOSTS)}")
+        found = self._containers().get(host)
+        if found is None:
+            raise LabNotRunning(f"host {host!r} of lab {self.config.project!r} is not running")
+        return found
+
+    def status(self) -> list[dict[str, str]]:
+        """One row per host: name, address, state, container id."""
+        flt = {"label": f"{PROJECT_LABEL}={self.config.project}"}
+        found = {c.labels.get(SERVICE_LABEL): c for c in self.client.containers.list(all=True, filters=flt)}
+        return [{"host": h, "address": self.config.ip_of(h),
+                 "state": found[h].status if h in found else "absent",
+                 "container": found[h].short_id if h in found else "-"} for h in HOSTS]
+
+    def exec(self, host: str, argv: Sequence[str], *, timeout: float | None = None) -> ExecResult:
+        """Run a command in a host and wait for it (bounded by `timeout`, in the host)."""
+        container = self.container(host)
+        argv = _bounded(argv, timeout)
+        start = time.monotonic()
+        code, (out, err) = container.exec_run(list(argv), demux=True)
+        return ExecResult(code, (out or b"").decode(errors="replace"),
+                          (err or b"").decode(errors="replace"), time.monotonic() - start)
+
+    def start(self, host: str, argv: Sequence[str], *, timeout: float) -> RunningExec:
+        """Start a command in a host, bounded by `timeout` in the host; read it as it runs."""
+        container = self.container(host)
+        api = self.client.api
+        exec_id = api.exec_create(container.id, _bounded(argv, timeout))["Id"]
+        return RunningExec(api, exec_id, api.exec_start(exec_id, stream=True, demux=True))
+
+    def logs(self, host: str) -> str:
+        return self.container(host).logs().decode(errors="replace")
+
+
+def _bounded(argv: Sequence[str], timeout: float | None) -> list[str]:
+    """`timeout` inside the host: a command never outlives its budget, whatever the host side does."""
+    if timeout is None:
+        return list(argv)
+    return ["timeout", "-k", "1", f"{timeout:g}", *argv]
+
+
+def remove_all_labs(client: docker.DockerClient) -> list[str]:
+    """Every container and network that any socketlab lab left behind (by label)."""
+    removed = []
+    for container in client.containers.list(all=True, filters={"label": LAB_LABEL}):
+        container.remove(force=True)
+        removed.append(f"container {container.name}")
+    for network in client.networks.list(filters={"label": LAB_LABEL}):
+        network.remove()
+        removed.append(f"network {network.name}")
+    return removed
