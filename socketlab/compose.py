@@ -68,8 +68,10 @@ def run_compose(argv: Sequence[str], env: Mapping[str, str], *, timeout: float =
                 run: Runner = subprocess.run) -> subprocess.CompletedProcess:
     """Run one compose command with the lab's variables; a failure raises ComposeError."""
     try:
+        # A session of its own: a Ctrl-C at the terminal reaches socketlab, which then
+        # cleans up, rather than killing compose half-way through.
         done = run(list(argv), env={**os.environ, **env}, capture_output=True, text=True,
-                   timeout=timeout)
+                   timeout=timeout, start_new_session=True)
     except subprocess.TimeoutExpired:
         raise ComposeError(f"`{' '.join(argv)}` did not finish in {timeout:.0f} s",
                            hint="check `docker info`; the engine may be overloaded") from None

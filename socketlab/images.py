@@ -104,7 +104,7 @@ def _build(client, tag, context, base, label, progress, nocache):
                                  hint="run `./scripts/lab build --debug` for the whole log")
             line = chunk.get("stream", "").strip()
             if line.startswith("Step "):
-                progress("  " + line)
+                progress("  " + (line if len(line) < 90 else line[:87] + "..."))
     except docker.errors.APIError as e:
         raise ImageError(f"building {tag} failed: {e.explanation or e}") from None
     return client.images.get(tag)

@@ -10,7 +10,10 @@ Containers are found by compose's labels (project, service), never by their name
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import queue
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -178,13 +181,15 @@ class Lab:
         return self
 
     def down(self) -> None:
-        """Stop and remove the hosts and the bridge; safe to call at any time, also twice."""
-        try:
-            if self._resources_exist():
-                self.progress(f"removing lab {self.config.project!r}")
-                self._compose_run(compose_cli.down_args(), timeout=60)
-        finally:
-            self._remove_leftovers()
+        """Stop and remove the hosts and the bridge; safe to call at any time, also twice.
+        A second Ctrl-C while this runs is ignored: clean-up always finishes."""
+        with _sigint_ignored():
+            try:
+                if self._resources_exist():
+                    self.progress(f"removing lab {self.config.project!r}")
+                    self._compose_run(compose_cli.down_args(), timeout=60)
+            finally:
+                self._remove_leftovers()
 
     def _resources_exist(self) -> bool:
         flt = {"label": f"{PROJECT_LABEL}={self.config.project}"}
@@ -213,8 +218,6 @@ class Lab:
 
     def _check_subnet_free(self) -> None:
         """Fail before compose does, naming the network that holds the subnet."""
-        import ipaddress
-
         want = ipaddress.IPv4Network(self.config.subnet)
         for net in self.client.networks.list():
             if net.attrs.get("Labels", {}).get(PROJECT_LABEL) == self.config.project:
@@ -270,6 +273,18 @@ class Lab:
 
     def logs(self, host: str) -> str:
         return self.container(host).logs().decode(errors="replace")
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _bounded(argv: Sequence[str], timeout: float | None) -> list[str]:

@@ -1,0 +1,26 @@
+# Sourced by scripts/lab and scripts/test: a virtual environment with socketlab in it,
+# made (or brought up to date) on first use. Override its place with SOCKETLAB_VENV.
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+venv=${SOCKETLAB_VENV:-$root/.venv}
+python=${PYTHON:-python3}
+
+if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
+  echo "error: socketlab needs Python 3.10 or newer ($python is $("$python" -V 2>&1))" >&2
+  echo "hint: install a newer python3, or point PYTHON at one" >&2
+  exit 2
+fi
+stamp=$venv/.socketlab-installed
+if [ ! -x "$venv/bin/python" ] || [ "$root/pyproject.toml" -nt "$stamp" ]; then
+  echo "• preparing $venv: socketlab and its Python packages (first run only)" >&2
+  if ! "$python" -m venv "$venv" >/dev/null; then
+    echo "error: could not make a virtual environment in $venv" >&2
+    echo "hint: on Debian or Ubuntu, install python3-venv" >&2
+    exit 2
+  fi
+  if ! "$venv/bin/python" -m pip install -q --disable-pip-version-check -e "$root[test]"; then
+    echo "error: installing socketlab's Python packages failed (see pip's message above)" >&2
+    echo "hint: check that PyPI is reachable, then run the command again" >&2
+    exit 2
+  fi
+  touch "$stamp"
+fi

@@ -1,0 +1,131 @@
+"""socketlab's command line: parse, call one API function, render. The one error boundary.
+
+    socketlab demo                 build if needed, up, the TCP then the UDP exchange, down
+    socketlab up | status | down   a lab that stays up between commands
+    socketlab run tcp|udp          the post's server and client, side by side
+    socketlab exec HOST CMD...     any command in a lab host
+    socketlab doctor               what this machine offers the lab
+    socketlab bench lifecycle      measured build, start, run and stop times
+"""
+
+from __future__ import annotations
+
+import argparse
+import enum
+import json
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from typing import TextIO
+
+from rich.console import Console
+
+from socketlab.config import HOSTS, PROTOCOLS, LabConfig
+from socketlab.errors import LabError
+
+
+class ExitCode(enum.IntEnum):
+    OK = 0
+    FAILED = 1         # the command ran, and what it ran failed (e.g. connect refused)
+    LAB_ERROR = 2      # socketlab could not do what was asked (a LabError)
+    USAGE = 64
+    INTERRUPTED = 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="socketlab", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and compose output")
+    parser.add_argument("-p", "--project", help="lab name (compose project; env SOCKETLAB_PROJECT)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help_: str, handler: Callable) -> argparse.ArgumentParser:
+        cmd = sub.add_parser(name, help=help_, description=help_)
+        cmd.set_defaults(handler=handler)
+        return cmd
+
+    from socketlab import commands as c
+
+    build = command("build", "build the lab image (and its base, if no registry has one)", c.build)
+    build.add_argument("--force", action="store_true", help="rebuild even if up to date")
+    build.add_argument("--no-cache", action="store_true", help="rebuild every step")
+    build.add_argument("--base", help="base image (default debian:bookworm-slim; env SOCKETLAB_BASE)")
+    for name, help_, handler in (("up", "start the lab's two hosts and leave them running", c.up),
+                                 ("demo", "the post's TCP and UDP exchanges, start to finish",
+                                  c.demo)):
+        _topology_options(command(name, help_, handler))
+    down = command("down", "remove the lab (hosts and bridge)", c.down)
+    down.add_argument("--all", action="store_true", help="remove every socketlab lab on this engine")
+    command("status", "show the lab's hosts", c.status)
+    run = command("run", "run the post's server and client in the running lab", c.run)
+    run.add_argument("proto", choices=PROTOCOLS)
+    _program_options(run)
+    run.add_argument("--no-server", action="store_true",
+                     help="run only the client, against a host with no server (the post's C1/C2)")
+    run.add_argument("--json", action="store_true", help="print the run as JSON")
+    exe = command("exec", "run a command in a lab host", c.exec_)
+    exe.add_argument("host", metavar="HOST", help=f"one of: {', '.join(HOSTS)}")
+    exe.add_argument("argv", nargs=argparse.REMAINDER, metavar="CMD")
+    command("doctor", "report Docker, compose, the image and the kernel's features", c.doctor)
+    bench = command("bench", "measure socketlab (prints a table)", c.bench)
+    bench.add_argument("what", choices=["lifecycle"])
+    bench.add_argument("--repeat", type=int, default=3, help="runs per figure (median is shown)")
+    bench.add_argument("--cold", action="store_true",
+                       help="also time a cold image build (no cache) and, with --cold-base, the base")
+    bench.add_argument("--cold-base", action="store_true", help="also time making the Debian base")
+    bench.add_argument("--json", action="store_true", help="print the figures as JSON")
+    return parser
+
+
+def _topology_options(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument("--subnet", help="lab subnet (default 192.168.33.0/24; env SOCKETLAB_SUBNET)")
+    cmd.add_argument("--server-ip", help="server address (default .5 of the subnet)")
+    cmd.add_argument("--client-ip", help="client address (default .6 of the subnet)")
+    cmd.add_argument("--port", type=int, help="server port (default 6666; env SOCKETLAB_PORT)")
+
+
+def _program_options(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument("--message", default="hello,world", help="what the client sends")
+    cmd.add_argument("--bufsize", type=int, default=3, help="the server's receive size")
+    cmd.add_argument("--count", type=int, default=1, help="how many times the client sends it")
+
+
+def config_from(args: argparse.Namespace) -> LabConfig:
+    return LabConfig.from_env(project=args.project, subnet=getattr(args, "subnet", None),
+                              server_ip=getattr(args, "server_ip", None),
+                              client_ip=getattr(args, "client_ip", None),
+                              port=getattr(args, "port", None))
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
+         err: TextIO | None = None) -> int:
+    """Run one socketlab command; return its exit code (callable in-process by tests)."""
+    stdout = Console(file=out or sys.stdout, highlight=False)
+    stderr = Console(file=err or sys.stderr, highlight=False, stderr=err is None)
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:
+        return ExitCode.OK if e.code == 0 else ExitCode.USAGE
+    previous = signal.signal(signal.SIGTERM, _terminate)  # `kill`: clean up as for Ctrl-C
+    try:
+        return int(args.handler(args, stdout, stderr))
+    except LabError as e:
+        if args.debug:
+            raise
+        stderr.print(f"[bold red]error:[/] {e}", markup=True, soft_wrap=True)
+        if e.hint:
+            stderr.print(f"[dim]hint:[/] {e.hint}", markup=True, soft_wrap=True)
+        return ExitCode.LAB_ERROR
+    except KeyboardInterrupt:
+        stderr.print("interrupted: whatever had started was removed")
+        return ExitCode.INTERRUPTED
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _terminate(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def dump_json(console: Console, data: object) -> None:
+    console.print_json(json.dumps(data, default=str))

@@ -1,0 +1,113 @@
+"""The post's programs, run in the lab: argv builders (pure) and one server+client run.
+
+    run = run_pair(lab, Options(proto="tcp"))
+    run.server_events   # listening, accepted, recv "hel", "lo,", "wor", "ld", "", closed
+    run.client_events   # connected, sent "hello,world", closed
+
+The server starts first; the client starts only once the server has printed `listening`
+(readiness is the program's own word, never a sleep). Each program is bounded in time
+inside its host, so nothing outlives a run, whatever happens on this side.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from socketlab.config import PROTOCOLS
+from socketlab.errors import ConfigError, LabTimeout, ProgramFailed
+from socketlab.events import Event, parse_output
+from socketlab.lab import Lab
+
+PROGRAMS_DIR = "/lab/programs"
+DEFAULT_MESSAGE = "hello,world"
+DEFAULT_BUFSIZE = 3
+RUN_TIMEOUT_S = 20.0  # the most a program may live in its host
+READY_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True)
+class Options:
+    """What the post's programs are told. The defaults are the post's."""
+
+    proto: str = "tcp"
+    message: str = DEFAULT_MESSAGE
+    bufsize: int = DEFAULT_BUFSIZE
+    count: int = 1
+    port: int | None = None  # None: the lab's port
+    server: bool = True      # False: run the client against a host with no server (C1, C2)
+
+    def __post_init__(self) -> None:
+        if self.proto not in PROTOCOLS:
+            raise ConfigError(f"unknown protocol {self.proto!r}", hint="use tcp or udp")
+        if self.bufsize < 1:
+            raise ConfigError(f"receive size {self.bufsize} is too small", hint="use 1 or more")
+        if self.count < 1:
+            raise ConfigError(f"count {self.count} is too small", hint="use 1 or more")
+
+
+def server_argv(opts: Options, port: int) -> list[str]:
+    argv = ["python3", f"{PROGRAMS_DIR}/{opts.proto}_server.py", "--port", str(port),
+            "--bufsize", str(opts.bufsize)]
+    if opts.proto == "udp":
+        # The post's UDP server stops only on an empty datagram: the client sends one last.
+        # The timeout is the safety net if that datagram is lost (UDP gives no error).
+        argv += ["--timeout", "5"]
+    return argv
+
+
+def client_argv(opts: Options, server_ip: str, port: int) -> list[str]:
+    argv = ["python3", f"{PROGRAMS_DIR}/{opts.proto}_client.py", "--host", server_ip,
+            "--port", str(port), "--message", opts.message, "--count", str(opts.count)]
+    if opts.proto == "udp":
+        argv.append("--end-with-empty")
+    return argv
+
+
+@dataclass(frozen=True)
+class PairRun:
+    """What one server+client run printed, and how each program ended."""
+
+    options: Options
+    server_events: list[Event] = field(default_factory=list)
+    client_events: list[Event] = field(default_factory=list)
+    server_exit: int | None = None  # None: no server was started
+    client_exit: int = 0
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.client_exit == 0 and self.server_exit in (0, None)
+
+    def error(self) -> Event | None:
+        """The first `error` event of either program, if any."""
+        return next((e for e in self.client_events + self.server_events if e.name == "error"), None)
+
+
+def run_pair(lab: Lab, opts: Options) -> PairRun:
+    """Run the server (unless opts.server is False), then the client once it is ready."""
+    start = time.monotonic()
+    port = opts.port or lab.config.port
+    server = None
+    if opts.server:
+        server = lab.start("server", server_argv(opts, port), timeout=RUN_TIMEOUT_S)
+        ready = server.wait_for(lambda ln: ln.startswith(("listening", "error")), READY_TIMEOUT_S)
+        if ready is None or ready.startswith("error"):
+            server.wait(5)
+            raise ProgramFailed(f"the {opts.proto} server did not start: "
+                                f"{ready or server.stderr.strip() or 'no output'}",
+                                hint="is another program using the port? try `socketlab down` "
+                                     "then `socketlab up`, or another --port")
+    client = lab.exec("client", client_argv(opts, lab.config.server_ip, port),
+                      timeout=RUN_TIMEOUT_S)
+    server_exit = None
+    if server is not None:
+        if client.exit_code != 0:  # the server would wait for a client that never comes
+            lab.exec("server", ["pkill", "-f", f"{opts.proto}_server.py"], timeout=5)
+        try:
+            server_exit = server.wait(timeout=RUN_TIMEOUT_S + 2)
+        except LabTimeout as e:
+            raise ProgramFailed(f"the {opts.proto} server did not finish", hint=e.hint) from None
+    return PairRun(opts, parse_output(server.stdout) if server else [],
+                   parse_output(client.stdout), server_exit, client.exit_code,
+                   time.monotonic() - start)

@@ -1,0 +1,76 @@
+"""Terminal rendering of a run: the two hosts' events side by side on one timeline.
+
+Pure: takes data, returns rich renderables or strings. The CLI prints them.
+"""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+
+from socketlab.events import Event, payload
+from socketlab.programs import PairRun
+
+
+def event_text(event: Event) -> str:
+    """An event line without its timestamp (the table has a time column)."""
+    return event.raw.rsplit(" t=", 1)[0] if event.t is not None else event.raw
+
+
+def describe(event: Event, bufsize: int) -> str:
+    """An event as the socket call it reports, the way the post writes it; else the raw line."""
+    f = event.fields
+    data = f'"{f.get("data", "")}"'
+    forms = {
+        "listening": f"bind + listen: waiting on {f.get('addr')}",
+        "accepted": f"accept() -> connection from {f.get('peer')}",
+        "connected": f"connect() -> {f.get('peer')} (from {f.get('local')})",
+        "sent": f"send {data} ({f.get('n')} bytes)" + (f" to {f['peer']}" if "peer" in f else ""),
+        "recv": f"recv({bufsize}) -> {data}" + (" (peer closed)" if f.get("n") == 0 else ""),
+        "recvfrom": f"recvfrom({bufsize}) -> {data} from {f.get('peer')}",
+        "closed": "close()",
+        "stop": f"loop ends: {f.get('reason')}",
+        "error": f"{f.get('op')}() failed: {f.get('errno')} {f.get('msg', '')}",
+    }
+    return forms.get(event.name, event_text(event))
+
+
+def side_by_side(run: PairRun, client_ip: str, server_ip: str) -> Table:
+    """One row per event, in time order: client events on the left, server's on the right."""
+    rows = [(e.t or 0.0, "client", e) for e in run.client_events]
+    rows += [(e.t or 0.0, "server", e) for e in run.server_events]
+    rows.sort(key=lambda row: row[0])
+    t0 = rows[0][0] if rows else 0.0
+    table = Table(title=f"{run.options.proto.upper()}: {run.options.message!r}, "
+                        f"receive size {run.options.bufsize}", title_justify="left")
+    table.add_column("ms", justify="right", style="dim")
+    table.add_column(f"client {client_ip}", overflow="fold")
+    table.add_column(f"server {server_ip}", overflow="fold")
+    for t, host, event in rows:
+        cell = Text(describe(event, run.options.bufsize),
+                    style="red" if event.name == "error" else "")
+        cells = (cell, "") if host == "client" else ("", cell)
+        table.add_row(f"{(t - t0) * 1000:.1f}", *cells)
+    return table
+
+
+def observation(run: PairRun) -> str:
+    """One sentence on what the server got, computed from the events (never assumed)."""
+    sent = payload(run.client_events, "sent")
+    if run.error() is not None:
+        err = run.error()
+        return (f"{err.fields.get('op')}() failed with {err.fields.get('errno')} "
+                f"({err.fields.get('msg')})")
+    if run.options.proto == "tcp":
+        pieces = [e for e in run.server_events if e.name == "recv" and e.fields.get("n")]
+        got = payload(run.server_events, "recv")
+        verdict = "nothing lost" if got == sent else f"{len(sent) - len(got)} bytes missing"
+        return (f"TCP is a byte stream: the client sent {len(sent)} bytes, the server read "
+                f"{len(got)} in {len(pieces)} recv({run.options.bufsize}) calls: {verdict}.")
+    grams = [e for e in run.server_events if e.name == "recvfrom" and e.fields.get("n")]
+    got = payload(grams, "recvfrom")
+    sent_grams = [e for e in run.client_events if e.name == "sent" and e.fields.get("n")]
+    first = grams[0].fields.get("data") if grams else None
+    return (f"UDP keeps datagrams: {len(grams)} of {len(sent_grams)} datagram(s) arrived; "
+            f"recvfrom({run.options.bufsize}) returned {first!r}, so the server got "
+            f"{len(got)} of the {len(sent)} bytes sent: the rest of each datagram is gone.")

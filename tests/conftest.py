@@ -1,0 +1,48 @@
+"""Shared fixtures. Integration tests get a real lab; without Docker they skip, or fail
+when SOCKETLAB_REQUIRE_DOCKER=1 (CI), so CI never goes green by skipping."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+TEST_SUBNET = "192.168.60.0/24"  # not the default, so a lab the user has up is left alone
+
+
+@pytest.fixture(scope="session")
+def docker_client():
+    from socketlab.errors import LabError
+    from socketlab.lab import connect
+
+    try:
+        return connect()
+    except LabError as e:
+        reason = f"Docker unavailable: {e}"
+    if os.environ.get("SOCKETLAB_REQUIRE_DOCKER") == "1" or os.environ.get("CI") == "true":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def lab_image(docker_client):
+    """The lab image, built from this checkout (no-op when it already is)."""
+    from socketlab.config import LAB_IMAGE
+    from socketlab.images import ensure_lab_image
+    from socketlab.lab import IMAGE_CONTEXT
+
+    return ensure_lab_image(docker_client, LAB_IMAGE, IMAGE_CONTEXT, lambda _msg: None)
+
+
+def project_name(suffix: str = "") -> str:
+    return f"socketlab-test-{os.getpid()}{suffix}"
+
+
+@pytest.fixture(scope="session")
+def lab(docker_client, lab_image):
+    """One lab for the session: up once, always down at the end."""
+    from socketlab.config import LabConfig
+    from socketlab.lab import Lab
+
+    with Lab(LabConfig(project=project_name(), subnet=TEST_SUBNET), client=docker_client) as lab:
+        yield lab
