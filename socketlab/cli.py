@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import enum
 import json
 import signal
@@ -102,8 +103,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
     stdout = Console(file=out or sys.stdout, highlight=False)
     stderr = Console(file=err or sys.stderr, highlight=False, stderr=err is None)
     parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
+    try:  # argparse writes help and usage errors itself: to our streams, not sys's
+        with contextlib.redirect_stdout(stdout.file), contextlib.redirect_stderr(stderr.file):
+            args = parser.parse_args(argv)
     except SystemExit as e:
         return ExitCode.OK if e.code == 0 else ExitCode.USAGE
     previous = signal.signal(signal.SIGTERM, _terminate)  # `kill`: clean up as for Ctrl-C

@@ -11,6 +11,7 @@ import dataclasses
 from rich.console import Console
 
 from socketlab.cli import ExitCode, config_from, dump_json
+from socketlab.errors import LabNotRunning
 from socketlab.lab import COMPOSE_FILE, IMAGE_CONTEXT, Lab, connect, remove_all_labs
 
 
@@ -19,7 +20,13 @@ def _progress(err: Console):
 
 
 def _lab(args: argparse.Namespace, err: Console) -> Lab:
+    """A lab to start: its settings from the options and the environment."""
     return Lab(config_from(args), progress=_progress(err))
+
+
+def _running_lab(args: argparse.Namespace, err: Console) -> Lab:
+    """The lab that runs now: its settings read from its containers."""
+    return Lab.running(config_from(args).project, progress=_progress(err))
 
 
 def build(args: argparse.Namespace, out: Console, err: Console) -> int:
@@ -66,7 +73,11 @@ def down(args: argparse.Namespace, out: Console, err: Console) -> int:
 def status(args: argparse.Namespace, out: Console, err: Console, lab: Lab | None = None) -> int:
     from rich.table import Table
 
-    lab = lab or _lab(args, err)
+    if lab is None:
+        try:
+            lab = _running_lab(args, err)
+        except LabNotRunning:
+            lab = _lab(args, err)
     rows = lab.status()
     table = Table(title=f"lab {lab.config.project!r} on {lab.config.subnet}", title_justify="left")
     for column in ("host", "address", "state", "container"):
@@ -82,7 +93,7 @@ def run(args: argparse.Namespace, out: Console, err: Console) -> int:
 
     opts = Options(proto=args.proto, message=args.message, bufsize=args.bufsize,
                    count=args.count, server=not args.no_server)
-    lab = _lab(args, err)
+    lab = _running_lab(args, err)
     result = run_pair(lab, opts)
     if args.json:
         dump_json(out, _run_json(result))
@@ -107,11 +118,14 @@ def _run_json(result) -> dict:
 
 
 def exec_(args: argparse.Namespace, out: Console, err: Console) -> int:
-    from socketlab.errors import ConfigError
+    from socketlab.config import HOSTS
+    from socketlab.errors import ConfigError, UnknownHost
 
+    if args.host not in HOSTS:
+        raise UnknownHost(f"unknown host {args.host!r}", hint=f"the lab's hosts are {', '.join(HOSTS)}")
     if not args.argv:
         raise ConfigError("no command given", hint="e.g. `socketlab exec server ip -br addr`")
-    result = _lab(args, err).exec(args.host, args.argv)
+    result = _running_lab(args, err).exec(args.host, args.argv)
     out.file.write(result.stdout)
     err.file.write(result.stderr)
     return result.exit_code

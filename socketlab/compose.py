@@ -35,9 +35,14 @@ class Compose:
         return [*self.prefix, "-p", project, "-f", str(file), *args]
 
 
+def create_args() -> list[str]:
+    """Create the network and both hosts without starting them (Lab.up starts them)."""
+    return ["up", "--no-start", "--no-build", "--remove-orphans"]
+
+
 def up_args() -> list[str]:
-    # No --wait (v2 only): idle hosts are ready once running, and Lab.up checks that.
-    return ["up", "-d", "--no-build", "--no-deps", "--remove-orphans", "server", "client"]
+    """A plain `up -d` of both hosts: the benchmark's baseline."""
+    return ["up", "-d", "--no-build", "--remove-orphans"]
 
 
 def down_args(timeout_s: int = 2) -> list[str]:
@@ -47,7 +52,7 @@ def down_args(timeout_s: int = 2) -> list[str]:
 def detect(run: Runner = subprocess.run, environ: Mapping[str, str] | None = None) -> Compose:
     """Find the compose CLI: $SOCKETLAB_COMPOSE if set, else `docker compose`, else v1."""
     env = os.environ if environ is None else environ
-    forced = env.get("SOCKETLAB_COMPOSE")
+    forced = env.get("SOCKETLAB_COMPOSE", "").strip()
     candidates = [tuple(forced.split())] if forced else [("docker", "compose"), ("docker-compose",)]
     for prefix in candidates:
         if shutil.which(prefix[0]) is None:

@@ -53,7 +53,7 @@ class Check:
 def probe_script() -> str:
     """One shell script that runs every probe and prints `name<TAB>ok|fail<TAB>detail`."""
     lines = ['probe() { if out=$(sh -c "$2" 2>&1); then printf "%s\\tok\\t\\n" "$1"; '
-             'else printf "%s\\tfail\\t%s\\n" "$1" "$(echo $out | head -c 160)"; fi; }']
+             'else printf "%s\\tfail\\t%s\\n" "$1" "$(printf %s "$out" | tr "\\n" " " | head -c 160)"; fi; }']
     for name, (command, _why) in KERNEL_PROBES.items():
         lines.append(f"probe {_quote(name)} {_quote(command)}")
     return "\n".join(lines)

@@ -16,7 +16,8 @@ import queue
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -138,6 +139,24 @@ class Lab:
         self._compose = compose
         self.progress = progress or (lambda _msg: None)
 
+    @classmethod
+    def running(cls, project: str, *, client: docker.DockerClient | None = None,
+                progress: Callable[[str], None] | None = None) -> Lab:
+        """The lab `project` as it runs now: its addresses and port read from its containers,
+        so `run` and `exec` work whatever settings it was started with."""
+        client = client or connect()
+        flt = {"label": f"{PROJECT_LABEL}={project}", "status": "running"}
+        found = {c.labels.get(SERVICE_LABEL): c for c in client.containers.list(filters=flt)}
+        if not all(h in found for h in HOSTS):
+            raise LabNotRunning(f"lab {project!r} is not running")
+        ips = {h: _lab_address(found[h]) for h in HOSTS}
+        env = dict(e.split("=", 1) for e in found["server"].attrs["Config"].get("Env") or [])
+        subnet = client.networks.get(ips["server"][1]).attrs["IPAM"]["Config"][0]["Subnet"]
+        config = LabConfig(project=project, subnet=subnet, server_ip=ips["server"][0],
+                           client_ip=ips["client"][0], image=found["server"].attrs["Config"]["Image"],
+                           port=int(env.get("SOCKETLAB_PORT", LabConfig.port)))
+        return cls(config, client=client, progress=progress)
+
     # -- the Docker side, made on first use ------------------------------------------------
     @property
     def client(self) -> docker.DockerClient:
@@ -168,47 +187,50 @@ class Lab:
         self.down()
 
     def up(self) -> Lab:
-        """Start the two hosts (idle) on the lab's bridge; return once both are running."""
+        """Start the two hosts (idle) on the lab's bridge; return once both are running.
+
+        Compose creates the network and the containers exactly as docker-compose.yml says;
+        the SDK then starts both at once (compose would start them one after the other,
+        since the client depends on the server in the file's own `up`)."""
         self._check_image()
         self._check_subnet_free()
         self.progress(f"starting lab {self.config.project!r} on {self.config.subnet} "
                       f"(server {self.config.server_ip}, client {self.config.client_ip})")
-        self._compose_run(compose_cli.up_args())
-        missing = [h for h in HOSTS if h not in self._containers()]
+        self._compose_run(compose_cli.create_args())
+        containers = self._project_containers()
+        missing = [h for h in HOSTS if h not in containers]
         if missing:
-            raise ComposeError(f"compose started the lab but {', '.join(missing)} is not running",
-                               hint=f"see `docker logs` of {self.config.project}-{missing[0]}-1")
+            raise ComposeError(f"compose did not create {', '.join(missing)}",
+                               hint="run again with --debug to see compose's output")
+        _in_parallel(lambda c: c.start(), containers.values())
+        if set(self._containers()) != set(HOSTS):
+            raise ComposeError("the lab's hosts did not stay running",
+                               hint=f"see `docker logs {containers['server'].name}`")
         return self
 
     def down(self) -> None:
-        """Stop and remove the hosts and the bridge; safe to call at any time, also twice.
-        A second Ctrl-C while this runs is ignored: clean-up always finishes."""
+        """Remove the hosts and the bridge; safe to call at any time, also twice.
+
+        Everything is found by the compose project's label and removed through the SDK,
+        both hosts at once: the same as `compose down` for this file (it has no volumes),
+        in a quarter of the time. A second Ctrl-C while this runs is ignored."""
         with _sigint_ignored():
-            try:
-                if self._resources_exist():
-                    self.progress(f"removing lab {self.config.project!r}")
-                    self._compose_run(compose_cli.down_args(), timeout=60)
-            finally:
-                self._remove_leftovers()
+            containers = list(self._project_containers().values())
+            networks = self.client.networks.list(filters=self._project_filter())
+            if containers or networks:
+                self.progress(f"removing lab {self.config.project!r}")
+            _in_parallel(_remove_container, containers)
+            for network in networks:
+                with contextlib.suppress(docker.errors.NotFound):
+                    network.remove()
 
-    def _resources_exist(self) -> bool:
-        flt = {"label": f"{PROJECT_LABEL}={self.config.project}"}
-        return bool(self.client.containers.list(all=True, filters=flt)
-                    or self.client.networks.list(filters=flt))
+    def _project_filter(self) -> dict[str, str]:
+        return {"label": f"{PROJECT_LABEL}={self.config.project}"}
 
-    def _remove_leftovers(self) -> None:
-        """Whatever compose could not remove (or was interrupted before removing), by label."""
-        flt = {"label": f"{PROJECT_LABEL}={self.config.project}"}
-        for container in self.client.containers.list(all=True, filters=flt):
-            try:
-                container.remove(force=True)
-            except docker.errors.NotFound:
-                pass
-        for network in self.client.networks.list(filters=flt):
-            try:
-                network.remove()
-            except docker.errors.NotFound:
-                pass
+    def _project_containers(self) -> dict[str, object]:
+        """Every container of this lab, running or not, by service name."""
+        found = self.client.containers.list(all=True, filters=self._project_filter())
+        return {c.labels.get(SERVICE_LABEL, c.name): c for c in found}
 
     def _check_image(self) -> None:
         try:
@@ -220,7 +242,7 @@ class Lab:
         """Fail before compose does, naming the network that holds the subnet."""
         want = ipaddress.IPv4Network(self.config.subnet)
         for net in self.client.networks.list():
-            if net.attrs.get("Labels", {}).get(PROJECT_LABEL) == self.config.project:
+            if (net.attrs.get("Labels") or {}).get(PROJECT_LABEL) == self.config.project:
                 continue
             for cfg in (net.attrs.get("IPAM") or {}).get("Config") or []:
                 try:
@@ -236,8 +258,8 @@ class Lab:
 
     # -- the hosts --------------------------------------------------------------------------
     def _containers(self) -> dict[str, object]:
-        flt = {"label": f"{PROJECT_LABEL}={self.config.project}", "status": "running"}
-        return {c.labels.get(SERVICE_LABEL): c for c in self.client.containers.list(filters=flt)}
+        """The running hosts of this lab, by service name."""
+        return {name: c for name, c in self._project_containers().items() if c.status == "running"}
 
     def container(self, host: str):
         if host not in HOSTS:
@@ -249,8 +271,7 @@ class Lab:
 
     def status(self) -> list[dict[str, str]]:
         """One row per host: name, address, state, container id."""
-        flt = {"label": f"{PROJECT_LABEL}={self.config.project}"}
-        found = {c.labels.get(SERVICE_LABEL): c for c in self.client.containers.list(all=True, filters=flt)}
+        found = self._project_containers()
         return [{"host": h, "address": self.config.ip_of(h),
                  "state": found[h].status if h in found else "absent",
                  "container": found[h].short_id if h in found else "-"} for h in HOSTS]
@@ -275,6 +296,18 @@ class Lab:
         return self.container(host).logs().decode(errors="replace")
 
 
+def _in_parallel(action: Callable[[object], object], items: Iterable[object]) -> None:
+    """Apply `action` to every item at once (threads: the work is waiting on the engine)."""
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for future in [pool.submit(action, item) for item in items]:
+            future.result()
+
+
+def _remove_container(container) -> None:
+    with contextlib.suppress(docker.errors.NotFound):
+        container.remove(force=True)
+
+
 @contextlib.contextmanager
 def _sigint_ignored() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
@@ -285,6 +318,15 @@ def _sigint_ignored() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def _lab_address(container) -> tuple[str, str]:
+    """(IP address, network id) of a lab host on its lab network."""
+    networks = container.attrs["NetworkSettings"]["Networks"]
+    for settings in networks.values():
+        if settings.get("IPAddress"):
+            return settings["IPAddress"], settings["NetworkID"]
+    raise LabNotRunning(f"container {container.name} has no address on the lab network")
 
 
 def _bounded(argv: Sequence[str], timeout: float | None) -> list[str]:

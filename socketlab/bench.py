@@ -1,0 +1,139 @@
+"""`socketlab bench lifecycle`: how long the lab makes a user wait, measured, with a baseline.
+
+The baseline is a bare `compose up -d` + `compose down` of the same two services, measured
+in the same run, so the ratios hold on any machine whatever its engine's speed.
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from rich.table import Table
+
+from socketlab import compose as compose_cli
+from socketlab.config import LabConfig
+from socketlab.lab import COMPOSE_FILE, IMAGE_CONTEXT, Lab, connect
+from socketlab.programs import Options, run_pair
+
+BENCH_PROJECT = "socketlab-bench"
+BENCH_SUBNET = "192.168.70.0/24"
+
+
+@dataclass(frozen=True)
+class Figure:
+    name: str
+    value: float
+    unit: str
+    target: str = ""
+    met: bool | None = None  # None: no target
+
+
+def _median_seconds(action: Callable[[], object], repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        action()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def lifecycle(config: LabConfig, *, repeat: int = 3, cold: bool = False, cold_base: bool = False,
+              progress: Callable[[str], None] = lambda _m: None) -> list[Figure]:
+    """Every figure of the lifecycle benchmark, in the order the table shows them."""
+    from socketlab.images import ensure_lab_image
+
+    cfg = config.with_(project=BENCH_PROJECT, subnet=BENCH_SUBNET)
+    client = connect()
+    image = ensure_lab_image(client, cfg.image, IMAGE_CONTEXT, progress)
+    figures = [Figure("lab image size", image.size_bytes / 1e6, "MB", "< 200",
+                      image.size_bytes < 200e6)]
+    if cold or cold_base:
+        figures += _cold(client, cfg, cold_base, progress)
+    figures += _warm(client, cfg, repeat, progress)
+    return figures
+
+
+def _cold(client, cfg: LabConfig, with_base: bool, progress) -> list[Figure]:
+    from socketlab.images import OWN_BASE, ensure_lab_image, make_debian_base, packages
+
+    figures, base_s, base = [], 0.0, None
+    if with_base:
+        progress("cold: making a Debian base from the archive (about a minute)")
+        base_tag = "socketlab/base:bench"
+        start = time.perf_counter()
+        make_debian_base(client, base_tag, packages(IMAGE_CONTEXT / "Dockerfile"), progress)
+        base_s = time.perf_counter() - start
+        base = base_tag
+        figures.append(Figure("cold: Debian base from the archive", base_s, "s"))
+    progress("cold: building the lab image with no cache")
+    tag = "socketlab/lab:bench"
+    try:
+        info = ensure_lab_image(client, tag, IMAGE_CONTEXT, progress, force=True, nocache=True,
+                                base=base or _present_base(client, OWN_BASE))
+        figures.append(Figure("cold: lab image build, no cache", info.seconds, "s"))
+        if with_base:
+            total = base_s + info.seconds
+            figures.append(Figure("cold: base + image, from nothing", total, "s", "< 60",
+                                  total < 60))
+    finally:
+        for leftover in (tag, base):
+            if leftover:
+                client.images.remove(leftover, force=True)
+    return figures
+
+
+def _present_base(client, own_base: str) -> str | None:
+    from socketlab.images import DEFAULT_BASE, local_image
+
+    return DEFAULT_BASE if local_image(client, DEFAULT_BASE) is not None else own_base
+
+
+def _warm(client, cfg: LabConfig, repeat: int, progress) -> list[Figure]:
+    found = compose_cli.detect()
+    env = cfg.compose_env("idle")
+
+    def bare_cycle() -> None:
+        compose_cli.run_compose(found.argv(cfg.project, COMPOSE_FILE, *compose_cli.up_args()), env)
+        compose_cli.run_compose(found.argv(cfg.project, COMPOSE_FILE,
+                                           *compose_cli.down_args()), env)
+
+    progress(f"baseline: bare compose up -d + down, {repeat} times")
+    baseline = _median_seconds(bare_cycle, repeat)
+    demo_argv = [sys.executable, "-m", "socketlab", "-p", cfg.project, "demo",
+                 "--subnet", cfg.subnet]
+    progress(f"warm demo (a whole `socketlab demo` process), {repeat} times")
+    demo = _median_seconds(lambda: subprocess.run(demo_argv, capture_output=True, check=True),
+                           repeat)
+    with Lab(cfg, client=client, compose=found) as lab:
+        progress(f"run tcp on the running lab, {repeat * 3} times")
+        run_api = _median_seconds(lambda: run_pair(lab, Options("tcp")), repeat * 3)
+        run_cli = _median_seconds(lambda: subprocess.run(
+            [sys.executable, "-m", "socketlab", "-p", cfg.project, "run", "tcp"],
+            capture_output=True, check=True), repeat)
+        exec_floor = _median_seconds(lambda: lab.exec("server", ["true"]), repeat * 3)
+    ratio = demo / baseline
+    return [
+        Figure("baseline: bare compose up -d + down", baseline, "s"),
+        Figure("warm demo (whole command)", demo, "s"),
+        Figure("warm demo / baseline", ratio, "x", "<= 1.5", ratio <= 1.5),
+        Figure("run tcp on a running lab (API)", run_api, "s", "< 0.3", run_api < 0.3),
+        Figure("run tcp on a running lab (whole command)", run_cli, "s"),
+        Figure("one `docker exec true` (engine floor; a run needs 2)", exec_floor, "s"),
+    ]
+
+
+def render(figures: list[Figure]) -> Table:
+    table = Table(title="socketlab bench lifecycle (medians)", title_justify="left")
+    for column, justify in (("figure", "left"), ("measured", "right"), ("target", "left"),
+                            ("", "left")):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for f in figures:
+        mark = "" if f.met is None else ("[green]met[/]" if f.met else "[red]not met[/]")
+        value = f"{f.value:.0f} {f.unit}" if f.unit == "MB" else f"{f.value:.2f} {f.unit}"
+        table.add_row(f.name, value, f.target and f"{f.target} {f.unit}", mark)
+    return table
