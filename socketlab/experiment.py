@@ -1,0 +1,106 @@
+"""Experiment, Evidence, Verdict: each claim of the post, checked in the lab.
+
+An experiment sets up what it needs, runs the post's programs (or a plain variant), captures,
+reads the kernel's counters, and returns Evidence: plain data, nothing rendered. Its `judge`
+is a pure function of that Evidence, so a test can hand it altered evidence and watch the
+verdict change. The verdict says whether the claim holds, holds in part, or does not hold on
+the running kernel, and why, in one sentence built from the observed values.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from socketlab.errors import ConfigError
+from socketlab.lab import Lab
+
+Status = Literal["holds", "holds in part", "does not hold", "inconclusive"]
+STATUSES: tuple[Status, ...] = ("holds", "holds in part", "does not hold", "inconclusive")
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What one experiment observed, as data.
+
+    facts:         the measured values a verdict reads (JSON-able: numbers, strings, lists)
+    observations:  the evidence as a person reads it (output lines, packets, counter deltas)
+    events:        per host, the programs' events ({"event": name, **fields, "t": time})
+    artifacts:     name -> file in the run folder (pcaps, SVG ladders, plots)
+    """
+
+    claim: str
+    facts: Mapping[str, Any] = field(default_factory=dict)
+    observations: tuple[str, ...] = ()
+    events: Mapping[str, list[dict[str, Any]]] = field(default_factory=dict)
+    artifacts: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    claim: str
+    status: Status
+    summary: str  # one sentence from the observed values: what the claim meets on this kernel
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"unknown verdict status {self.status!r}")
+
+
+@dataclass
+class Context:
+    """What an experiment may use: the lab, its own folder for files, a progress callback."""
+
+    lab: Lab
+    run_dir: Path
+    progress: Callable[[str], None] = lambda _msg: None
+
+
+@dataclass(frozen=True)
+class Experiment:
+    id: str               # "C4"
+    title: str            # "TCP is a byte stream"
+    claim: str            # what the post says, in a sentence
+    run: Callable[[Context], Evidence]
+    judge: Callable[[Evidence], Verdict]
+
+
+@dataclass(frozen=True)
+class Result:
+    experiment: Experiment
+    evidence: Evidence
+    verdict: Verdict
+    seconds: float
+
+
+def catalogue() -> dict[str, Experiment]:
+    """Every experiment, by claim id, in the post's order."""
+    from socketlab.experiments import EXPERIMENTS
+
+    return {e.id: e for e in sorted(EXPERIMENTS, key=lambda e: int(e.id[1:]))}
+
+
+def select(ids: Iterable[str] | None) -> list[Experiment]:
+    """The experiments named (case-insensitive, e.g. c4 or C4), or all; unknown ids refused."""
+    known = catalogue()
+    if not ids:
+        return list(known.values())
+    wanted = [i.strip().upper() for i in ids if i.strip()]
+    unknown = [i for i in wanted if i not in known]
+    if unknown:
+        raise ConfigError(f"no experiment {', '.join(unknown)}",
+                          hint=f"the experiments are {', '.join(known)}")
+    return [known[i] for i in wanted]
+
+
+def run_experiment(experiment: Experiment, lab: Lab, run_dir: Path,
+                   progress: Callable[[str], None] = lambda _m: None) -> Result:
+    """Run one experiment in its own folder under run_dir; the verdict follows the evidence."""
+    folder = run_dir / experiment.id
+    folder.mkdir(parents=True, exist_ok=True)
+    start = time.monotonic()
+    evidence = experiment.run(Context(lab, folder, progress))
+    return Result(experiment, evidence, experiment.judge(evidence), time.monotonic() - start)

@@ -1,0 +1,80 @@
+"""What most experiments do: count, capture on both hosts, act, capture ends, count again.
+
+    obs = observe(ctx, lambda: run_pair(ctx.lab, Options(proto="tcp")), name="tcp")
+    obs.result                  # what the action returned (here a PairRun)
+    obs.packets["server"]       # the server's capture, dissected (socketlab.pcap.Pkt)
+    obs.counters["client"]      # the client's kernel counters that changed (counters.delta)
+    obs.capture["server"].dropped   # tcpdump's own drop count
+    ladder_files(ctx, obs, "tcp")   # ladder diagram as text and SVG in the run folder
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from socketlab.capture import Capture, CaptureResult
+from socketlab.config import HOSTS
+from socketlab.counters import Counters, delta, snapshot
+from socketlab.experiment import Context
+from socketlab.ladder import Host, ladder_from_captures, render_svg, render_text
+from socketlab.pcap import Pkt, read_pcap
+from socketlab.programs import PairRun
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Observation(Generic[T]):
+    result: T
+    capture: CaptureResult
+    packets: dict[str, list[Pkt]]
+    counters: dict[str, Counters]
+
+
+def observe(ctx: Context, action: Callable[[], T], *, name: str,
+            hosts: Sequence[str] = HOSTS, **capture_options: Any) -> Observation[T]:
+    """Counters before, capture around `action`, counters after; packets read back."""
+    before = {h: snapshot(ctx.lab, h) for h in hosts}
+    ctx.progress(f"{name}: capturing on {', '.join(hosts)}")
+    with Capture(ctx.lab, hosts, ctx.run_dir, name=name, **capture_options) as cap:
+        result = action()
+    after = {h: snapshot(ctx.lab, h) for h in hosts}
+    return Observation(result, cap.result,
+                       {h: read_pcap(cap.result[h].pcap) for h in hosts},
+                       {h: delta(before[h], after[h]) for h in hosts})
+
+
+def events_of(run: PairRun) -> dict[str, list[dict[str, Any]]]:
+    """A run's program events as plain data, per host (Evidence.events)."""
+    def plain(events):
+        return [{"event": e.name, **e.fields, "t": e.t} for e in events]
+    return {"client": plain(run.client_events), "server": plain(run.server_events)}
+
+
+def call_label(event: dict[str, Any], bufsize: int = 3) -> str:
+    """A program event as a short note for the ladder, e.g. `recv(3) -> "hel"`."""
+    name, data = event["event"], event.get("data")
+    return {
+        "listening": "listen()", "accepted": "accept() returned", "connected": "connect() returned",
+        "sent": f'send "{data}"', "recv": f'recv({bufsize}) -> "{data}"',
+        "recvfrom": f'recvfrom({bufsize}) -> "{data}"', "closed": "close()",
+        "error": f"{event.get('op')}() failed: {event.get('errno')}",
+    }.get(name, name)
+
+
+def ladder_files(ctx: Context, obs: Observation, stem: str,
+                 events: dict[str, list[dict[str, Any]]] | None = None,
+                 bufsize: int = 3) -> dict[str, str]:
+    """The exchange as a ladder diagram (text and SVG) in the run folder; artifact paths."""
+    cfg = ctx.lab.config
+    notes = [(host, e["t"], call_label(e, bufsize)) for host, evs in (events or {}).items()
+             for e in evs if e.get("t") is not None and e["event"] != "stop"]
+    ladder = ladder_from_captures(obs.packets.get("client", []), obs.packets.get("server", []),
+                                  Host("client", cfg.client_ip), Host("server", cfg.server_ip),
+                                  events=notes)
+    text, svg = ctx.run_dir / f"{stem}-ladder.txt", ctx.run_dir / f"{stem}-ladder.svg"
+    text.write_text(render_text(ladder))
+    svg.write_text(render_svg(ladder))
+    return {f"{stem} ladder (text)": str(text), f"{stem} ladder (SVG)": str(svg)}
