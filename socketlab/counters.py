@@ -22,11 +22,11 @@ def parse_proc_net(text: str) -> Counters:
     """/proc/net/snmp and /proc/net/netstat: pairs of lines `Group: names` / `Group: values`."""
     counters: Counters = {}
     lines = [ln.split() for ln in text.splitlines() if ":" in ln]
-    for names, values in zip(lines[::2], lines[1::2]):
+    for names, values in zip(lines[::2], lines[1::2], strict=False):
         if names[0] != values[0] or len(names) != len(values):
             continue
         group = names[0].rstrip(":")
-        for name, value in zip(names[1:], values[1:]):
+        for name, value in zip(names[1:], values[1:], strict=True):
             if value.lstrip("-").isdigit():
                 counters[f"{group}.{name}"] = int(value)
     return counters
