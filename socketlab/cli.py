@@ -60,15 +60,30 @@ def build_parser() -> argparse.ArgumentParser:
     run = command("run", "run the post's server and client in the running lab", c.run)
     run.add_argument("proto", choices=PROTOCOLS)
     _program_options(run)
+    run.add_argument("--capture", nargs="?", const="runs", metavar="DIR",
+                     help="capture on both hosts; pcaps and a ladder diagram under DIR (default ./runs)")
     run.add_argument("--no-server", action="store_true",
                      help="run only the client, against a host with no server (the post's C1/C2)")
     run.add_argument("--json", action="store_true", help="print the run as JSON")
     exe = command("exec", "run a command in a lab host", c.exec_)
     exe.add_argument("host", metavar="HOST", help=f"one of: {', '.join(HOSTS)}")
     exe.add_argument("argv", nargs=argparse.REMAINDER, metavar="CMD")
+    exps = command("experiments", "check the post's claims C1-C10 in a fresh lab; write a report",
+                   c.experiments)
+    exps.add_argument("ids", nargs="*", metavar="ID", help="claims to check (default: all), e.g. C4")
+    exps.add_argument("--out", default="runs", help="folder for the run's files (default ./runs)")
+    exps.add_argument("--json", action="store_true", help="print the verdicts as JSON")
+    exps.add_argument("--junit", metavar="FILE", help="also write JUnit XML here (for CI)")
+    _topology_options(exps)
+    one = command("experiment", "check one claim of the post, with its evidence", c.experiment)
+    one.add_argument("ids", nargs=1, metavar="ID", help="e.g. C4")
+    one.add_argument("--out", default="runs", help="folder for the run's files (default ./runs)")
+    one.add_argument("--json", action="store_true", help="print the verdict as JSON")
+    one.add_argument("--junit", metavar="FILE", help="also write JUnit XML here (for CI)")
+    _topology_options(one)
     command("doctor", "report Docker, compose, the image and the kernel's features", c.doctor)
     bench = command("bench", "measure socketlab (prints a table)", c.bench)
-    bench.add_argument("what", choices=["lifecycle"])
+    bench.add_argument("what", choices=["lifecycle", "analysis"])
     bench.add_argument("--repeat", type=int, default=3, help="runs per figure (median is shown)")
     bench.add_argument("--cold", action="store_true",
                        help="also time a cold image build (no cache) and, with --cold-base, the base")
@@ -91,9 +106,13 @@ def _program_options(cmd: argparse.ArgumentParser) -> None:
 
 
 def config_from(args: argparse.Namespace) -> LabConfig:
-    return LabConfig.from_env(project=args.project, subnet=getattr(args, "subnet", None),
-                              server_ip=getattr(args, "server_ip", None),
-                              client_ip=getattr(args, "client_ip", None),
+    """Settings from the environment, then the options. A --subnet given without addresses
+    gets its own .5 and .6, whatever SOCKETLAB_SERVER_IP/CLIENT_IP say."""
+    subnet = getattr(args, "subnet", None)
+    derive = "" if subnet else None
+    return LabConfig.from_env(project=args.project, subnet=subnet,
+                              server_ip=getattr(args, "server_ip", None) or derive,
+                              client_ip=getattr(args, "client_ip", None) or derive,
                               port=getattr(args, "port", None))
 
 

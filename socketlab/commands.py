@@ -94,12 +94,34 @@ def run(args: argparse.Namespace, out: Console, err: Console) -> int:
     opts = Options(proto=args.proto, message=args.message, bufsize=args.bufsize,
                    count=args.count, server=not args.no_server)
     lab = _running_lab(args, err)
+    if args.capture:
+        return _run_captured(args, out, err, lab, opts)
     result = run_pair(lab, opts)
     if args.json:
         dump_json(out, _run_json(result))
     else:
         _show_run(out, lab, result)
     return ExitCode.OK if result.ok else ExitCode.FAILED
+
+
+def _run_captured(args, out: Console, err: Console, lab: Lab, opts) -> int:
+    """A run with tcpdump on both hosts: the pcaps, and the ladder with the programs' calls."""
+    from pathlib import Path
+
+    from socketlab.capture import new_run_dir
+    from socketlab.experiment import Context
+    from socketlab.experiments.common import events_of, ladder_files, observe
+    from socketlab.programs import run_pair
+
+    ctx = Context(lab, new_run_dir(Path(args.capture), f"run-{opts.proto}"), _progress(err))
+    obs = observe(ctx, lambda: run_pair(lab, opts), name=opts.proto)
+    files = ladder_files(ctx, obs, opts.proto, events_of(obs.result), opts.bufsize)
+    _show_run(out, lab, obs.result)
+    out.print(Path(files[f"{opts.proto} ladder (text)"]).read_text(), soft_wrap=True, markup=False)
+    for host in obs.capture.hosts.values():
+        out.print(f"{host.host}: {host.pcap} ({host.captured} packets, {host.dropped} dropped)")
+    out.print(f"ladder: {files[f'{opts.proto} ladder (SVG)']}")
+    return ExitCode.OK if obs.result.ok else ExitCode.FAILED
 
 
 def _show_run(out: Console, lab: Lab, result) -> None:
@@ -145,6 +167,52 @@ def demo(args: argparse.Namespace, out: Console, err: Console) -> int:
     return ExitCode.OK if ok else ExitCode.FAILED
 
 
+def experiments(args: argparse.Namespace, out: Console, err: Console) -> int:
+    """Run the chosen experiments in a fresh lab, then write the report of the run."""
+    from pathlib import Path
+
+    from socketlab.capture import new_run_dir
+    from socketlab.experiment import run_experiment, select
+
+    chosen = select(args.ids)  # unknown ids are refused before anything starts
+    lab = _lab(args, err)
+    _ensure_image(lab, err)
+    run_dir = new_run_dir(Path(args.out), "experiments")
+    results = []
+    with lab:
+        for number, exp in enumerate(chosen, 1):
+            lab.progress(f"[{number}/{len(chosen)}] {exp.id}: {exp.title}")
+            results.append(run_experiment(exp, lab, run_dir, lab.progress))
+    return _show_results(args, out, results, run_dir, lab)
+
+
+def experiment(args: argparse.Namespace, out: Console, err: Console) -> int:
+    """One experiment, with its evidence and ladder printed."""
+    return experiments(args, out, err)
+
+
+def _show_results(args, out: Console, results, run_dir, lab: Lab) -> int:
+    from socketlab import report
+    from socketlab.experiment import run_meta
+    from socketlab.render import evidence_text, verdict_table
+
+    meta = run_meta(lab)
+    files = report.write_report(results, meta, run_dir)
+    if args.junit:
+        from pathlib import Path
+
+        Path(args.junit).write_text(report.to_junit(results, meta))
+    if args.json:
+        out.file.write(report.to_json(results, meta) + "\n")
+    else:
+        if len(results) == 1:
+            out.print(evidence_text(results[0]), markup=False, soft_wrap=True)
+        out.print(verdict_table(results))
+        for name, path in files.items():
+            out.print(f"{name}: {path}")
+    return ExitCode.OK if all(r.verdict.status != "inconclusive" for r in results) else ExitCode.FAILED
+
+
 def doctor(args: argparse.Namespace, out: Console, err: Console) -> int:
     from socketlab.doctor import render, run_checks
 
@@ -154,12 +222,15 @@ def doctor(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 
 def bench(args: argparse.Namespace, out: Console, err: Console) -> int:
-    from socketlab.bench import lifecycle, render
+    from socketlab import bench as b
 
-    figures = lifecycle(config_from(args), repeat=args.repeat, cold=args.cold,
-                        cold_base=args.cold_base, progress=_progress(err))
+    if args.what == "analysis":
+        figures = b.analysis(repeat=args.repeat, progress=_progress(err))
+    else:
+        figures = b.lifecycle(config_from(args), repeat=args.repeat, cold=args.cold,
+                              cold_base=args.cold_base, progress=_progress(err))
     if args.json:
         dump_json(out, [dataclasses.asdict(f) for f in figures])
     else:
-        out.print(render(figures))
+        out.print(b.render(figures, args.what))
     return ExitCode.OK

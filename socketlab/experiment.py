@@ -104,3 +104,18 @@ def run_experiment(experiment: Experiment, lab: Lab, run_dir: Path,
     start = time.monotonic()
     evidence = experiment.run(Context(lab, folder, progress))
     return Result(experiment, evidence, experiment.judge(evidence), time.monotonic() - start)
+
+
+def run_meta(lab: Lab) -> dict[str, str]:
+    """Where a run happened: date, the hosts' kernel, the engine and compose versions."""
+    import datetime
+
+    kernel = lab.exec("server", ["uname", "-sr"], timeout=10).stdout.strip()
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "kernel": kernel,
+        "docker": str(lab.client.version().get("Version", "?")),
+        "compose": f"{' '.join(lab.compose.prefix)} {lab.compose.version}",
+        "lab": f"{lab.config.project} on {lab.config.subnet} (server {lab.config.server_ip}, "
+               f"client {lab.config.client_ip}, port {lab.config.port})",
+    }

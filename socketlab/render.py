@@ -74,3 +74,35 @@ def observation(run: PairRun) -> str:
     return (f"UDP keeps datagrams: {len(grams)} of {len(sent_grams)} datagram(s) arrived; "
             f"recvfrom({run.options.bufsize}) returned {first!r}, so the server got "
             f"{len(got)} of the {len(sent)} bytes sent: the rest of each datagram is gone.")
+
+
+STATUS_STYLE = {"holds": "green", "holds in part": "yellow", "does not hold": "red",
+                "inconclusive": "dim"}
+
+
+def verdict_table(results) -> Table:
+    """One row per experiment: claim id, title, verdict, the verdict's sentence."""
+    table = Table(title="The post's claims, checked in the lab", title_justify="left")
+    table.add_column("claim")
+    table.add_column("what the post says", overflow="fold", max_width=30)
+    table.add_column("verdict")
+    table.add_column("what the lab observed", overflow="fold")
+    for r in results:
+        style = STATUS_STYLE.get(r.verdict.status, "")
+        table.add_row(r.experiment.id, r.experiment.title, Text(r.verdict.status, style=style),
+                      r.verdict.summary)
+    return table
+
+
+def evidence_text(result) -> str:
+    """One experiment in full, as plain text: claim, observations, verdict, ladder."""
+    from pathlib import Path
+
+    lines = [f"{result.experiment.id}: {result.experiment.title}",
+             f"the post: {result.experiment.claim}", "observed:"]
+    lines += [f"  - {o}" for o in result.evidence.observations]
+    lines.append(f"verdict: {result.verdict.status}: {result.verdict.summary}")
+    for name, path in result.evidence.artifacts.items():
+        if name.endswith("(text)") and Path(path).exists():
+            lines += ["", name, Path(path).read_text()]
+    return "\n".join(lines)
