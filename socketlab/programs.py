@@ -12,7 +12,9 @@ inside its host, so nothing outlives a run, whatever happens on this side.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from socketlab.config import PROTOCOLS
 from socketlab.errors import ConfigError, LabTimeout, ProgramFailed
@@ -74,6 +76,7 @@ class PairRun:
     server_exit: int | None = None  # None: no server was started
     client_exit: int = 0
     seconds: float = 0.0
+    between: Any = None  # what `after_client` returned, if run_pair was given one
 
     @property
     def ok(self) -> bool:
@@ -84,13 +87,19 @@ class PairRun:
         return next((e for e in self.client_events + self.server_events if e.name == "error"), None)
 
 
-def run_pair(lab: Lab, opts: Options) -> PairRun:
-    """Run the server (unless opts.server is False), then the client once it is ready."""
+def run_pair(lab: Lab, opts: Options, *, server_extra: Sequence[str] = (),
+             after_client: Callable[[], Any] | None = None) -> PairRun:
+    """Run the server (unless opts.server is False), then the client once it is ready.
+
+    server_extra: more options for the server (e.g. ["--accept-delay", "1"]);
+    after_client: called once the client has ended, while the server may still run
+    (e.g. to read `ss -tan` in the server); its result is PairRun.between."""
     start = time.monotonic()
     port = opts.port or lab.config.port
     server = None
     if opts.server:
-        server = lab.start("server", server_argv(opts, port), timeout=RUN_TIMEOUT_S)
+        server = lab.start("server", [*server_argv(opts, port), *server_extra],
+                           timeout=RUN_TIMEOUT_S)
         ready = server.wait_for(lambda ln: ln.startswith(("listening", "error")), READY_TIMEOUT_S)
         if ready is None or ready.startswith("error"):
             server.wait(5)
@@ -100,6 +109,7 @@ def run_pair(lab: Lab, opts: Options) -> PairRun:
                                      "then `socketlab up`, or another --port")
     client = lab.exec("client", client_argv(opts, lab.config.server_ip, port),
                       timeout=RUN_TIMEOUT_S)
+    between = after_client() if after_client is not None else None
     server_exit = None
     if server is not None:
         if client.exit_code != 0:  # the server would wait for a client that never comes
@@ -110,4 +120,4 @@ def run_pair(lab: Lab, opts: Options) -> PairRun:
             raise ProgramFailed(f"the {opts.proto} server did not finish", hint=e.hint) from None
     return PairRun(opts, parse_output(server.stdout) if server else [],
                    parse_output(client.stdout), server_exit, client.exit_code,
-                   time.monotonic() - start)
+                   time.monotonic() - start, between)

@@ -5,7 +5,8 @@
     obs.packets["server"]       # the server's capture, dissected (socketlab.pcap.Pkt)
     obs.counters["client"]      # the client's kernel counters that changed (counters.delta)
     obs.capture["server"].dropped   # tcpdump's own drop count
-    ladder_files(ctx, obs, "tcp")   # ladder diagram as text and SVG in the run folder
+    ladder_files(ctx, obs, "tcp")   # ladder (text, SVG) in the run folder; artifact paths
+                                    # for the ladders and both hosts' pcaps
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ def events_of(run: PairRun) -> dict[str, list[dict[str, Any]]]:
 def call_label(event: dict[str, Any], bufsize: int = 3) -> str:
     """A program event as a short note for the ladder, e.g. `recv(3) -> "hel"`."""
     name, data = event["event"], event.get("data")
+    if isinstance(data, str) and len(data) > 24:  # the note names the call, not the whole message
+        data = f"{data[:20]}… ({len(data)} bytes)"
     return {
         "listening": "listen()", "accepted": "accept() returned", "connected": "connect() returned",
         "sent": f'send "{data}"', "recv": f'recv({bufsize}) -> "{data}"',
@@ -77,4 +80,5 @@ def ladder_files(ctx: Context, obs: Observation, stem: str,
     text, svg = ctx.run_dir / f"{stem}-ladder.txt", ctx.run_dir / f"{stem}-ladder.svg"
     text.write_text(render_text(ladder))
     svg.write_text(render_svg(ladder))
-    return {f"{stem} ladder (text)": str(text), f"{stem} ladder (SVG)": str(svg)}
+    pcaps = {f"{stem} capture ({h.host}, pcap)": str(h.pcap) for h in obs.capture.hosts.values()}
+    return {f"{stem} ladder (text)": str(text), f"{stem} ladder (SVG)": str(svg), **pcaps}

@@ -6,12 +6,17 @@ and TCP is a byte stream: recv(3) returns "hel", "lo,", "wor", "ld", then b"" wh
 client closes -- nothing is lost, the loop just reads more (C4).
 Peer: tcp_client.py on the client host.  Serves exactly one connection, like the post.
 Run:  python3 tcp_server.py --port 6666 --bufsize 3
+--accept-delay SECONDS waits that long between listen() and accept(), so you can watch the
+kernel do the handshake alone: during the wait `ss -tan` shows the connection already there
+(ESTABLISHED; CLOSE-WAIT once the client has sent and closed) and the listener's Recv-Q is
+1, the connection waiting in the accept queue.  accept() then only takes it (C3).
 Prints one line per event: `EVENT key=value ... t=UNIXTIME` (strings are JSON-quoted).
 """
 
 import argparse
 import os
 import socket
+import time
 
 from lablog import addr, event, run, text
 
@@ -28,12 +33,19 @@ def main():
         default=None,
         help="give up waiting for a client after SECONDS (default: wait forever)",
     )
+    parser.add_argument(
+        "--accept-delay",
+        type=float,
+        default=0.0,
+        help="sleep SECONDS between listen() and accept() (default 0, like the post)",
+    )
     args = parser.parse_args()
 
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((args.bind, args.port))
         sock.listen(args.backlog)
         event("listening", addr=addr(sock.getsockname()), backlog=args.backlog)
+        time.sleep(args.accept_delay)  # clients can connect now: the kernel queues them
         sock.settimeout(args.accept_timeout)  # None: block forever, as the post does
         conn, peer = sock.accept()
         with conn:
