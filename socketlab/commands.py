@@ -172,7 +172,7 @@ def experiments(args: argparse.Namespace, out: Console, err: Console) -> int:
     from pathlib import Path
 
     from socketlab.capture import new_run_dir
-    from socketlab.experiment import run_experiment, select
+    from socketlab.experiment import run_experiment, run_meta, select
 
     chosen = select(args.ids)  # unknown ids are refused before anything starts
     lab = _lab(args, err)
@@ -180,10 +180,11 @@ def experiments(args: argparse.Namespace, out: Console, err: Console) -> int:
     run_dir = new_run_dir(Path(args.out), "experiments")
     results = []
     with lab:
+        meta = run_meta(lab)
         for number, exp in enumerate(chosen, 1):
             lab.progress(f"[{number}/{len(chosen)}] {exp.id}: {exp.title}")
             results.append(run_experiment(exp, lab, run_dir, lab.progress))
-    return _show_results(args, out, results, run_dir, lab)
+    return _show_results(args, out, results, run_dir, meta)
 
 
 def experiment(args: argparse.Namespace, out: Console, err: Console) -> int:
@@ -191,12 +192,10 @@ def experiment(args: argparse.Namespace, out: Console, err: Console) -> int:
     return experiments(args, out, err)
 
 
-def _show_results(args, out: Console, results, run_dir, lab: Lab) -> int:
+def _show_results(args, out: Console, results, run_dir, meta: dict[str, str]) -> int:
     from socketlab import report
-    from socketlab.experiment import run_meta
     from socketlab.render import evidence_text, verdict_table
 
-    meta = run_meta(lab)
     files = report.write_report(results, meta, run_dir)
     if args.junit:
         from pathlib import Path

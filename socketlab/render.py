@@ -81,16 +81,17 @@ STATUS_STYLE = {"holds": "green", "holds in part": "yellow", "does not hold": "r
 
 
 def verdict_table(results) -> Table:
-    """One row per experiment: claim id, title, verdict, the verdict's sentence."""
-    table = Table(title="The post's claims, checked in the lab", title_justify="left")
+    """One row per experiment: claim id, title, verdict, and the verdict's sentence below."""
+    table = Table(title="The post's claims, checked in the lab", title_justify="left",
+                  show_lines=True)
     table.add_column("claim")
-    table.add_column("what the post says", overflow="fold", max_width=30)
-    table.add_column("verdict")
-    table.add_column("what the lab observed", overflow="fold")
+    table.add_column("verdict", no_wrap=True)
+    table.add_column("what the post says / what the lab observed", overflow="fold")
     for r in results:
         style = STATUS_STYLE.get(r.verdict.status, "")
-        table.add_row(r.experiment.id, r.experiment.title, Text(r.verdict.status, style=style),
-                      r.verdict.summary)
+        observed = Text(r.experiment.title, style="bold")
+        observed.append("\n" + r.verdict.summary, style="")
+        table.add_row(r.experiment.id, Text(r.verdict.status, style=style), observed)
     return table
 
 
