@@ -81,6 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
     one.add_argument("--json", action="store_true", help="print the verdict as JSON")
     one.add_argument("--junit", metavar="FILE", help="also write JUnit XML here (for CI)")
     _topology_options(one)
+    rep = command("report", "write the report of a run again, verdicts recomputed from its evidence",
+                  c.report)
+    rep.add_argument("run_dir", nargs="?", metavar="RUN_DIR",
+                     help="a folder made by `socketlab experiments` (default: the latest in ./runs)")
     command("doctor", "report Docker, compose, the image and the kernel's features", c.doctor)
     bench = command("bench", "measure socketlab (prints a table)", c.bench)
     bench.add_argument("what", choices=["lifecycle", "analysis"])

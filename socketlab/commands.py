@@ -212,6 +212,22 @@ def _show_results(args, out: Console, results, run_dir, meta: dict[str, str]) ->
     return ExitCode.OK if all(r.verdict.status != "inconclusive" for r in results) else ExitCode.FAILED
 
 
+def report(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from pathlib import Path
+
+    from socketlab.errors import ConfigError
+    from socketlab.report import load_run
+
+    runs = sorted(Path("runs").glob("*-experiments*"))
+    run_dir = Path(args.run_dir) if args.run_dir else (runs[-1] if runs else None)
+    if run_dir is None or not (run_dir / "verdicts.json").is_file():
+        raise ConfigError(f"no run with a verdicts.json at {run_dir or './runs'}",
+                          hint="run `socketlab experiments` first, or name a run folder")
+    results, meta = load_run(run_dir)
+    args.junit, args.json = None, False
+    return _show_results(args, out, results, run_dir, meta)
+
+
 def doctor(args: argparse.Namespace, out: Console, err: Console) -> int:
     from socketlab.doctor import render, run_checks
 

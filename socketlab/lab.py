@@ -36,6 +36,7 @@ from socketlab.errors import (
     UnknownHost,
 )
 
+_PID_PREFIX = "socketlab-pid="  # the launcher's first line: the command's pid in its host
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
 LAB_LABEL = "io.socketlab.lab"
@@ -76,10 +77,13 @@ class ExecResult:
 
 
 class RunningExec:
-    """A command left running in a host; its output lines arrive as they are printed."""
+    """A command left running in a host; its output lines arrive as they are printed.
+    Its first line (from the launcher) is its pid in the host, so it can be signalled."""
 
-    def __init__(self, api, exec_id: str, stream: Iterator) -> None:
-        self._api, self._id = api, exec_id
+    def __init__(self, api, exec_id: str, stream: Iterator, lab: Lab | None = None,
+                 host: str = "") -> None:
+        self._api, self._id, self._lab, self._host = api, exec_id, lab, host
+        self.pid: str | None = None
         self._lines: queue.Queue[str | None] = queue.Queue()
         self.stdout_lines: list[str] = []
         self.stderr = ""
@@ -111,6 +115,9 @@ class RunningExec:
             if line is None:
                 self._lines.put(None)  # keep the end marker for later readers
                 return None
+            if self.pid is None and line.startswith(_PID_PREFIX):
+                self.pid = line[len(_PID_PREFIX):].strip()
+                continue
             self.stdout_lines.append(line)
             if match(line):
                 return line
@@ -126,6 +133,14 @@ class RunningExec:
     @property
     def stdout(self) -> str:
         return "\n".join(self.stdout_lines)
+
+    def signal(self, name: str = "TERM") -> bool:
+        """Send a signal (TERM, INT, KILL, ...) to this command only; False if it has ended."""
+        if self.pid is None:
+            self.wait_for(lambda _line: True, 5)  # the pid line comes first
+        if self.pid is None or self._lab is None:
+            return False
+        return self._lab.exec(self._host, ["kill", f"-{name}", self.pid], timeout=5).exit_code == 0
 
 
 class Lab:
@@ -289,8 +304,10 @@ class Lab:
         """Start a command in a host, bounded by `timeout` in the host; read it as it runs."""
         container = self.container(host)
         api = self.client.api
-        exec_id = api.exec_create(container.id, _bounded(argv, timeout))["Id"]
-        return RunningExec(api, exec_id, api.exec_start(exec_id, stream=True, demux=True))
+        launch = ["sh", "-c", f'echo "{_PID_PREFIX}$$"; exec "$@"', "sh", *_bounded(argv, timeout)]
+        exec_id = api.exec_create(container.id, launch)["Id"]
+        return RunningExec(api, exec_id, api.exec_start(exec_id, stream=True, demux=True),
+                           self, host)
 
     def logs(self, host: str) -> str:
         return self.container(host).logs().decode(errors="replace")

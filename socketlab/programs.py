@@ -19,7 +19,7 @@ from typing import Any
 from socketlab.config import PROTOCOLS
 from socketlab.errors import ConfigError, LabTimeout, ProgramFailed
 from socketlab.events import Event, parse_output
-from socketlab.lab import Lab
+from socketlab.lab import Lab, RunningExec
 
 PROGRAMS_DIR = "/lab/programs"
 DEFAULT_MESSAGE = "hello,world"
@@ -89,35 +89,44 @@ class PairRun:
 
 def run_pair(lab: Lab, opts: Options, *, server_extra: Sequence[str] = (),
              after_client: Callable[[], Any] | None = None) -> PairRun:
-    """Run the server (unless opts.server is False), then the client once it is ready.
+    """Run the post's server (unless opts.server is False), then its client once it is ready.
 
     server_extra: more options for the server (e.g. ["--accept-delay", "1"]);
     after_client: called once the client has ended, while the server may still run
     (e.g. to read `ss -tan` in the server); its result is PairRun.between."""
-    start = time.monotonic()
     port = opts.port or lab.config.port
-    server = None
-    if opts.server:
-        server = lab.start("server", [*server_argv(opts, port), *server_extra],
-                           timeout=RUN_TIMEOUT_S)
-        ready = server.wait_for(lambda ln: ln.startswith(("listening", "error")), READY_TIMEOUT_S)
-        if ready is None or ready.startswith("error"):
-            server.wait(5)
-            raise ProgramFailed(f"the {opts.proto} server did not start: "
-                                f"{ready or server.stderr.strip() or 'no output'}",
-                                hint="is another program using the port? try `socketlab down` "
-                                     "then `socketlab up`, or another --port")
-    client = lab.exec("client", client_argv(opts, lab.config.server_ip, port),
-                      timeout=RUN_TIMEOUT_S)
+    server = [*server_argv(opts, port), *server_extra] if opts.server else None
+    return run_programs(lab, opts, server, client_argv(opts, lab.config.server_ip, port),
+                        after_client=after_client)
+
+
+def run_programs(lab: Lab, opts: Options, server: Sequence[str] | None, client: Sequence[str],
+                 *, after_client: Callable[[], Any] | None = None) -> PairRun:
+    """Any server program, then any client program once the server has printed `listening`;
+    the one place that knows how a pair of lab programs is run (variants use it too)."""
+    start = time.monotonic()
+    proc = _start_server(lab, opts.proto, server) if server is not None else None
+    done = lab.exec("client", client, timeout=RUN_TIMEOUT_S)
     between = after_client() if after_client is not None else None
     server_exit = None
-    if server is not None:
-        if client.exit_code != 0:  # the server would wait for a client that never comes
-            lab.exec("server", ["pkill", "-f", f"{opts.proto}_server.py"], timeout=5)
+    if proc is not None:
+        if done.exit_code != 0:  # the server would wait for a client that never comes
+            proc.signal("TERM")
         try:
-            server_exit = server.wait(timeout=RUN_TIMEOUT_S + 2)
+            server_exit = proc.wait(timeout=RUN_TIMEOUT_S + 2)
         except LabTimeout as e:
             raise ProgramFailed(f"the {opts.proto} server did not finish", hint=e.hint) from None
-    return PairRun(opts, parse_output(server.stdout) if server else [],
-                   parse_output(client.stdout), server_exit, client.exit_code,
-                   time.monotonic() - start, between)
+    return PairRun(opts, parse_output(proc.stdout) if proc else [], parse_output(done.stdout),
+                   server_exit, done.exit_code, time.monotonic() - start, between)
+
+
+def _start_server(lab: Lab, proto: str, argv: Sequence[str]) -> RunningExec:
+    proc = lab.start("server", argv, timeout=RUN_TIMEOUT_S)
+    ready = proc.wait_for(lambda ln: ln.startswith(("listening", "error")), READY_TIMEOUT_S)
+    if ready is None or ready.startswith("error"):
+        proc.wait(5)
+        raise ProgramFailed(f"the {proto} server did not start: "
+                            f"{ready or proc.stderr.strip() or 'no output'}",
+                            hint="is another program using the port? try `socketlab down` "
+                                 "then `socketlab up`, or another --port")
+    return proc

@@ -380,3 +380,23 @@ def write_report(results: Sequence[Result], meta: Mapping[str, Any], run_dir: Pa
         paths[kind] = run_dir / name
         paths[kind].write_text(text, encoding="utf-8")
     return paths
+
+
+# ---------------------------------------------------------------- a stored run
+def load_run(run_dir: Path) -> tuple[list[Result], dict[str, Any]]:
+    """A run's results read back from its verdicts.json, each verdict computed again from the
+    stored facts by today's judge (so a report always follows from its evidence)."""
+    from socketlab.experiment import Evidence, Experiment, Verdict, catalogue
+
+    doc = json.loads((run_dir / "verdicts.json").read_text())
+    known = catalogue()
+    results = []
+    for item in doc["results"]:
+        artifacts = {name: str(run_dir / rel) for name, rel in item["artifacts"].items()}
+        evidence = Evidence(item["id"], item["facts"], tuple(item["observations"]), {}, artifacts)
+        stored = Verdict(item["id"], item["verdict"]["status"], item["verdict"]["summary"])
+        exp = known.get(item["id"]) or Experiment(item["id"], item["title"], item["claim"],
+                                                   run=lambda _ctx, ev=evidence: ev,
+                                                   judge=lambda _ev, v=stored: v)
+        results.append(Result(exp, evidence, exp.judge(evidence), item["seconds"]))
+    return results, doc["meta"]

@@ -73,7 +73,7 @@ def test_a_taken_port_is_reported_not_hung(lab):
         with pytest.raises(ProgramFailed, match="EADDRINUSE"):
             run_pair(lab, Options(proto="tcp"))
     finally:
-        lab.exec("server", ["pkill", "-f", "time.sleep"], timeout=5)
+        squatter.signal("TERM")
     assert run_pair(lab, Options(proto="tcp")).ok  # the lab is usable again
 
 

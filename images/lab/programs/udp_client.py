@@ -5,16 +5,23 @@ call, and the program "finishes its work" even when no server runs -- the ICMP "
 unreachable" that may come back never reaches this unconnected socket, so it exits 0.
 --end-with-empty sends one zero-length datagram last: a real datagram, and the only
 thing that stops the post's UDP server loop ("stop on empty data").
+Variants for the load claims: --size (big datagrams, C7), --sndbuf (C7), --recverr (C9),
+--quiet and --keep-going (a bounded fast sender that counts its failed calls, C6 and C9).
 Peer: udp_server.py on the server host (192.168.33.5, port 6666).
 Run:  python3 udp_client.py --host 192.168.33.5 --port 6666 --message hello,world
 Prints one line per event: `EVENT key=value ... t=UNIXTIME` (strings are JSON-quoted).
 """
 
 import argparse
+import errno
+import json
 import os
 import socket
+from collections import Counter
 
 from lablog import addr, event, run, text
+
+IP_RECVERR = getattr(socket, "IP_RECVERR", 11)  # Linux's value; Python does not name it
 
 
 def main():
@@ -28,17 +35,54 @@ def main():
         action="store_true",
         help="then send one zero-length datagram (stops the post's UDP server)",
     )
+    parser.add_argument(
+        "--size",
+        type=int,
+        action="append",
+        help="C7: send datagrams of N bytes (the message repeated; repeat for several sizes)",
+    )
+    parser.add_argument("--sndbuf", type=int, help="C7: set SO_SNDBUF to BYTES first")
+    parser.add_argument(
+        "--recverr", action="store_true", help="C9: set IP_RECVERR, so Linux reports ENOBUFS"
+    )
+    parser.add_argument(
+        "--quiet", action="store_true", help="C6: one summary line, not one line per datagram"
+    )
+    parser.add_argument(
+        "--keep-going", action="store_true", help="C6/C9: count failed sends per errno, go on"
+    )
     args = parser.parse_args()
     message = args.message.encode()  # sockets carry bytes, not str (the post is Python 2)
-    datagrams = [message] * args.count + ([b""] if args.end_with_empty else [])
+    payloads = [(message * (n // max(len(message), 1) + 1))[:n] for n in args.size or []]
+    datagrams = (payloads or [message]) * args.count + ([b""] if args.end_with_empty else [])
+    sent, failed = 0, Counter()
 
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        if args.sndbuf is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, args.sndbuf)
+            event("sndbuf", set=args.sndbuf, got=sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF))
+        if args.recverr:  # without it, Linux hides ENOBUFS and only counts Udp.SndbufErrors
+            sock.setsockopt(socket.IPPROTO_IP, IP_RECVERR, 1)
         server = (args.host, args.port)  # no connect(): every sendto() names the peer
         for datagram in datagrams:
-            n = sock.sendto(datagram, server)  # success = queued for sending, not delivered
-            event(
-                "sent", n=n, data=text(datagram), local=addr(sock.getsockname()), peer=addr(server)
-            )
+            try:
+                n = sock.sendto(datagram, server)  # success = queued for sending, not delivered
+            except OSError as exc:
+                if not args.keep_going:
+                    raise
+                name = errno.errorcode.get(exc.errno, str(exc.errno))
+                failed[name] += 1
+                if not args.quiet:
+                    event("error", op="sendto", errno=name, size=len(datagram),
+                          msg=json.dumps(exc.strerror or str(exc)))
+                continue
+            sent += 1
+            if not args.quiet:
+                shown = {} if args.size else {"data": text(datagram)}  # big payloads: length only
+                event("sent", n=n, **shown, local=addr(sock.getsockname()), peer=addr(server))
+        if args.quiet:
+            by_errno = ",".join(f"{name}:{k}" for name, k in sorted(failed.items())) or "-"
+            event("summary", sent=sent, errors=sum(failed.values()), by_errno=by_errno)
     event("closed")
 
 

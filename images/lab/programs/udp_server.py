@@ -6,12 +6,15 @@ datagram is gone, and the next recvfrom() returns the next datagram.
 Stopping: the post stops "on empty data", but in UDP an empty datagram is a real,
 zero-length datagram, so that only happens when a client sends one, which is what
 `udp_client.py --end-with-empty` does.  --count N and --timeout SECONDS stop it too.
+Variants for the load claims (C6, C10): --rcvbuf (a small receive buffer), --delay (a slow
+reader), --quiet (one summary line instead of one line per datagram).
 Peer: udp_client.py on the client host.   Run:  python3 udp_server.py --port 6666
 """
 
 import argparse
 import os
 import socket
+import time
 
 from lablog import addr, event, run, text
 
@@ -33,27 +36,42 @@ def main():
         default=None,
         help="stop after SECONDS with no datagram (default: wait forever)",
     )
+    parser.add_argument("--rcvbuf", type=int, help="C6/C10: set SO_RCVBUF to BYTES before bind")
+    parser.add_argument(
+        "--delay", type=float, default=0.0, help="C6/C10: a slow reader, sleep before each recvfrom"
+    )
+    parser.add_argument(
+        "--quiet", action="store_true", help="C6: one summary line, not one line per datagram"
+    )
     args = parser.parse_args()
 
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        shown = {}
+        if args.rcvbuf is not None:  # the kernel doubles it (bookkeeping room) and caps it
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, args.rcvbuf)
+            shown["rcvbuf"] = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
         sock.bind((args.bind, args.port))
-        event("listening", addr=addr(sock.getsockname()))  # no listen() in UDP: bound = ready
+        event("listening", addr=addr(sock.getsockname()), **shown)  # no listen() in UDP
         sock.settimeout(args.timeout)  # UDP never says "no more data": silence is the signal
-        received = 0
+        received = total = 0
         while True:
+            time.sleep(args.delay)  # meanwhile, datagrams wait in (or overflow) the buffer
             try:
                 data, peer = sock.recvfrom(args.bufsize)  # one datagram, cut to bufsize
             except TimeoutError:
                 event("stop", reason="timeout")
                 break
-            received += 1
-            event("recvfrom", n=len(data), data=text(data), peer=addr(peer))
+            received, total = received + 1, total + len(data)
+            if not args.quiet:
+                event("recvfrom", n=len(data), data=text(data), peer=addr(peer))
             if not data:  # a zero-length datagram, sent on purpose
                 event("stop", reason="empty")
                 break
             if received == args.count:
                 event("stop", reason="count")
                 break
+        if args.quiet:
+            event("summary", received=received, bytes=total)
     event("closed")  # the post's conn.close() was a bug: a UDP server has no conn
 
 

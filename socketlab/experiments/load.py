@@ -1,0 +1,539 @@
+"""The post's load claims: C6 (a fast UDP sender overflows a slow reader, TCP's window does
+not), C7 (SO_SNDBUF and the datagram size), C9 (a full link-layer queue: ENOBUFS), C10 (the
+receive buffer discards what does not fit).
+
+Every run is bounded: at most 20,000 datagrams, each program bounded in time in its host.
+The counters are the kernel's (socketlab.counters); every missing datagram is attributed to
+a place (the sender's kernel, the bridge, the receiving socket, no listener) and the judges
+say when the numbers do not add up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from socketlab.analysis import Pkt, tcp_flow, udp_datagrams
+from socketlab.counters import delta, snapshot
+from socketlab.events import Event
+from socketlab.experiment import Context, Evidence, Experiment, Verdict
+from socketlab.experiments.common import Observation, events_of, observe
+from socketlab.programs import PROGRAMS_DIR, Options, PairRun, run_programs
+
+BURST = 20_000           # C6: datagrams in the fast burst
+DATAGRAM = 100           # C6/C10: bytes per datagram of a burst
+SMALL_RCVBUF = 4096      # C6/C10: SO_RCVBUF asked for by the slow reader (Linux doubles it)
+SWEEP_RCVBUFS = (SMALL_RCVBUF, 32768, 212992)  # C6: the plot's points
+READ_DELAY = 0.001       # C6/C10: the slow reader sleeps this long before each recvfrom
+C10_BURST = 5_000
+C10_BIG = 20_000         # C10: a datagram bigger than the whole (doubled) small buffer
+C7_SNDBUF = 4096
+C7_SIZES = (2000, 6000, 12000, 20000, 65507, 65508)
+UDP_MAX = 65507          # 65535 - 20 (IPv4 header) - 8 (UDP header)
+C9_QDISC = "tbf rate 1mbit burst 2kb limit 3000"
+C9_COUNT, C9_SIZE = 2000, 1000
+SENDER_COUNTERS = ("Udp.OutDatagrams", "Udp.SndbufErrors", "qdisc.drops", "link.tx_dropped")
+RECEIVER_COUNTERS = ("Udp.InDatagrams", "Udp.RcvbufErrors", "Udp.InErrors", "Udp.NoPorts",
+                     "link.rx_dropped")
+
+# A slow TCP reader (tcp_server.py reads as fast as it can): small SO_RCVBUF set before
+# listen() (the accepted socket inherits it), a pause before every recv, one summary line.
+SLOW_TCP_READER = r"""
+import socket, sys, time
+port, rcvbuf, delay, chunk = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+s.bind(("", port)); s.listen(1); s.settimeout(10)
+print(f"listening rcvbuf={s.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)}", flush=True)
+conn, _ = s.accept()
+total = reads = 0
+while True:
+    time.sleep(delay)
+    data = conn.recv(chunk)
+    if not data:
+        break
+    total, reads = total + len(data), reads + 1
+print(f"summary received={total} reads={reads}", flush=True)
+"""
+
+
+# ---------------------------------------------------------------- running a variant
+def udp_server_argv(port: int, *, rcvbuf: int | None = None, delay: float = 0.0,
+                    bufsize: int = 65535, timeout: float = 0.5) -> list[str]:
+    argv = ["python3", f"{PROGRAMS_DIR}/udp_server.py", "--port", str(port), "--bufsize",
+            str(bufsize), "--timeout", f"{timeout:g}", "--delay", f"{delay:g}", "--quiet"]
+    return argv + (["--rcvbuf", str(rcvbuf)] if rcvbuf is not None else [])
+
+
+def udp_client_argv(host: str, port: int, sizes: Sequence[int], *, count: int = 1,
+                    sndbuf: int | None = None, recverr: bool = False,
+                    quiet: bool = True) -> list[str]:
+    argv = ["python3", f"{PROGRAMS_DIR}/udp_client.py", "--host", host, "--port", str(port),
+            "--count", str(count), "--keep-going", *(f"--size={n}" for n in sizes)]
+    argv += ["--sndbuf", str(sndbuf)] if sndbuf is not None else []
+    return argv + (["--recverr"] if recverr else []) + (["--quiet"] if quiet else [])
+
+
+def run_variant(ctx: Context, server: list[str], client: list[str], proto: str = "udp"
+                ) -> PairRun:
+    """Start `server`, wait for its `listening` line, run `client`, wait for the server."""
+    return run_programs(ctx.lab, Options(proto=proto), server, client)
+
+
+def field(events: Sequence[Event], name: str, key: str, default: Any = 0) -> Any:
+    """A field of the last event called `name` (e.g. the summary's `sent`)."""
+    found = [e.fields[key] for e in events if e.name == name and key in e.fields]
+    return found[-1] if found else default
+
+
+def by_errno(events: Sequence[Event]) -> dict[str, int]:
+    """The client's summary `by_errno=ENOBUFS:3,EMSGSIZE:1` as a dict."""
+    text = str(field(events, "summary", "by_errno", "-"))
+    pairs = (p.split(":") for p in text.split(",") if ":" in p)
+    return {name: int(n) for name, n in pairs}
+
+
+def wire_count(pkts: Sequence[Pkt], src: str, port: int) -> int:
+    """UDP datagrams from `src` to `port` in one capture (a fragmented one counts once)."""
+    return sum(1 for d in udp_datagrams(pkts, port) if d.pkt.src == src and d.pkt.dport == port)
+
+
+def counter_facts(counters: Mapping[str, int], names: Sequence[str]) -> dict[str, int]:
+    return {n: counters.get(n, 0) for n in names}
+
+
+def counters_line(host: str, counters: Mapping[str, int], names: Sequence[str]) -> str:
+    shown = ", ".join(f"{n} +{counters.get(n, 0)}" for n in names)
+    return f"{host} counters: {shown}"
+
+
+
+# ---------------------------------------------------------------- C6: UDP half
+def attribute(f: Mapping[str, Any]) -> dict[str, int]:
+    """Where each of the requested datagrams went (pure): every missing one has a place, and
+    `*_unexplained` is what the kernel's counters do not account for (0 when it adds up)."""
+    cc, sc = f["client_counters"], f["server_counters"]
+    hidden = f["sent"] - f["client_wire"]  # calls that succeeded, datagram never on the wire
+    not_delivered = f["server_wire"] - f["delivered"]
+    return {
+        "failed_calls": f["requested"] - f["sent"],
+        "dropped_in_sender": hidden,
+        "sender_unexplained": hidden - (cc["Udp.SndbufErrors"] - f["by_errno"].get("ENOBUFS", 0)),
+        "lost_between_hosts": f["client_wire"] - f["server_wire"],
+        "dropped_at_socket": not_delivered - sc["Udp.NoPorts"],
+        "no_listener": sc["Udp.NoPorts"],
+        "receiver_unexplained": not_delivered - sc["Udp.RcvbufErrors"] - sc["Udp.NoPorts"],
+    }
+
+
+def adds_up(f: Mapping[str, Any]) -> bool:
+    places = ("failed_calls", "dropped_in_sender", "lost_between_hosts", "dropped_at_socket",
+              "no_listener")
+    return (f["sender_unexplained"] == 0 and f["receiver_unexplained"] == 0
+            and f["lost_between_hosts"] >= 0
+            and f["delivered"] + sum(f[p] for p in places) == f["requested"])
+
+
+def udp_burst(ctx: Context, name: str, count: int, size: int, rcvbuf: int,
+              delay: float = READ_DELAY) -> tuple[dict[str, Any], Observation[PairRun]]:
+    """A fast bounded sender against a slow reader, captured on both hosts; facts attributed."""
+    cfg = ctx.lab.config
+    server = udp_server_argv(cfg.port, rcvbuf=rcvbuf, delay=delay)
+    client = udp_client_argv(cfg.server_ip, cfg.port, [size], count=count)
+    obs = observe(ctx, lambda: run_variant(ctx, server, client), name=name)
+    run = obs.result
+    facts: dict[str, Any] = {
+        "requested": count, "size": size, "rcvbuf_set": rcvbuf, "read_delay": delay,
+        "rcvbuf": field(run.server_events, "listening", "rcvbuf", None),
+        "sent": field(run.client_events, "summary", "sent"),
+        "by_errno": by_errno(run.client_events),
+        "send_seconds": wire_seconds(obs.packets["client"], cfg.client_ip, cfg.port),
+        "client_wire": wire_count(obs.packets["client"], cfg.client_ip, cfg.port),
+        "server_wire": wire_count(obs.packets["server"], cfg.client_ip, cfg.port),
+        "delivered": field(run.server_events, "summary", "received"),
+        "capture_dropped": obs.capture.dropped,
+        "client_counters": counter_facts(obs.counters["client"], SENDER_COUNTERS),
+        "server_counters": counter_facts(obs.counters["server"], RECEIVER_COUNTERS),
+    }
+    return {**facts, **attribute(facts)}, obs
+
+
+def wire_seconds(pkts: Sequence[Pkt], src: str, port: int) -> float | None:
+    """First to last datagram from `src` to `port` in one capture: how long the burst took."""
+    times = [d.pkt.ts for d in udp_datagrams(pkts, port) if d.pkt.src == src]
+    return round(max(times) - min(times), 3) if times else None
+
+
+def burst_lines(f: Mapping[str, Any]) -> list[str]:
+    return [
+        f"UDP: {f['requested']} datagrams of {f['size']} bytes asked for; {f['sent']} sendto() "
+        f"calls succeeded, {f['failed_calls']} failed {f['by_errno'] or ''}".rstrip(),
+        f"slow reader: SO_RCVBUF {f['rcvbuf_set']} asked, {f['rcvbuf']} granted, "
+        f"{f['read_delay'] * 1000:g} ms before each recvfrom",
+        f"on the wire: {f['client_wire']} in the client's capture, {f['server_wire']} in the "
+        f"server's; {f['delivered']} delivered to the program",
+        f"missing, by place: {f['dropped_in_sender']} dropped in the sender's kernel, "
+        f"{f['lost_between_hosts']} lost between the hosts, {f['dropped_at_socket']} dropped at "
+        f"the receiving socket, {f['no_listener']} with no listener",
+        f"the counters {'account for every one' if adds_up(f) else 'do NOT add up'} (unexplained: "
+        f"sender {f['sender_unexplained']}, receiver {f['receiver_unexplained']})",
+        counters_line("client", f["client_counters"], SENDER_COUNTERS),
+        counters_line("server", f["server_counters"], RECEIVER_COUNTERS),
+        f"capture drops (tcpdump): {f['capture_dropped']}",
+    ]
+
+
+def sweep_point(ctx: Context, rcvbuf: int, count: int = BURST) -> dict[str, Any]:
+    """One point of the plot: the same burst with another receive buffer (counters only)."""
+    cfg = ctx.lab.config
+    before = {h: snapshot(ctx.lab, h) for h in ("client", "server")}
+    run = run_variant(ctx, udp_server_argv(cfg.port, rcvbuf=rcvbuf, delay=READ_DELAY),
+                      udp_client_argv(cfg.server_ip, cfg.port, [DATAGRAM], count=count))
+    after = {h: snapshot(ctx.lab, h) for h in ("client", "server")}
+    server = delta(before["server"], after["server"])
+    return {"rcvbuf_set": rcvbuf, "rcvbuf": field(run.server_events, "listening", "rcvbuf", None),
+            "sent": field(run.client_events, "summary", "sent"),
+            "delivered": field(run.server_events, "summary", "received"),
+            "rcvbuf_errors": server.get("Udp.RcvbufErrors", 0)}
+
+
+# ---------------------------------------------------------------- C6: TCP half
+TCP_SERVER_COUNTERS = ("TcpExt.TCPWantZeroWindowAdv", "TcpExt.TCPToZeroWindowAdv",
+                       "TcpExt.TCPFromZeroWindowAdv", "TcpExt.TCPRcvQDrop",
+                       "TcpExt.TCPZeroWindowDrop", "TcpExt.PruneCalled", "TcpExt.RcvPruned",
+                       "TcpExt.TCPBacklogDrop")
+TCP_CLIENT_COUNTERS = ("Tcp.OutSegs", "Tcp.RetransSegs", "TcpExt.TCPWinProbe",
+                       "TcpExt.TCPTimeouts")
+
+
+def tcp_slow_reader(ctx: Context) -> tuple[dict[str, Any], Observation[PairRun]]:
+    """The same volume over TCP to a reader as slow as the UDP one, captured."""
+    cfg = ctx.lab.config
+    server = ["python3", "-c", SLOW_TCP_READER, str(cfg.port), str(SMALL_RCVBUF),
+              f"{READ_DELAY:g}", "2048"]
+    client = ["python3", f"{PROGRAMS_DIR}/tcp_client.py", "--host", cfg.server_ip, "--port",
+              str(cfg.port), "--message", "x" * DATAGRAM, "--count", str(BURST)]
+    obs = observe(ctx, lambda: run_variant(ctx, server, client, "tcp"), name="tcp-slow-reader")
+    run = obs.result
+    flow = tcp_flow(obs.packets["server"], (cfg.server_ip, cfg.port))
+    adverts = [s for s in flow.segments if not s.from_client and "S" not in s.flags] if flow else []
+    windows = [s.window for s in adverts]
+    step = max(1, len(adverts) // 200)
+    facts = {
+        "bytes_sent": sum(int(e.fields.get("n", 0)) for e in run.client_events if e.name == "sent"),
+        "bytes_received": field(run.server_events, "summary", "received"),
+        "rcvbuf": field(run.server_events, "listening", "rcvbuf", None),
+        "wire_bytes": flow.bytes_sent(True) if flow else 0,
+        "zero_windows": sum(1 for s in adverts if s.window == 0 and "R" not in s.flags),
+        "window_min": min(windows, default=None), "window_max": max(windows, default=None),
+        "window_series": [[round(s.pkt.ts - adverts[0].pkt.ts, 4), s.window]
+                          for s in adverts[::step]],
+        "retransmissions": len(flow.retransmissions) if flow else 0,
+        "capture_dropped": obs.capture.dropped,
+        "server_counters": counter_facts(obs.counters["server"], TCP_SERVER_COUNTERS),
+        "client_counters": counter_facts(obs.counters["client"], TCP_CLIENT_COUNTERS),
+    }
+    return facts, obs
+
+
+def tcp_lines(f: Mapping[str, Any]) -> list[str]:
+    return [
+        f"TCP: the client sent {f['bytes_sent']} bytes ({BURST} sendall() calls), the slow reader "
+        f"(SO_RCVBUF {f['rcvbuf']}) received {f['bytes_received']}",
+        f"the server advertised windows from {f['window_min']} to {f['window_max']} bytes, "
+        f"{f['zero_windows']} of them zero; {f['retransmissions']} retransmissions on the wire",
+        counters_line("server", f["server_counters"], TCP_SERVER_COUNTERS),
+        counters_line("client", f["client_counters"], TCP_CLIENT_COUNTERS),
+        f"capture drops (tcpdump): {f['capture_dropped']}",
+    ]
+
+
+# ---------------------------------------------------------------- C6
+def run_c6(ctx: Context) -> Evidence:
+    udp, uobs = udp_burst(ctx, "udp-burst", BURST, DATAGRAM, SMALL_RCVBUF)
+    sweep = [{"rcvbuf_set": udp["rcvbuf_set"], "rcvbuf": udp["rcvbuf"], "sent": udp["sent"],
+              "delivered": udp["delivered"],
+              "rcvbuf_errors": udp["server_counters"]["Udp.RcvbufErrors"]}]
+    for rcvbuf in SWEEP_RCVBUFS[1:]:
+        ctx.progress(f"udp burst with SO_RCVBUF {rcvbuf}")
+        sweep.append(sweep_point(ctx, rcvbuf))
+    tcp, tobs = tcp_slow_reader(ctx)
+    observations = (*burst_lines(udp),
+                    *(f"sweep: SO_RCVBUF {p['rcvbuf']}: sent {p['sent']}, delivered "
+                      f"{p['delivered']}, Udp.RcvbufErrors +{p['rcvbuf_errors']}" for p in sweep),
+                    *tcp_lines(tcp))
+    events = {f"udp {h}": evs for h, evs in events_of(uobs.result).items()}
+    events |= {f"tcp {h}": [e for e in evs if e["event"] != "sent"][:50]
+               for h, evs in events_of(tobs.result).items()}
+    artifacts = {f"{name} {h} pcap": str(o.capture[h].pcap) for name, o in
+                 (("udp burst", uobs), ("tcp slow reader", tobs)) for h in o.capture.hosts}
+    return Evidence("C6", {"udp": udp, "sweep": sweep, "tcp": tcp}, observations, events,
+                    artifacts)
+
+
+def judge_c6(ev: Evidence) -> Verdict:
+    udp, tcp = ev.facts["udp"], ev.facts["tcp"]
+    if not udp["sent"] or not tcp["bytes_sent"] or udp["capture_dropped"] or tcp["capture_dropped"]:
+        return Verdict("C6", "inconclusive", f"the UDP sender sent {udp['sent']} datagrams, the "
+                       f"TCP one {tcp['bytes_sent']} bytes, and the captures dropped "
+                       f"{udp['capture_dropped'] + tcp['capture_dropped']} packets")
+    if not adds_up(udp):
+        return Verdict("C6", "inconclusive", f"of {udp['requested']} datagrams {udp['delivered']} "
+                       f"were delivered but the counters leave {udp['sender_unexplained']} (sender) "
+                       f"and {udp['receiver_unexplained']} (receiver) unexplained")
+    drops = udp["dropped_at_socket"]
+    udp_text = (f"{udp['sent']} UDP datagrams sent in {udp['send_seconds']} s, {udp['server_wire']} "
+                f"reached the server's host, {udp['delivered']} were delivered and {drops} "
+                f"dropped at the socket (Udp.RcvbufErrors +"
+                f"{udp['server_counters']['Udp.RcvbufErrors']}, receive buffer {udp['rcvbuf']})")
+    whole = tcp["bytes_received"] == tcp["bytes_sent"]
+    closed = tcp["zero_windows"] > 0 or tcp["server_counters"]["TcpExt.TCPToZeroWindowAdv"] > 0
+    window = f"closing to 0 {tcp['zero_windows']} times" if closed else "never closing"
+    tcp_text = (f"TCP delivered {tcp['bytes_received']} of {tcp['bytes_sent']} bytes with the "
+                f"server's window {window} (smallest {tcp['window_min']} bytes)")
+    if not whole:
+        return Verdict("C6", "does not hold", f"{udp_text}, but {tcp_text}")
+    status = "holds" if drops > 0 and closed else "holds in part" if drops or closed \
+        else "does not hold"
+    return Verdict("C6", status, f"{udp_text}; {tcp_text}")
+
+
+C6 = Experiment("C6", "UDP overflows a slow reader, TCP's window does not",
+                "UDP is unreliable: a fast sender can overflow the receiver's socket receive "
+                "buffer and datagrams are dropped; TCP cannot overflow its receive buffer because "
+                "of flow control (the window).", run_c6, judge_c6)
+
+
+# ---------------------------------------------------------------- C7
+def call_results(events: Sequence[Event]) -> list[dict[str, Any]]:
+    """Each sendto() of the client, in order: its size and what it returned (bytes or errno)."""
+    return [{"size": int(e.fields.get("n", 0)), "ok": True, "result": e.fields.get("n")}
+            if e.name == "sent" else
+            {"size": int(e.fields.get("size", 0)), "ok": False, "result": e.fields.get("errno")}
+            for e in events if e.name in ("sent", "error")]
+
+
+def results_text(results: Sequence[Mapping[str, Any]]) -> str:
+    return ", ".join(f"{r['size']} -> {r['result']}" for r in results)
+
+
+def run_c7(ctx: Context) -> Evidence:
+    cfg = ctx.lab.config
+
+    def sends(sndbuf: int | None) -> PairRun:
+        return run_variant(ctx, udp_server_argv(cfg.port),
+                           udp_client_argv(cfg.server_ip, cfg.port, C7_SIZES, sndbuf=sndbuf,
+                                           quiet=False))
+
+    obs = observe(ctx, lambda: (sends(C7_SNDBUF), sends(None)), name="udp-sndbuf")
+    small, default = obs.result
+    wmem = ctx.lab.exec("client", ["cat", "/proc/sys/net/core/wmem_default"], timeout=10)
+    facts = {
+        "sndbuf_set": C7_SNDBUF, "sndbuf": field(small.client_events, "sndbuf", "got", None),
+        "default_sndbuf": int(wmem.stdout.strip() or 0), "protocol_max": UDP_MAX,
+        "small": call_results(small.client_events),
+        "default": call_results(default.client_events),
+        "wire_datagrams": wire_count(obs.packets["client"], cfg.client_ip, cfg.port),
+        "delivered": sum(field(r.server_events, "summary", "received") for r in obs.result),
+        "sndbuf_errors": obs.counters["client"].get("Udp.SndbufErrors", 0),
+        "capture_dropped": obs.capture.dropped,
+    }
+    accepted = sum(r["ok"] for r in facts["small"] + facts["default"])
+    observations = (
+        f"SO_SNDBUF set to {C7_SNDBUF}: getsockopt returns {facts['sndbuf']}",
+        f"sendto() with that buffer: {results_text(facts['small'])}",
+        f"sendto() with the default buffer ({facts['default_sndbuf']}): {results_text(facts['default'])}",
+        f"{accepted} calls accepted; the client's capture holds {facts['wire_datagrams']} "
+        f"datagrams, the server read {facts['delivered']}"
+        + ("; each went out once, none resent" if facts["wire_datagrams"] == accepted else ""),
+        f"client counters: Udp.SndbufErrors +{facts['sndbuf_errors']}",
+    )
+    return Evidence("C7", facts, observations, {
+        f"{tag} {h}": evs for tag, r in (("small", small), ("default", default))
+        for h, evs in events_of(r).items()},
+        {f"{h} pcap": str(obs.capture[h].pcap) for h in obs.capture.hosts})
+
+
+def judge_c7(ev: Evidence) -> Verdict:
+    f = ev.facts
+    if not f["small"] or f["sndbuf"] is None:
+        return Verdict("C7", "inconclusive", "the client made no sendto() call with a small SO_SNDBUF")
+    over = [r for r in f["small"] if f["sndbuf_set"] < r["size"] <= f["protocol_max"]]
+    emsg = [r["size"] for r in over if r["result"] == "EMSGSIZE"]
+    other = [f"{r['size']} ({r['result']})" for r in over if not r["ok"] and r["size"] not in emsg]
+    taken = [str(r["size"]) for r in over if r["ok"]]
+    limit = [r for r in f["default"] if r["size"] > f["protocol_max"]]
+    at_limit = (f"; {limit[0]['size']} bytes, over the protocol's {f['protocol_max']}, got "
+                f"{limit[0]['result']} whatever the buffer") if limit else ""
+    text = (f"with SO_SNDBUF {f['sndbuf_set']} (getsockopt: {f['sndbuf']}) the kernel accepted "
+            f"{' and '.join(taken) or 'no'}-byte datagrams larger than it, refused "
+            f"{', '.join(other) or 'none'} otherwise, and answered EMSGSIZE for "
+            f"{emsg or 'none'}{at_limit}")
+    if over and len(emsg) == len(over):
+        return Verdict("C7", "holds", text)
+    return Verdict("C7", "holds in part" if emsg else "does not hold", text)
+
+
+C7 = Experiment("C7", "SO_SNDBUF and the largest UDP datagram",
+                "UDP's SO_SNDBUF is only an upper bound on the datagram size: writing a datagram "
+                "larger than it returns EMSGSIZE. UDP keeps no copy of the data.", run_c7, judge_c7)
+
+
+# ---------------------------------------------------------------- C9
+def set_qdisc(ctx: Context) -> str | None:
+    """The tiny slow queue on the client's eth0; None if tc took it, else tc's complaint."""
+    res = ctx.lab.exec("client", ["tc", "qdisc", "replace", "dev", "eth0", "root",
+                                  *C9_QDISC.split()], timeout=10)
+    return None if res.exit_code == 0 else (res.stderr or res.stdout).strip() or "tc failed"
+
+
+def remove_qdisc(ctx: Context) -> str:
+    """Back to the default qdisc; returns what `tc qdisc show` says afterwards."""
+    ctx.lab.exec("client", ["tc", "qdisc", "del", "dev", "eth0", "root"], timeout=10)
+    return ctx.lab.exec("client", ["tc", "qdisc", "show", "dev", "eth0"], timeout=10).stdout.strip()
+
+
+def queue_burst(ctx: Context, recverr: bool) -> tuple[dict[str, Any], Observation[PairRun]]:
+    cfg = ctx.lab.config
+    client = udp_client_argv(cfg.server_ip, cfg.port, [C9_SIZE], count=C9_COUNT, recverr=recverr)
+    obs = observe(ctx, lambda: run_variant(ctx, udp_server_argv(cfg.port), client),
+                  name="udp-full-queue" + ("-recverr" if recverr else ""))
+    run, cc = obs.result, obs.counters["client"]
+    sent = field(run.client_events, "summary", "sent")
+    wire = wire_count(obs.packets["client"], cfg.client_ip, cfg.port)
+    return {"recverr": recverr, "requested": C9_COUNT, "size": C9_SIZE, "sent": sent,
+            "failed": field(run.client_events, "summary", "errors"),
+            "by_errno": by_errno(run.client_events), "client_wire": wire,
+            "server_wire": wire_count(obs.packets["server"], cfg.client_ip, cfg.port),
+            "delivered": field(run.server_events, "summary", "received"),
+            "succeeded_not_sent": sent - wire,
+            "capture_dropped": obs.capture.dropped,
+            "client_counters": counter_facts(cc, SENDER_COUNTERS)}, obs
+
+
+def queue_lines(f: Mapping[str, Any]) -> list[str]:
+    mode = "with IP_RECVERR" if f["recverr"] else "without IP_RECVERR (the default)"
+    return [f"{mode}: {f['requested']} sendto() of {f['size']} bytes: {f['sent']} succeeded, "
+            f"{f['failed']} failed {f['by_errno'] or ''}".rstrip(),
+            f"  on the wire {f['client_wire']} (client), {f['server_wire']} (server), delivered "
+            f"{f['delivered']}; {f['succeeded_not_sent']} succeeded but never left the host",
+            "  " + counters_line("client", f["client_counters"], SENDER_COUNTERS)]
+
+
+def run_c9(ctx: Context) -> Evidence:
+    runs: list[dict[str, Any]] = []
+    artifacts: dict[str, str] = {}
+    events: dict[str, list[dict[str, Any]]] = {}
+    problem = None
+    try:
+        problem = set_qdisc(ctx)
+        for recverr in (False, True) if problem is None else ():
+            facts, obs = queue_burst(ctx, recverr)
+            runs.append(facts)
+            tag = "recverr" if recverr else "default"
+            events |= {f"{tag} {h}": evs for h, evs in events_of(obs.result).items()}
+            artifacts |= {f"{tag} {h} pcap": str(obs.capture[h].pcap) for h in obs.capture.hosts}
+    finally:
+        after = remove_qdisc(ctx)
+    facts = {"qdisc": C9_QDISC, "qdisc_error": problem, "runs": runs, "qdisc_after": after,
+             "qdisc_removed": "tbf" not in after}
+    observations = (f"client eth0: tc qdisc replace root {C9_QDISC}"
+                    + (f" failed: {problem}" if problem else ""),
+                    *(ln for r in runs for ln in queue_lines(r)),
+                    f"afterwards: {after or 'no qdisc shown'}")
+    return Evidence("C9", facts, observations, events, artifacts)
+
+
+def judge_c9(ev: Evidence) -> Verdict:
+    f = ev.facts
+    runs = {r["recverr"]: r for r in f["runs"]}
+    if f["qdisc_error"] or set(runs) != {False, True}:
+        return Verdict("C9", "inconclusive", f"the slow queue could not be set up: {f['qdisc_error']}")
+    plain, err = runs[False], runs[True]
+    drops = [r["client_counters"]["qdisc.drops"] for r in (plain, err)]
+    if not any(drops):
+        return Verdict("C9", "inconclusive", f"the queue never overflowed ({plain['sent']} and "
+                       f"{err['sent']} datagrams passed a {f['qdisc']} qdisc without a drop)")
+    enobufs = [r["by_errno"].get("ENOBUFS", 0) for r in (plain, err)]
+    text = (f"by default {plain['sent']} of {plain['requested']} sendto() calls succeeded but "
+            f"only {plain['client_wire']} datagrams left the host: the queue dropped {drops[0]} "
+            f"(Udp.SndbufErrors +{plain['client_counters']['Udp.SndbufErrors']}, Udp.OutDatagrams "
+            f"+{plain['client_counters']['Udp.OutDatagrams']}) and "
+            f"{enobufs[0]} calls returned ENOBUFS; with IP_RECVERR {enobufs[1]} calls failed with "
+            f"ENOBUFS (queue drops {drops[1]})")
+    if enobufs[0]:
+        return Verdict("C9", "holds", text)
+    return Verdict("C9", "holds in part" if plain["succeeded_not_sent"] > 0 else "does not hold",
+                   text)
+
+
+C9 = Experiment("C9", "A full link-layer queue and ENOBUFS",
+                "A successful UDP write only means the datagram was queued for the link layer; if "
+                "that queue is full the kernel usually returns ENOBUFS (some systems return no "
+                "error).", run_c9, judge_c9)
+
+
+# ---------------------------------------------------------------- C10
+def big_datagrams(ctx: Context) -> tuple[dict[str, Any], Observation[PairRun]]:
+    """Three datagrams, each bigger than the whole small buffer, while the reader sleeps."""
+    cfg = ctx.lab.config
+    server = udp_server_argv(cfg.port, rcvbuf=SMALL_RCVBUF, delay=0.5)
+    client = udp_client_argv(cfg.server_ip, cfg.port, [C10_BIG], count=3)
+    obs = observe(ctx, lambda: run_variant(ctx, server, client), name="udp-big-datagrams")
+    run, sc = obs.result, obs.counters["server"]
+    return {"size": C10_BIG, "rcvbuf": field(run.server_events, "listening", "rcvbuf", None),
+            "sent": field(run.client_events, "summary", "sent"),
+            "server_wire": wire_count(obs.packets["server"], cfg.client_ip, cfg.port),
+            "delivered": field(run.server_events, "summary", "received"),
+            "delivered_bytes": field(run.server_events, "summary", "bytes"),
+            "capture_dropped": obs.capture.dropped,
+            "server_counters": counter_facts(sc, RECEIVER_COUNTERS)}, obs
+
+
+def run_c10(ctx: Context) -> Evidence:
+    burst, bobs = udp_burst(ctx, "udp-rcvbuf", C10_BURST, DATAGRAM, SMALL_RCVBUF)
+    big, gobs = big_datagrams(ctx)
+    observations = (
+        *burst_lines(burst),
+        f"{big['sent']} datagrams of {big['size']} bytes to a reader with a {big['rcvbuf']}-byte "
+        f"receive buffer, asleep when they came: {big['server_wire']} reached the host, "
+        f"{big['delivered']} delivered ({big['delivered_bytes']} bytes)",
+        counters_line("server", big["server_counters"], RECEIVER_COUNTERS),
+    )
+    events = {f"{tag} {h}": evs for tag, o in (("burst", bobs), ("big", gobs))
+              for h, evs in events_of(o.result).items()}
+    artifacts = {f"{tag} {h} pcap": str(o.capture[h].pcap) for tag, o in
+                 (("burst", bobs), ("big", gobs)) for h in o.capture.hosts}
+    return Evidence("C10", {"burst": burst, "big": big}, observations, events, artifacts)
+
+
+def judge_c10(ev: Evidence) -> Verdict:
+    burst, big = ev.facts["burst"], ev.facts["big"]
+    if not burst["server_wire"] or burst["capture_dropped"] or big["capture_dropped"]:
+        return Verdict("C10", "inconclusive", f"{burst['server_wire']} datagrams reached the "
+                       f"server; the captures dropped {burst['capture_dropped']} and "
+                       f"{big['capture_dropped']} packets")
+    counted = burst["server_counters"]["Udp.RcvbufErrors"]
+    text = (f"{burst['server_wire']} datagrams reached the slow reader's host, "
+            f"{burst['delivered']} were delivered and {burst['dropped_at_socket']} discarded at "
+            f"its {burst['rcvbuf']}-byte receive buffer (Udp.RcvbufErrors +{counted})")
+    if not adds_up(burst):
+        return Verdict("C10", "inconclusive", f"{text}, but the counters leave "
+                       f"{burst['receiver_unexplained']} unexplained")
+    if not burst["dropped_at_socket"]:
+        return Verdict("C10", "does not hold", f"{text}: the slow reader lost nothing")
+    first_in = big["delivered"] >= 1 and big["size"] > (big["rcvbuf"] or 0)
+    big_text = (f"; of {big['server_wire']} datagrams of {big['size']} bytes, each larger than "
+                f"the whole buffer, {big['delivered']} got in (Udp.RcvbufErrors "
+                f"+{big['server_counters']['Udp.RcvbufErrors']} for the rest)")
+    if first_in:
+        return Verdict("C10", "holds in part", text + big_text + ": Linux discards only when the "
+                       "buffer is already full, so a datagram bigger than it enters an empty queue")
+    return Verdict("C10", "holds", text + big_text)
+
+
+C10 = Experiment("C10", "The receive buffer discards what does not fit",
+                 "TCP and UDP both have socket receive buffers; when a UDP datagram does not fit, "
+                 "it is discarded; a fast UDP sender can swamp a slow receiver.", run_c10, judge_c10)
+
+EXPERIMENTS = (C6, C7, C9, C10)
