@@ -161,6 +161,54 @@ def analysis(*, packets: int = 50_000, repeat: int = 3,
     ]
 
 
+def capture(config: LabConfig, *, packets: int = 50_000,
+            progress: Callable[[str], None] = lambda _m: None) -> list[Figure]:
+    """A bounded UDP burst between the lab's hosts, captured on both: is it captured whole?"""
+    from socketlab.analysis import summary
+    from socketlab.capture import Capture
+    from socketlab.images import ensure_lab_image
+    from socketlab.pcap import read_pcap
+    from socketlab.programs import PROGRAMS_DIR, run_programs
+
+    cfg = config.with_(project=BENCH_PROJECT, subnet=BENCH_SUBNET)
+    client = connect()
+    ensure_lab_image(client, cfg.image, IMAGE_CONTEXT, progress)
+    server = ["python3", f"{PROGRAMS_DIR}/udp_server.py", "--quiet", "--timeout", "2",
+              "--rcvbuf", "4194304", "--bufsize", "64"]
+    sender = ["python3", f"{PROGRAMS_DIR}/udp_client.py", "--host", cfg.server_ip, "--count",
+              str(packets), "--message", "burst-datagram!!", "--quiet", "--keep-going"]
+    import tempfile
+    from pathlib import Path
+
+    with Lab(cfg, client=client) as lab, tempfile.TemporaryDirectory() as tmp:
+        progress(f"a burst of {packets:,} UDP datagrams, captured on both hosts")
+        start = time.perf_counter()
+        cap = Capture(lab, base_dir=Path(tmp), name="burst").start()
+        started = time.perf_counter()
+        run = run_programs(lab, Options("udp"), server, sender)
+        sent_at = time.perf_counter()
+        result = cap.stop()
+        stopped = time.perf_counter()
+        read_start = time.perf_counter()
+        seen = {h: summary(read_pcap(result[h].pcap))["protocols"].get("udp", 0)
+                for h in ("client", "server")}
+        read_s = (time.perf_counter() - read_start) / 2
+    sent = next((e.fields.get("sent") for e in run.client_events if e.name == "summary"), 0)
+    whole = seen["client"] >= packets and result.dropped == 0
+    return [
+        Figure("datagrams the client sent", float(sent or 0), "datagrams"),
+        Figure("captured on the client", float(seen["client"]), "datagrams", f">= {packets:,}",
+               whole),
+        Figure("captured on the server", float(seen["server"]), "datagrams"),
+        Figure("tcpdump's own drops (both hosts)", float(result.dropped), "packets", "0",
+               result.dropped == 0),
+        Figure("capture start (offloads off, tcpdump ready)", started - start, "s"),
+        Figure("the burst (both programs; the server ends after 2 s idle)", sent_at - started, "s"),
+        Figure("capture stop (catch up, stop, copy pcaps)", stopped - sent_at, "s"),
+        Figure("read + summarise one host's pcap", read_s, "s", "< 3", read_s < 3),
+    ]
+
+
 def write_udp_burst(path, count: int) -> None:
     """A pcap of `count` Ethernet/IPv4/UDP frames between two lab addresses (written by dpkt)."""
     import socket
@@ -186,6 +234,7 @@ def render(figures: list[Figure], title: str = "lifecycle") -> Table:
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for f in figures:
         mark = "" if f.met is None else ("[green]met[/]" if f.met else "[red]not met[/]")
-        value = f"{f.value:,.0f} {f.unit}" if f.value >= 100 else f"{f.value:.2f} {f.unit}"
+        whole = f.value >= 100 or (f.unit != "s" and float(f.value).is_integer())
+        value = f"{f.value:,.0f} {f.unit}" if whole else f"{f.value:.2f} {f.unit}"
         table.add_row(f.name, value, f.target and f"{f.target} {f.unit}", mark)
     return table

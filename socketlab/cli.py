@@ -86,8 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("run_dir", nargs="?", metavar="RUN_DIR",
                      help="a folder made by `socketlab experiments` (default: the latest in ./runs)")
     command("doctor", "report Docker, compose, the image and the kernel's features", c.doctor)
+    _shape_options(command("shape", "impair a host's link: delay, loss, duplicate, reorder, "
+                           "corrupt, rate (netem-like)", c.shape))
     bench = command("bench", "measure socketlab (prints a table)", c.bench)
-    bench.add_argument("what", choices=["lifecycle", "analysis"])
+    bench.add_argument("what", choices=["lifecycle", "analysis", "capture"])
     bench.add_argument("--repeat", type=int, default=3, help="runs per figure (median is shown)")
     bench.add_argument("--cold", action="store_true",
                        help="also time a cold image build (no cache) and, with --cold-base, the base")
@@ -101,6 +103,24 @@ def _topology_options(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument("--server-ip", help="server address (default .5 of the subnet)")
     cmd.add_argument("--client-ip", help="client address (default .6 of the subnet)")
     cmd.add_argument("--port", type=int, help="server port (default 6666; env SOCKETLAB_PORT)")
+
+
+def _shape_options(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument("host", metavar="HOST", help=f"one of: {', '.join(HOSTS)}")
+    cmd.add_argument("--dir", choices=["egress", "ingress"],
+                     help="egress: what leaves HOST (default); ingress: what arrives at it")
+    cmd.add_argument("--backend", default="auto", choices=["auto", "netem", "engine"])
+    cmd.add_argument("--spec", help="the whole spec in one, e.g. 'delay 100ms loss 5%%'")
+    for flag, example in (("delay", "100ms"), ("jitter", "10ms"), ("distribution", "normal"),
+                          ("loss", "5%%"), ("loss-burst", "3"), ("duplicate", "1%%"),
+                          ("reorder", "25%%"), ("gap", "5"), ("corrupt", "0.1%%"),
+                          ("rate", "1mbit"), ("limit", "100"), ("seed", "42")):
+        cmd.add_argument(f"--{flag}", metavar=flag.upper().replace("-", "_"), help=f"e.g. {example}")
+    for flag, help_ in (("show", "show what is in place, with counters"),
+                        ("clear", "remove the shaping (of --dir if given, else both)"),
+                        ("backends", "which backend serves which parameter in HOST"),
+                        ("plan", "print the commands an apply would run; change nothing")):
+        cmd.add_argument(f"--{flag}", action="store_true", help=help_)
 
 
 def _program_options(cmd: argparse.ArgumentParser) -> None:

@@ -241,6 +241,8 @@ def bench(args: argparse.Namespace, out: Console, err: Console) -> int:
 
     if args.what == "analysis":
         figures = b.analysis(repeat=args.repeat, progress=_progress(err))
+    elif args.what == "capture":
+        figures = b.capture(config_from(args), progress=_progress(err))
     else:
         figures = b.lifecycle(config_from(args), repeat=args.repeat, cold=args.cold,
                               cold_base=args.cold_base, progress=_progress(err))
@@ -248,4 +250,56 @@ def bench(args: argparse.Namespace, out: Console, err: Console) -> int:
         dump_json(out, [dataclasses.asdict(f) for f in figures])
     else:
         out.print(b.render(figures, args.what))
+    return ExitCode.OK
+
+
+# `socketlab shape` options -> spec words: (option, spec word, the option it needs)
+_SHAPE_WORDS = (("delay", "delay", None), ("jitter", "", "delay"), ("distribution", "distribution", "jitter"),
+                ("loss", "loss", None), ("loss_burst", "burst", "loss"), ("duplicate", "duplicate", None),
+                ("reorder", "reorder", None), ("gap", "gap", "reorder"), ("corrupt", "corrupt", None),
+                ("rate", "rate", None), ("limit", "limit", "rate"), ("seed", "seed", None))
+
+
+def shape_spec(args: argparse.Namespace) -> str:
+    """The spec text from --spec and the one-parameter options (in the spec's own order)."""
+    from socketlab.errors import ConfigError
+
+    words = [args.spec] if args.spec else []
+    for option, word, needs in _SHAPE_WORDS:
+        value = getattr(args, option)
+        if value is None:
+            continue
+        if needs and getattr(args, needs) is None:
+            raise ConfigError(f"--{option.replace('_', '-')} needs --{needs}",
+                              hint="e.g. --delay 100ms --jitter 10ms --distribution normal")
+        words += [word, value] if word else [value]
+    return " ".join(words)
+
+
+def shape(args: argparse.Namespace, out: Console, err: Console) -> int:
+    """Validate first (no Docker needed for that), then apply, show, clear or plan in the host."""
+    from socketlab import shaping
+    from socketlab.errors import ConfigError
+
+    spec = shape_spec(args)
+    direction = args.dir or "egress"
+    wants_spec = not (args.show or args.clear or args.backends)
+    if wants_spec and not spec:
+        raise ConfigError("nothing to do: give a spec, or --show, --clear or --backends",
+                          hint=f"e.g. `socketlab shape {args.host} --delay 100ms --loss 5%`")
+    if spec and not wants_spec:
+        raise ConfigError("a spec cannot go with --show, --clear or --backends", hint="give one or the other")
+    impairment = shaping.parse(spec) if spec else None  # a bad spec stops here: nothing touched
+    lab = _running_lab(args, err)
+    if args.clear:
+        shaping.clear(lab, args.host, args.dir)
+        out.print(f"{args.host}: shaping cleared ({args.dir or 'both directions'})")
+    elif args.show or args.backends:
+        text = shaping.show(lab, args.host) if args.show else shaping.backends(lab, args.host)
+        out.print(text, markup=False, highlight=False, soft_wrap=True)
+    elif args.plan:
+        out.print(shaping.plan(lab, args.host, spec, direction, args.backend), markup=False, soft_wrap=True)
+    else:
+        done = shaping.shape(lab, args.host, impairment, direction, args.backend)
+        out.print(f"{done.host} {done.direction}: {done.spec} (backend {done.backend})", markup=False)
     return ExitCode.OK
