@@ -38,11 +38,24 @@ def project_name(suffix: str = "") -> str:
     return f"socketlab-test-{os.getpid()}{suffix}"
 
 
-@pytest.fixture(scope="session")
-def lab(docker_client, lab_image):
-    """One lab for the session: up once, always down at the end."""
+@pytest.fixture(scope="module")
+def lab(request, docker_client, lab_image):
+    """One lab per test module: up once, always down at the end. A module that sets
+    LAB_SUBNET gets that subnet (modules' labs may then overlap in time)."""
     from socketlab.config import LabConfig
     from socketlab.lab import Lab
 
-    with Lab(LabConfig(project=project_name(), subnet=TEST_SUBNET), client=docker_client) as lab:
+    subnet = getattr(request.module, "LAB_SUBNET", TEST_SUBNET)
+    name = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_").replace("_", "-")
+    with Lab(LabConfig(project=project_name(f"-{name}"), subnet=subnet),
+             client=docker_client) as lab:
         yield lab
+
+
+def assert_artifacts(result) -> None:
+    """An experiment's files exist and are not empty."""
+    from pathlib import Path
+
+    assert result.evidence.artifacts
+    for path in result.evidence.artifacts.values():
+        assert Path(path).stat().st_size > 0, path

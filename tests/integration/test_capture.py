@@ -3,26 +3,21 @@ UDP burst captured whole, and no tcpdump (nor pcap) left in a host whatever happ
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
-import docker.errors
 import pytest
 from scapy.all import rdpcap
 
 from socketlab import analysis as an
 from socketlab import capture as capmod
 from socketlab.capture import Capture, CaptureError, restore_offloads, set_offloads
-from socketlab.config import HOSTS, LabConfig
-from socketlab.errors import DockerUnavailable
-from socketlab.lab import Lab, connect
+from socketlab.config import HOSTS
+from socketlab.lab import Lab
 from socketlab.programs import Options, run_pair
 
 pytestmark = pytest.mark.integration
 
-PROJECT = "socketlab-cap-test"
-SUBNET = "192.168.42.0/24"
+LAB_SUBNET = "192.168.42.0/24"
 BURST = 50_000
 # Runs in the client: BURST small datagrams to the server's lab address, bounded in time.
 SENDER = r"""
@@ -59,23 +54,6 @@ print(f"received={n}", flush=True)
 """
 
 
-def _docker_or_skip(config: LabConfig) -> None:
-    """Skip without Docker or the lab image; but under CI=true, fail instead."""
-    try:
-        connect().images.get(config.image)
-    except (DockerUnavailable, docker.errors.ImageNotFound, docker.errors.APIError) as e:
-        message = f"a lab needs Docker and the image {config.image}: {e}"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-
-
-@pytest.fixture(scope="module")
-def lab() -> Iterator[Lab]:
-    config = LabConfig(project=PROJECT, subnet=SUBNET)
-    _docker_or_skip(config)
-    with Lab(config) as running:
-        yield running
 
 
 def _tcpdumps(lab: Lab) -> dict[str, str]:

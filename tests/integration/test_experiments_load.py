@@ -3,24 +3,17 @@ Every flood is bounded (at most 20,000 datagrams); C9's queue is removed whateve
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from socketlab.config import LabConfig
 from socketlab.experiment import Context, Result, run_experiment
 from socketlab.experiments import load
 from socketlab.lab import Lab
 
 pytestmark = pytest.mark.integration
+LAB_SUBNET = "192.168.49.0/24"
 
-
-@pytest.fixture(scope="module")
-def lab(docker_client, lab_image) -> Iterator[Lab]:
-    with Lab(LabConfig(project="socketlab-exp-load", subnet="192.168.49.0/24"),
-             client=docker_client) as lab:
-        yield lab
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +45,6 @@ def test_c6_udp_drops_at_the_socket_tcp_loses_nothing(lab: Lab, runs: Path) -> N
     assert tcp["window_min"] == 0
     assert [p["rcvbuf_set"] for p in sweep] == list(load.SWEEP_RCVBUFS)
     assert all(p["delivered"] + p["rcvbuf_errors"] == p["sent"] for p in sweep)
-    assert result.seconds < 30
 
 
 def test_c7_sndbuf_is_not_the_emsgsize_bound(lab: Lab, runs: Path) -> None:

@@ -2,37 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from socketlab.config import LabConfig
-from socketlab.experiment import Result, run_experiment
+from socketlab.experiment import run_experiment
 from socketlab.experiments.tcp import C1, C3, C4
 from socketlab.lab import Lab
+from tests.conftest import assert_artifacts
 
 pytestmark = pytest.mark.integration
 
-PROJECT = "socketlab-exp-tcp"
-SUBNET = "192.168.45.0/24"
+LAB_SUBNET = "192.168.45.0/24"
 
-
-@pytest.fixture(scope="module")
-def lab(docker_client, lab_image) -> Iterator[Lab]:
-    with Lab(LabConfig(project=PROJECT, subnet=SUBNET), client=docker_client) as lab:
-        yield lab
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("experiments-tcp")
 
-
-def _artifacts_exist(result: Result) -> None:
-    assert result.evidence.artifacts
-    for path in result.evidence.artifacts.values():
-        assert Path(path).stat().st_size > 0
 
 
 def test_c1_connect_refused_by_rst(lab: Lab, run_dir: Path) -> None:
@@ -54,7 +42,7 @@ def test_c1_connect_refused_by_rst(lab: Lab, run_dir: Path) -> None:
     assert f["counters"]["server"].get("Tcp.OutRsts", 0) >= 1
     assert f["counters"]["client"].get("Tcp.AttemptFails", 0) >= 1
     assert any("ECONNREFUSED" in line for line in result.evidence.observations)
-    _artifacts_exist(result)
+    assert_artifacts(result)
 
 
 def test_c3_handshake_then_queued_then_accept(lab: Lab, run_dir: Path) -> None:
@@ -80,7 +68,7 @@ def test_c3_handshake_then_queued_then_accept(lab: Lab, run_dir: Path) -> None:
     assert f["accepted_t"] > hs["ack"]["ts"]
     assert f["connected_t"] < f["accepted_t"]
     assert "SYN_RECEIVED" in result.verdict.summary
-    _artifacts_exist(result)
+    assert_artifacts(result)
 
 
 def test_c4_byte_stream_read_in_pieces(lab: Lab, run_dir: Path) -> None:
@@ -90,4 +78,4 @@ def test_c4_byte_stream_read_in_pieces(lab: Lab, run_dir: Path) -> None:
     assert f["received"] == f["sent"] == "hello,world"
     assert f["recv_pieces"] == ["hel", "lo,", "wor", "ld", ""]
     assert f["wire_bytes"] == "hello,world"
-    _artifacts_exist(result)
+    assert_artifacts(result)

@@ -2,30 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from socketlab.config import LabConfig
-from socketlab.experiment import Result, run_experiment
+from socketlab.experiment import run_experiment
 from socketlab.experiments.udp import BIG_SIZE, C2, C5, C8
 from socketlab.lab import Lab
+from tests.conftest import assert_artifacts
 
 pytestmark = pytest.mark.integration
+LAB_SUBNET = "192.168.47.0/24"
 
 
-@pytest.fixture(scope="module")
-def lab(docker_client, lab_image) -> Iterator[Lab]:
-    with Lab(LabConfig(project="socketlab-exp-udp", subnet="192.168.47.0/24"),
-             client=docker_client) as lab:
-        yield lab
-
-
-def artifacts_exist(result: Result) -> None:
-    assert result.evidence.artifacts
-    for path in result.evidence.artifacts.values():
-        assert Path(path).stat().st_size > 0
 
 
 def test_c2_client_finishes_without_a_server(lab: Lab, tmp_path: Path) -> None:
@@ -44,7 +33,7 @@ def test_c2_client_finishes_without_a_server(lab: Lab, tmp_path: Path) -> None:
     assert f["counters"]["server"]["Udp.NoPorts"] == 2  # one per datagram
     assert f["counters"]["server"]["Icmp.OutDestUnreachs"] >= 1
     assert f["counters"]["client"]["Icmp.InDestUnreachs"] >= 1
-    artifacts_exist(result)
+    assert_artifacts(result)
 
 
 def test_c5_recvfrom_cuts_each_datagram(lab: Lab, tmp_path: Path) -> None:
@@ -56,7 +45,7 @@ def test_c5_recvfrom_cuts_each_datagram(lab: Lab, tmp_path: Path) -> None:
     assert f["wire_client"] == f["wire_server"] == [11, 11, 0]
     assert f["server_counters"]["Udp.InDatagrams"] == 3
     assert f["server_counters"]["Udp.InErrors"] == f["server_counters"]["Udp.RcvbufErrors"] == 0
-    artifacts_exist(result)
+    assert_artifacts(result)
 
 
 def test_c8_udp_fragments_tcp_segments(lab: Lab, tmp_path: Path) -> None:
@@ -82,4 +71,4 @@ def test_c8_udp_fragments_tcp_segments(lab: Lab, tmp_path: Path) -> None:
     assert f["tcp_frag_creates"] == 0
     assert sum(name.endswith("ladder (SVG)") for name in result.evidence.artifacts) == 2
     assert sum(name.endswith("pcap)") for name in result.evidence.artifacts) == 4  # 2 runs x 2 hosts
-    artifacts_exist(result)
+    assert_artifacts(result)
