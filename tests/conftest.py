@@ -59,3 +59,21 @@ def assert_artifacts(result) -> None:
     assert result.evidence.artifacts
     for path in result.evidence.artifacts.values():
         assert Path(path).stat().st_size > 0, path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def nothing_left_behind_by_the_session():
+    """After every test: no container or network of any test lab is left on the engine."""
+    yield
+    try:
+        from socketlab.lab import LAB_LABEL, PROJECT_LABEL, connect
+
+        client = connect()
+    except Exception:  # noqa: BLE001  (no Docker: the integration tests said so already)
+        return
+    prefix = project_name()
+    left = [f"container {c.name}" for c in client.containers.list(all=True, filters={"label": LAB_LABEL})
+            if c.labels.get(PROJECT_LABEL, "").startswith(prefix)]
+    left += [f"network {n.name}" for n in client.networks.list(filters={"label": LAB_LABEL})
+             if (n.attrs.get("Labels") or {}).get(PROJECT_LABEL, "").startswith(prefix)]
+    assert not left, f"the tests left these behind: {left}"
