@@ -290,6 +290,7 @@ def shape(args: argparse.Namespace, out: Console, err: Console) -> int:
     if spec and not wants_spec:
         raise ConfigError("a spec cannot go with --show, --clear or --backends", hint="give one or the other")
     impairment = shaping.parse(spec) if spec else None  # a bad spec stops here: nothing touched
+    shaping.check_request(args.host, args.dir, args.backend)
     lab = _running_lab(args, err)
     if args.clear:
         shaping.clear(lab, args.host, args.dir)

@@ -1,0 +1,146 @@
+"""Shaping: delay, loss, duplication, reordering, corruption and rate on a lab host's link.
+
+    shape(lab, "client", "delay 100ms 10ms loss 5%")             # what leaves the client
+    shape(lab, "server", "rate 1mbit limit 50", "ingress")       # what arrives at the server
+    print(show(lab, "client")); clear(lab, "client")
+
+The work is done in the host by `lab-shape` (images/lab/bin), with netem where the kernel
+has it and iptables + NFQUEUE + tbf where it does not. This side loads the very same
+module (labshape.py) to parse and validate a spec before anything is touched, so a bad
+spec is refused here with the message the host would give, and nothing is applied.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import json
+import sys
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+from socketlab.config import HOSTS
+from socketlab.errors import ConfigError, LabError, UnknownHost
+from socketlab.lab import IMAGE_CONTEXT, Lab
+
+LABSHAPE = IMAGE_CONTEXT / "bin" / "labshape.py"
+DIRECTIONS = ("egress", "ingress")
+BACKENDS = ("auto", "netem", "engine")
+EXIT_REFUSED = 2  # lab-shape's exit code for a spec or backend it cannot honour
+
+
+class ShapeFailed(LabError):
+    """A step of the shaping failed in the host; what was there before has been put back."""
+
+    hint = "see `socketlab shape HOST --show`, and `socketlab shape HOST --backends`"
+
+
+@functools.lru_cache(maxsize=1)
+def labshape() -> ModuleType:
+    """The in-image module, loaded from images/lab/bin: one source for parsing and plans."""
+    spec = importlib.util.spec_from_file_location("socketlab_labshape", LABSHAPE)
+    if spec is None or spec.loader is None:
+        raise ConfigError(f"cannot load {LABSHAPE}", hint="restore images/lab/bin/labshape.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+@dataclass(frozen=True)
+class Shaped:
+    host: str
+    direction: str
+    spec: str
+    backend: str
+
+
+def parse(spec: str, faults: list | None = None) -> Any:
+    """A spec -> labshape's Impairment; ConfigError (one line) if it is not valid."""
+    ls = labshape()
+    try:
+        return ls.parse(spec, faults or ())
+    except ls.ShapeError as e:
+        raise ConfigError(str(e), hint="e.g. `delay 100ms 10ms loss 5% rate 1mbit`") from None
+
+
+def check_request(host: str, direction: str | None, backend: str = "auto") -> None:
+    if host not in HOSTS:
+        raise UnknownHost(f"unknown host {host!r}", hint=f"the lab's hosts are {', '.join(HOSTS)}")
+    if direction is not None and direction not in DIRECTIONS:
+        raise ConfigError(f"unknown direction {direction!r}", hint="use egress or ingress")
+    if backend not in BACKENDS:
+        raise ConfigError(f"unknown backend {backend!r}", hint=f"use one of {', '.join(BACKENDS)}")
+
+
+def apply_argv(impairment: Any, direction: str, backend: str) -> list[str]:
+    """The command run in the host (pure): the spec in its canonical spelling."""
+    argv = ["lab-shape", "apply", "--dir", direction, "--backend", backend]
+    if impairment.faults:
+        argv += ["--faults", json.dumps(list(impairment.faults))]
+    return [*argv, impairment.to_spec()]
+
+
+def shape(lab: Lab, host: str, spec: str | Any, direction: str = "egress",
+          backend: str = "auto", *, faults: list | None = None) -> Shaped:
+    """Replace `host`'s shaping of `direction` by `spec` (text or an Impairment).
+
+    Everything is validated first; in the host, a step that fails puts back what was
+    there (ShapeFailed), a parameter no backend there can honour is refused (ConfigError)."""
+    check_request(host, direction, backend)
+    impairment = parse(spec, faults) if isinstance(spec, str) else spec
+    if faults and not isinstance(spec, str):
+        impairment = parse(impairment.to_spec(), faults)
+    result = lab.exec(host, apply_argv(impairment, direction, backend), timeout=60)
+    if result.exit_code != 0:
+        message = _last_line(result.stderr or result.stdout).removeprefix("lab-shape: ")
+        if result.exit_code == EXIT_REFUSED:
+            raise ConfigError(f"{host}: {message}", hint="see `socketlab shape HOST --backends`")
+        raise ShapeFailed(f"{host}: {message}")
+    return Shaped(host, direction, impairment.to_spec(), _backend_of(result.stdout, backend))
+
+
+def _backend_of(output: str, default: str) -> str:
+    """lab-shape prints `DIR: SPEC (backend NAME)`."""
+    if "(backend " not in output:
+        return default
+    return output.rsplit("(backend ", 1)[1].split(")", 1)[0]
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "no output"
+
+
+def _run(lab: Lab, host: str, argv: list[str]) -> str:
+    result = lab.exec(host, argv, timeout=60)
+    if result.exit_code != 0:
+        raise ShapeFailed(f"{host}: `{' '.join(argv)}` failed: {_last_line(result.stderr or result.stdout)}")
+    return result.stdout
+
+
+def clear(lab: Lab, host: str, direction: str | None = None) -> None:
+    """Remove the host's shaping (both directions by default): qdiscs, ifb, rules, lab-nfq."""
+    check_request(host, direction)
+    _run(lab, host, ["lab-shape", "clear", *(["--dir", direction] if direction else [])])
+
+
+def show(lab: Lab, host: str) -> str:
+    """What is in place in the host, with tc's and iptables' counters."""
+    check_request(host, None)
+    return _run(lab, host, ["lab-shape", "show"])
+
+
+def backends(lab: Lab, host: str) -> str:
+    """Which backend can serve which parameter in that host (probed there, for real)."""
+    check_request(host, None)
+    return _run(lab, host, ["lab-shape", "backends"])
+
+
+def plan(lab: Lab, host: str, spec: str, direction: str = "egress", backend: str = "auto") -> str:
+    """The commands an apply would run in the host (nothing is changed)."""
+    check_request(host, direction, backend)
+    impairment = parse(spec)
+    return _run(lab, host, ["lab-shape", "plan", "--dir", direction, "--backend", backend,
+                            impairment.to_spec()])

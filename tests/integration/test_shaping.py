@@ -1,0 +1,238 @@
+"""Shaping for real: measured loss and rate, clear leaves nothing, a failing apply puts back
+what was there, and compose's SOCKETLAB_SHAPE_* shapes a host as it starts.
+
+Every flood is bounded (count and time) and stays between the lab's two hosts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+
+import pytest
+
+from socketlab import shaping
+from socketlab.config import LabConfig
+from socketlab.errors import LabError
+from socketlab.lab import PROJECT_LABEL, Lab
+from tests.conftest import project_name
+
+pytestmark = pytest.mark.integration
+LAB_SUBNET = "192.168.51.0/24"  # the module's lab (tests/conftest.py's `lab` fixture)
+ENV_SUBNET = "192.168.52.0/24"  # the labs started through compose's environment, one at a time
+
+PORT = 7001
+DATAGRAMS = 2000
+RATE_BIT = 2_000_000
+TCP_BYTES = 750_000  # 3 s at 2 mbit/s
+
+# Receivers end by themselves: after 1.5 s without a packet, or at their deadline.
+UDP_RECEIVER = """
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("0.0.0.0", int(sys.argv[1])))
+s.settimeout(1.5); seen = set(); print("ready", flush=True); end = time.monotonic() + 20
+while time.monotonic() < end:
+    try: seen.add(s.recv(64))
+    except socket.timeout:
+        if seen: break
+print("received", len(seen), flush=True)
+"""
+UDP_SENDER = """
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); errors = 0
+for i in range(int(sys.argv[3])):
+    try: s.sendto(b"seq=%d" % i, (sys.argv[1], int(sys.argv[2])))
+    except OSError: errors += 1
+    time.sleep(0.0005)
+print("errors", errors, flush=True)
+"""
+TCP_RECEIVER = """
+import socket, sys, time
+srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("0.0.0.0", int(sys.argv[1]))); srv.listen(1); srv.settimeout(20); print("ready", flush=True)
+conn, _ = srv.accept(); conn.settimeout(20); total = 0; first = None
+while chunk := conn.recv(65536):
+    first = first or time.monotonic(); total += len(chunk)
+print("bytes", total, "seconds", time.monotonic() - first, flush=True)
+"""
+TCP_SENDER = """
+import socket, sys
+with socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=20) as s:
+    s.sendall(b"x" * int(sys.argv[3]))
+"""
+
+
+@pytest.fixture(autouse=True)
+def cleared(lab):
+    """Every test starts and ends with both hosts unshaped."""
+    for host in ("client", "server"):
+        shaping.clear(lab, host)
+    yield
+    for host in ("client", "server"):
+        shaping.clear(lab, host)
+
+
+def sh(lab: Lab, host: str, command: str) -> str:
+    result = lab.exec(host, ["sh", "-c", command], timeout=20)
+    return result.stdout + result.stderr
+
+
+def udp_loss(lab: Lab, sender: str, receiver: str) -> tuple[int, str]:
+    """(datagrams received of DATAGRAMS sent, the sender's report)."""
+    recv = lab.start(receiver, ["python3", "-c", UDP_RECEIVER, str(PORT)], timeout=30)
+    recv.wait_for(lambda line: line == "ready", timeout=10)
+    sent = lab.exec(sender, ["python3", "-c", UDP_SENDER, lab.config.ip_of(receiver), str(PORT),
+                             str(DATAGRAMS)], timeout=30)
+    line = recv.wait_for(lambda line: line.startswith("received"), timeout=30)
+    return int(line.split()[1]), sent.stdout.strip()
+
+
+def interval(n: int, p: float, z: float) -> tuple[float, float]:
+    """Where the observed loss fraction of n packets falls for a true loss p (normal
+    approximation): z=1.96 for 95% of runs, z=3.29 for 99.9%."""
+    half = z * math.sqrt(p * (1 - p) / n)
+    return p - half, p + half
+
+
+@pytest.mark.parametrize(("shaped", "direction", "sender", "receiver"),
+                         [("client", "egress", "client", "server"),
+                          ("server", "ingress", "client", "server")])
+def test_random_loss_by_iptables_statistic(lab, shaped, direction, sender, receiver):
+    done = shaping.shape(lab, shaped, "loss 20%", direction)
+    assert done.backend in ("engine", "netem")
+    received, report = udp_loss(lab, sender, receiver)
+    observed = (DATAGRAMS - received) / DATAGRAMS
+    low, high = interval(DATAGRAMS, 0.20, 1.96)
+    print(f"\n{direction} loss 20%: observed {observed:.4f}, 95% interval [{low:.4f}, {high:.4f}]")
+    # A test held to the 95% interval fails one run in twenty with a perfect shaper (it did,
+    # once, here): the assertion uses the 99.9% interval, [0.171, 0.229] for 2,000 packets.
+    low, high = interval(DATAGRAMS, 0.20, 3.29)
+    assert low <= observed <= high, f"loss {observed:.4f} outside the 99.9% interval [{low:.4f}, {high:.4f}]"
+    assert report == "errors 0", "a loss must be silent to the sender, as on a wire"
+
+
+def test_unshaped_loses_nothing(lab):
+    received, _ = udp_loss(lab, "client", "server")
+    assert received == DATAGRAMS
+
+
+@pytest.mark.parametrize(("direction", "sender", "receiver"),
+                         [("egress", "client", "server"), ("ingress", "server", "client")])
+def test_tbf_rate_gives_tcp_goodput_within_10_percent(lab, direction, sender, receiver):
+    shaping.shape(lab, "client", "rate 2mbit", direction)
+    recv = lab.start(receiver, ["python3", "-c", TCP_RECEIVER, str(PORT)], timeout=30)
+    recv.wait_for(lambda line: line == "ready", timeout=10)
+    lab.exec(sender, ["python3", "-c", TCP_SENDER, lab.config.ip_of(receiver), str(PORT),
+                      str(TCP_BYTES)], timeout=30)
+    line = recv.wait_for(lambda line: line.startswith("bytes"), timeout=30).split()
+    goodput = int(line[1]) * 8 / float(line[3])
+    print(f"\n{direction} rate 2mbit: TCP goodput {goodput / 1e6:.3f} mbit/s")
+    assert int(line[1]) == TCP_BYTES
+    assert abs(goodput - RATE_BIT) <= 0.10 * RATE_BIT, f"goodput {goodput / 1e6:.3f} mbit/s"
+
+
+def leftovers(lab: Lab, host: str) -> list[str]:
+    qdiscs = [ln for ln in sh(lab, host, "tc qdisc show").splitlines() if "noqueue" not in ln]
+    rules = [ln for ln in sh(lab, host, "iptables -t mangle -S").splitlines() if "SOCKETLAB" in ln]
+    links = [ln for ln in sh(lab, host, "ip -br link").splitlines() if "slab-ifb" in ln]
+    procs = [ln for ln in sh(lab, host, "ps -eo args").splitlines() if "lab-nfq" in ln and "ps -eo" not in ln]
+    state = sh(lab, host, "ls /run/socketlab 2>/dev/null | grep -v log$").split()
+    return qdiscs + rules + links + procs + state
+
+
+def test_clear_leaves_no_qdisc_rule_ifb_or_process(lab):
+    shaping.shape(lab, "client", "loss 10% rate 1mbit", "egress")
+    shaping.shape(lab, "client", "loss 10% rate 1mbit limit 20", "ingress")
+    assert len(leftovers(lab, "client")) >= 6
+    assert "SOCKETLAB-EGRESS" in shaping.show(lab, "client")
+    shaping.clear(lab, "client")
+    assert leftovers(lab, "client") == []
+    shaping.clear(lab, "client")  # twice is fine
+    assert leftovers(lab, "client") == []
+
+
+def test_a_half_failing_apply_restores_the_previous_state(lab):
+    shaping.shape(lab, "client", "loss 10%", "egress")
+    before = sh(lab, "client", "iptables -t mangle -S; tc qdisc show dev eth0")
+    # A tc that refuses tbf: the new plan fails half-way, after its iptables-free tc steps ran.
+    sh(lab, "client", "mkdir -p /tmp/shim && printf '#!/bin/sh\\ncase \"$*\" in *eth0*tbf*) "
+                      "echo forced failure >&2; exit 2;; esac\\nexec /usr/sbin/tc \"$@\"\\n' > /tmp/shim/tc"
+                      " && chmod +x /tmp/shim/tc")
+    try:
+        result = lab.exec("client", ["sh", "-c", "PATH=/tmp/shim:$PATH lab-shape apply --dir egress "
+                                     "loss 20% rate 2mbit"], timeout=30)
+    finally:
+        sh(lab, "client", "rm -rf /tmp/shim")
+    assert result.exit_code == 1
+    assert result.stderr.strip().endswith("failed: forced failure; the previous egress shaping "
+                                          "(loss 10%) is back")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert sh(lab, "client", "iptables -t mangle -S; tc qdisc show dev eth0") == before
+
+
+def test_backends_are_probed_in_the_host(lab):
+    table = shaping.backends(lab, "client")
+    assert "kernel: " in table
+    loss = next(line for line in table.splitlines() if line.startswith("loss\t"))
+    assert loss.split("\t")[2] == "yes"  # egress:engine
+
+
+def test_delay_through_nfqueue(lab):
+    shaping.shape(lab, "client", "delay 100ms", "egress")
+    probe = ("import socket, time\nts = []\nfor _ in range(5):\n    t = time.monotonic()\n"
+             "    s = socket.create_connection((%r, %d), timeout=5)\n"
+             "    ts.append(time.monotonic() - t); s.close()\n"
+             "print(sorted(ts)[2])")
+    server = lab.start("server", ["python3", "-c", "import socket\ns = socket.socket(); "
+                                  "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); "
+                                  f"s.bind(('0.0.0.0', {PORT})); s.listen(16); print('ready', flush=True)\n"
+                                  "import time; time.sleep(10)"], timeout=15)
+    server.wait_for(lambda line: line == "ready", timeout=10)
+    out = lab.exec("client", ["python3", "-c", probe % (lab.config.server_ip, PORT)], timeout=20)
+    rtt_ms = float(out.stdout.strip()) * 1000
+    assert 90 <= rtt_ms <= 150, f"connect RTT {rtt_ms:.1f} ms"
+
+
+# -- compose's environment --------------------------------------------------------------------
+def _containers(docker_client, project: str) -> dict:
+    found = docker_client.containers.list(all=True, filters={"label": f"{PROJECT_LABEL}={project}"})
+    return {c.labels["com.docker.compose.service"]: c for c in found}
+
+
+def test_compose_env_shapes_the_client_as_it_starts(docker_client, lab_image, monkeypatch):
+    monkeypatch.setenv("SOCKETLAB_SHAPE_CLIENT", "egress: loss 5%; ingress: rate 1mbit limit 50")
+    monkeypatch.delenv("SOCKETLAB_SHAPE_SERVER", raising=False)
+    config = LabConfig(project=project_name("-shape-env"), subnet=ENV_SUBNET)
+    with Lab(config, client=docker_client) as env_lab:
+        deadline = time.monotonic() + 15
+        # lab-host applies egress then ingress; each direction's state is written when it is done
+        while "ingress: rate" not in sh(env_lab, "client", "lab-shape show"):
+            assert time.monotonic() < deadline, env_lab.logs("client")
+            time.sleep(0.2)
+        rules = sh(env_lab, "client", "iptables -t mangle -S SOCKETLAB-EGRESS")
+        assert "--probability 0.0499999" in rules  # iptables prints 0.05 as 0.04999999981
+        assert "tbf 2: root" in sh(env_lab, "client", "tc qdisc show dev slab-ifb0")
+        assert "pfifo 3: parent 2:1 limit 50p" in sh(env_lab, "client", "tc qdisc show dev slab-ifb0")
+        assert leftovers(env_lab, "server") == []
+
+
+def test_compose_env_with_a_bad_spec_stops_the_host_loudly(docker_client, lab_image, monkeypatch):
+    monkeypatch.setenv("SOCKETLAB_SHAPE_SERVER", "egress: loss 150%")
+    monkeypatch.delenv("SOCKETLAB_SHAPE_CLIENT", raising=False)
+    config = LabConfig(project=project_name("-shape-bad"), subnet=ENV_SUBNET)
+    env_lab = Lab(config, client=docker_client)
+    try:
+        with contextlib.suppress(LabError):  # up may or may not see the exit in time
+            env_lab.up()
+        server = _containers(docker_client, config.project)["server"]
+        deadline = time.monotonic() + 15
+        while server.status != "exited":
+            assert time.monotonic() < deadline, "the server kept running with a bad spec"
+            time.sleep(0.2)
+            server.reload()
+        assert server.attrs["State"]["ExitCode"] == 2
+        logs = server.logs().decode()
+        assert "lab-shape: egress: loss 150% is out of range: use 0-100%" in logs
+    finally:
+        env_lab.down()

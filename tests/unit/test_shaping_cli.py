@@ -1,0 +1,110 @@
+"""`socketlab shape` in-process: a bad spec is refused before any lab is touched; a good
+one becomes exactly one `lab-shape` command in the host."""
+
+from __future__ import annotations
+
+import io
+import os
+
+import pytest
+
+from socketlab import commands
+from socketlab.cli import ExitCode, main
+from socketlab.config import LabConfig
+from socketlab.lab import ExecResult
+
+
+class FakeLab:
+    """Records exec calls; answers as lab-shape would."""
+
+    def __init__(self, answer: ExecResult | None = None) -> None:
+        self.config = LabConfig()
+        self.calls: list[tuple[str, list[str]]] = []
+        self.answer = answer or ExecResult(0, "egress: delay 100ms loss 5% (backend engine)\n", "", 0.1)
+
+    def exec(self, host: str, argv, *, timeout=None) -> ExecResult:
+        self.calls.append((host, list(argv)))
+        return self.answer
+
+
+@pytest.fixture
+def lab(monkeypatch):
+    for name in list(os.environ):
+        if name.startswith("SOCKETLAB_"):
+            monkeypatch.delenv(name)
+    fake = FakeLab()
+    opened = []
+
+    def running_lab(_args, _err):
+        opened.append(True)
+        return fake
+
+    monkeypatch.setattr(commands, "_running_lab", running_lab)
+    fake.opened = opened
+    return fake
+
+
+def cli(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(argv), out=out, err=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.mark.parametrize(("argv", "error"), [
+    (["--loss", "150%"], "error: loss 150% is out of range: use 0-100%"),
+    (["--delay", "100"], "error: delay 100 needs a time unit: ms, s or us (e.g. 100ms)"),
+    (["--jitter", "10ms"], "error: --jitter needs --delay"),
+    (["--spec", "delay 10ms reorder 5%", "--rate", "1mbit", "--limit", "0"],
+     "error: limit 0 is out of range: use 1-100000 packets"),
+    (["--spec", "reorder 5%"], "error: reorder needs a delay: reordered packets are the ones sent without "
+                               "it (e.g. delay 50ms reorder 25%)"),
+    ([], "error: nothing to do: give a spec, or --show, --clear or --backends"),
+])
+def test_a_bad_spec_is_one_line_exit_2_and_nothing_is_applied(lab, argv, error):
+    code, out, err = cli("shape", "client", *argv)
+    assert code == ExitCode.LAB_ERROR == 2
+    assert out == ""
+    assert err.splitlines()[0] == error
+    assert len(err.splitlines()) == 2
+    assert err.splitlines()[1].startswith("hint: ")
+    assert lab.opened == []
+    assert lab.calls == []
+
+
+def test_options_become_one_canonical_lab_shape_apply(lab):
+    code, out, err = cli("shape", "client", "--delay", "100ms", "--jitter", "10ms", "--loss", "5%",
+                         "--rate", "1mbit", "--dir", "ingress")
+    assert (code, err) == (ExitCode.OK, "")
+    assert lab.calls == [("client", ["lab-shape", "apply", "--dir", "ingress", "--backend", "auto",
+                                     "delay 100ms 10ms loss 5% rate 1000000bit"])]
+    assert out.strip() == "client ingress: delay 100ms 10ms loss 5% rate 1000000bit (backend engine)"
+
+
+def test_clear_without_dir_clears_both(lab):
+    code, out, _err = cli("shape", "server", "--clear")
+    assert code == ExitCode.OK
+    assert lab.calls == [("server", ["lab-shape", "clear"])]
+    assert "both directions" in out
+
+
+def test_a_refusal_in_the_host_is_a_lab_error(lab):
+    lab.answer = ExecResult(2, "", "lab-shape: cannot shape egress with netem on this host (netem cannot: "
+                                   "delay: the kernel has no sch_netem)\n", 0.1)
+    code, _out, err = cli("shape", "client", "--delay", "10ms", "--backend", "netem")
+    assert code == ExitCode.LAB_ERROR
+    assert err.splitlines()[0] == ("error: client: cannot shape egress with netem on this host (netem "
+                                   "cannot: delay: the kernel has no sch_netem)")
+
+
+def test_a_failed_step_says_which_and_that_it_was_restored(lab):
+    lab.answer = ExecResult(1, "", "lab-shape: step `ip link add slab-ifb0 type ifb` failed: boom; "
+                                   "ingress is left unshaped, as it was\n", 0.1)
+    code, _out, err = cli("shape", "client", "--rate", "1mbit", "--dir", "ingress")
+    assert code == ExitCode.LAB_ERROR
+    assert err.splitlines()[0].endswith("ingress is left unshaped, as it was")
+
+
+def test_unknown_host_is_refused_before_the_lab(lab):
+    code, _out, err = cli("shape", "router", "--loss", "1%")
+    assert code == ExitCode.LAB_ERROR
+    assert err.splitlines()[0] == "error: unknown host 'router'"
