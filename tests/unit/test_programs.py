@@ -8,41 +8,19 @@ can never send to the post's 192.168.33.5.
 
 from __future__ import annotations
 
-import os
 import queue
 import re
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from socketlab.events import Event, parse_line, parse_output, payload
-
-PROGRAMS = Path(__file__).resolve().parents[2] / "images" / "lab" / "programs"
-LOOPBACK = "127.0.0.1"
-WAIT = 10.0  # upper bound for any single wait, in seconds
-
-
-def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SOCKETLAB_")}
-    return {**env, "SOCKETLAB_SERVER_IP": LOOPBACK, "PYTHONUNBUFFERED": "1", **extra}
-
-
-def _argv(program: str, *args: str) -> list[str]:
-    return [sys.executable, str(PROGRAMS / program), *args]
-
-
-def run(program: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    """Run a program to completion (bounded by WAIT) and capture its output."""
-    return subprocess.run(
-        _argv(program, *args), capture_output=True, text=True, timeout=WAIT, env=_env(**env)
-    )
+from tests.unit.loopback import LOOPBACK, PROGRAMS, WAIT, argv, env, free_port, run
 
 
 def port_of(event: Event, key: str = "addr") -> int:
@@ -52,13 +30,13 @@ def port_of(event: Event, key: str = "addr") -> int:
 class Server:
     """A program running in the background whose stdout lines are read by a thread."""
 
-    def __init__(self, program: str, *args: str, **env: str) -> None:
+    def __init__(self, program: str, *args: str, **extra_env: str) -> None:
         self.proc = subprocess.Popen(
-            _argv(program, *args),
+            argv(program, *args),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env=_env(**env),
+            env=env(**extra_env),
         )
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.seen: list[str] = []
@@ -111,8 +89,8 @@ def start() -> Iterator:
     """Start a background program; every one still running is killed at teardown."""
     started: list[Server] = []
 
-    def _start(program: str, *args: str, **env: str) -> Server:
-        server = Server(program, *args, **env)
+    def _start(program: str, *args: str, **extra_env: str) -> Server:
+        server = Server(program, *args, **extra_env)
         started.append(server)
         return server
 
@@ -124,9 +102,7 @@ def start() -> Iterator:
 @pytest.fixture
 def closed_port() -> int:
     """A loopback port that was free a moment ago and on which nothing listens."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        return sock.getsockname()[1]
+    return free_port(socket.SOCK_STREAM)
 
 
 def _server_args(*args: str) -> tuple[str, ...]:
@@ -358,7 +334,7 @@ def test_program_is_standalone_teaching_code(program: str) -> None:
     assert "socketlab" not in source.replace("SOCKETLAB_", "")
     assert len(source.splitlines()) <= 90
     help_text = subprocess.run(
-        _argv(program, "--help"), capture_output=True, text=True, timeout=WAIT, env=_env()
+        argv(program, "--help"), capture_output=True, text=True, timeout=WAIT, env=env()
     )
     assert help_text.returncode == 0
     assert "--port" in help_text.stdout

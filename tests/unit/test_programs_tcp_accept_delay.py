@@ -3,28 +3,13 @@ while the server sleeps; accept() later only takes it. Loopback only (127.0.0.1,
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from socketlab.events import Event, parse_line, parse_output, payload
-
-PROGRAMS = Path(__file__).resolve().parents[2] / "images" / "lab" / "programs"
-LOOPBACK = "127.0.0.1"
-WAIT = 10.0
-
-
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SOCKETLAB_")}
-    return {**env, "SOCKETLAB_SERVER_IP": LOOPBACK, "PYTHONUNBUFFERED": "1"}
-
-
-def _argv(program: str, *args: str) -> list[str]:
-    return [sys.executable, str(PROGRAMS / program), *args]
+from tests.unit.loopback import LOOPBACK, WAIT, argv, env
 
 
 @pytest.fixture
@@ -33,9 +18,9 @@ def server() -> Iterator:
     procs: list[subprocess.Popen[str]] = []
 
     def _start(*args: str) -> tuple[subprocess.Popen[str], Event]:
-        proc = subprocess.Popen(_argv("tcp_server.py", "--bind", LOOPBACK, "--port", "0", *args),
+        proc = subprocess.Popen(argv("tcp_server.py", "--bind", LOOPBACK, "--port", "0", *args),
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env=_env())
+                                env=env())
         procs.append(proc)
         line = proc.stdout.readline()  # the first line: `listening addr=127.0.0.1:PORT ...`
         event = parse_line(line)
@@ -53,8 +38,8 @@ def server() -> Iterator:
 
 
 def _client(port: int) -> list[Event]:
-    done = subprocess.run(_argv("tcp_client.py", "--host", LOOPBACK, "--port", str(port)),
-                          capture_output=True, text=True, timeout=WAIT, env=_env())
+    done = subprocess.run(argv("tcp_client.py", "--host", LOOPBACK, "--port", str(port)),
+                          capture_output=True, text=True, timeout=WAIT, env=env())
     assert done.returncode == 0, done.stdout + done.stderr
     return parse_output(done.stdout)
 
@@ -93,7 +78,7 @@ def test_without_the_option_accept_is_not_delayed(server) -> None:
 
 
 def test_help_explains_the_option() -> None:
-    done = subprocess.run(_argv("tcp_server.py", "--help"), capture_output=True, text=True,
-                          timeout=WAIT, env=_env())
+    done = subprocess.run(argv("tcp_server.py", "--help"), capture_output=True, text=True,
+                          timeout=WAIT, env=env())
     assert done.returncode == 0
     assert "--accept-delay" in done.stdout

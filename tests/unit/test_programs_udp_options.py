@@ -7,38 +7,18 @@ Counts are small and every program is bounded by a timeout.
 
 from __future__ import annotations
 
-import os
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from socketlab.events import Event, parse_output
-
-PROGRAMS = Path(__file__).resolve().parents[2] / "images" / "lab" / "programs"
-LOOPBACK = "127.0.0.1"
-WAIT = 10.0
-
-
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SOCKETLAB_")}
-    return {**env, "SOCKETLAB_SERVER_IP": LOOPBACK, "PYTHONUNBUFFERED": "1"}
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind((LOOPBACK, 0))
-        return s.getsockname()[1]
+from tests.unit.loopback import LOOPBACK, WAIT, argv, env, free_port
 
 
 def client(port: int, *args: str) -> tuple[int, list[Event]]:
-    argv = [sys.executable, str(PROGRAMS / "udp_client.py"), "--host", LOOPBACK,
-            "--port", str(port), *args]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=WAIT, env=_env())
+    done = subprocess.run(argv("udp_client.py", "--host", LOOPBACK, "--port", str(port), *args),
+                          capture_output=True, text=True, timeout=WAIT, env=env())
     return done.returncode, parse_output(done.stdout)
 
 
@@ -47,9 +27,9 @@ class Server:
 
     def __init__(self, *args: str) -> None:
         self.port = free_port()
-        argv = [sys.executable, str(PROGRAMS / "udp_server.py"), "--bind", LOOPBACK,
-                "--port", str(self.port), "--timeout", "0.5", *args]
-        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=_env())
+        self.proc = subprocess.Popen(argv("udp_server.py", "--bind", LOOPBACK, "--port",
+                                          str(self.port), "--timeout", "0.5", *args),
+                                     stdout=subprocess.PIPE, text=True, env=env())
         assert self.proc.stdout is not None
         self.listening = parse_output(self.proc.stdout.readline())[0]  # bound = ready
 
@@ -155,7 +135,6 @@ def test_delay_makes_a_slow_reader(servers) -> None:
 
 def test_a_slow_reader_with_a_small_buffer_drops_a_burst(servers) -> None:
     server = start(servers, "--rcvbuf", "4096", "--delay", "0.01", "--quiet")
-    time.sleep(0.05)
     code, events = client(server.port, "--count", "500", "--size", "100", "--quiet")
     assert code == 0
     assert events[0].fields["sent"] == 500
