@@ -267,8 +267,12 @@ def run_c6(ctx: Context) -> Evidence:
                for h, evs in events_of(tobs.result).items()}
     artifacts = {f"{name} {h} pcap": str(o.capture[h].pcap) for name, o in
                  (("udp burst", uobs), ("tcp slow reader", tobs)) for h in o.capture.hosts}
-    return Evidence("C6", {"udp": udp, "sweep": sweep, "tcp": tcp}, observations, events,
-                    artifacts)
+    plot = {"title": f"{BURST:,} datagrams at full speed against a slow reader",
+            "x": "rcvbuf", "series": ["sent", "delivered", "rcvbuf_errors"],
+            "points": [{k: p[k] for k in ("rcvbuf", "sent", "delivered", "rcvbuf_errors")}
+                       for p in sweep]}
+    return Evidence("C6", {"udp": udp, "sweep": sweep, "tcp": tcp, "plot": plot}, observations,
+                    events, artifacts)
 
 
 def judge_c6(ev: Evidence) -> Verdict:
