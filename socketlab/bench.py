@@ -31,6 +31,7 @@ class Figure:
     unit: str
     target: str = ""
     met: bool | None = None  # None: no target
+    note: str = ""           # how it was measured, its interval; alone (no unit): no value
 
 
 def _median_seconds(action: Callable[[], object], repeat: int) -> float:
@@ -232,9 +233,418 @@ def render(figures: list[Figure], title: str = "lifecycle") -> Table:
     for column, justify in (("figure", "left"), ("measured", "right"), ("target", "left"),
                             ("", "left")):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    notes = any(f.note for f in figures)
+    if notes:
+        table.add_column("note", overflow="fold")
     for f in figures:
         mark = "" if f.met is None else ("[green]met[/]" if f.met else "[red]not met[/]")
-        whole = f.value >= 100 or (f.unit != "s" and float(f.value).is_integer())
+        whole = abs(f.value) >= 100 or (f.unit != "s" and float(f.value).is_integer())
         value = f"{f.value:,.0f} {f.unit}" if whole else f"{f.value:.2f} {f.unit}"
-        table.add_row(f.name, value, f.target and f"{f.target} {f.unit}", mark)
+        if f.note and not f.unit:
+            value = "-"
+        row = [f.name, value, f.target and f"{f.target} {f.unit}", mark]
+        table.add_row(*row, *([f.note] if notes else []))
     return table
+
+
+# -- bench shaping: each backend's figures, configured against observed ------------------------
+PINGS, PING_GAP_S = 400, 0.004          # 1.6 s of pings, 4 ms apart, each matched by number
+LOSS_DATAGRAMS, LOSS_PPS = 10_000, 10_000
+FLOW_DATAGRAMS, FLOW_PPS = 6_000, 5_000
+RATE_BIT, RATE_SECONDS = 10_000_000, 3.0
+BURST_DATAGRAMS, ENGINE_TARGET_PPS = 40_000, 20_000
+FRAME = 1514                            # a full Ethernet frame: what tbf counts
+TCP_PAYLOAD, UDP_PAYLOAD = 1448, 1472   # per full frame (TCP with timestamps; UDP unfragmented)
+NEVER_FIRES = [{"match": {"proto": "icmp", "nth": [10**9]}, "action": "drop"}]  # lab-nfq, idle
+
+# In-container programs (python3 -c): each bounded in count and time, each prints one
+# `result json="..."` line; the servers print `listening` first (run_programs waits for it).
+_PY_RESULT = 'import json\ndef result(d): print("result json=" + json.dumps(json.dumps(d)), flush=True)\n'
+_PY_STEADY = '''
+def steady(times, sizes):
+    """Bytes and seconds after the first 5% of the bytes (the bucket's burst, the ramp)."""
+    total, acc, j = sum(sizes), 0, 0
+    while j < len(sizes) and acc < 0.05 * total:
+        acc, j = acc + sizes[j], j + 1
+    span = times[-1] - times[j - 1] if j and times else 0.0
+    return {"bytes": total, "steady_bytes": total - acc, "steady_s": span}
+'''
+PY_ECHO = _PY_RESULT + '''
+import socket, sys, time
+port, idle, most = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("", port))
+print("listening port=%d" % port, flush=True)
+s.settimeout(idle)
+n, end = 0, time.monotonic() + most
+while time.monotonic() < end:
+    try:
+        data, peer = s.recvfrom(2048)
+    except TimeoutError:
+        break
+    if data == b"stop":
+        break
+    s.sendto(data, peer)
+    n += 1
+result({"echoed": n})
+'''
+PY_PING = _PY_RESULT + '''
+import select, socket, struct, sys, time
+host, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+gap, wait = float(sys.argv[4]), float(sys.argv[5])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.connect((host, port))
+s.setblocking(False)
+sent, rtt, i, t0 = {}, {}, 0, time.monotonic()
+end = t0 + n * gap + wait
+while len(rtt) < n and time.monotonic() < end:
+    now = time.monotonic()
+    if i < n and now >= t0 + i * gap:
+        sent[i] = now
+        s.send(struct.pack("!I", i) + bytes(60))
+        i += 1
+        continue
+    due = t0 + i * gap if i < n else end
+    if select.select([s], [], [], max(0.0, due - now))[0]:
+        while True:
+            try:
+                data = s.recv(2048)
+            except (BlockingIOError, ConnectionRefusedError):
+                break
+            k = struct.unpack_from("!I", data)[0]
+            rtt.setdefault(k, round((time.monotonic() - sent[k]) * 1000, 4))
+for _ in range(3):
+    s.send(b"stop")
+result({"sent": i, "rtts": [rtt[k] for k in sorted(rtt)]})
+'''
+PY_SINK = _PY_RESULT + _PY_STEADY + '''
+import socket, struct, sys, time
+port, first, idle, most, early_ms = int(sys.argv[1]), *map(float, sys.argv[2:6])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 23)
+s.bind(("", port))
+print("listening port=%d" % port, flush=True)
+s.settimeout(first)
+seen, times, sizes, order = set(), [], [], []
+dup = ooo = early = 0
+top, end = -1, time.monotonic() + most
+while time.monotonic() < end:
+    try:
+        data = s.recv(65535)
+    except TimeoutError:
+        break
+    now = time.time()
+    if not times:
+        s.settimeout(idle)
+    times.append(now)
+    sizes.append(len(data))
+    k, sent_at = struct.unpack_from("!Id", data)
+    if k in seen:
+        dup += 1
+        continue
+    seen.add(k)
+    order.append(k)
+    ooo += k < top
+    top = max(top, k)
+    early += (now - sent_at) * 1000 < early_ms
+low, overtook = float("inf"), 0
+for k in reversed(order):  # k overtook an earlier-numbered datagram that arrived after it
+    overtook += low < k
+    low = min(low, k)
+span = times[-1] - times[0] if times else 0.0
+result({"total": len(times), "distinct": len(seen), "dup": dup, "ooo": ooo, "early": early,
+        "overtook": overtook, "span_s": span, **steady(times, sizes)})
+'''
+PY_BLAST = _PY_RESULT + '''
+import socket, struct, sys, time
+host, port, n, pps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+size, most = int(sys.argv[5]), float(sys.argv[6])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.connect((host, port))
+pad, sent, errors = bytes(max(0, size - 12)), 0, 0
+t0 = time.monotonic()
+end = t0 + most
+for i in range(n):
+    if pps:
+        wait = t0 + i / pps - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+    if time.monotonic() > end:
+        break
+    try:
+        s.send(struct.pack("!Id", i, time.time()) + pad)
+        sent += 1
+    except OSError:
+        errors += 1
+result({"sent": sent, "errors": errors, "seconds": time.monotonic() - t0})
+'''
+PY_TCP_SINK = _PY_RESULT + _PY_STEADY + '''
+import socket, sys, time
+port, most = int(sys.argv[1]), float(sys.argv[2])
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("", port))
+srv.listen(1)
+print("listening port=%d" % port, flush=True)
+srv.settimeout(most)
+conn, _ = srv.accept()
+conn.settimeout(most)
+times, sizes = [], []
+while True:
+    data = conn.recv(1 << 16)
+    if not data:
+        break
+    times.append(time.time())
+    sizes.append(len(data))
+conn.close()
+result(steady(times, sizes))
+'''
+PY_TCP_SEND = _PY_RESULT + '''
+import socket, sys, time
+host, port, total, most = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+t0 = time.monotonic()
+s = socket.create_connection((host, port), timeout=most)
+chunk, sent = bytes(1 << 16), 0
+while sent < total and time.monotonic() < t0 + most:
+    sent += s.send(chunk[: total - sent])
+s.close()
+result({"sent": sent, "seconds": time.monotonic() - t0})
+'''
+
+
+def shaping(config: LabConfig, *, progress: Callable[[str], None] = lambda _m: None,
+            backend: str | None = None) -> list[Figure]:
+    """Configured against observed, for each shaping backend this machine has (egress of the
+    client, in a lab of the bench's own); every shaping is cleared after its figure."""
+    from socketlab import shaping as shaping_api
+    from socketlab.doctor import parse_backends
+    from socketlab.images import ensure_lab_image
+
+    cfg = config.with_(project=BENCH_PROJECT, subnet=BENCH_SUBNET)
+    client = connect()
+    ensure_lab_image(client, cfg.image, IMAGE_CONTEXT, progress)
+    figures = [load_figure("at the start")]
+    with Lab(cfg, client=client, progress=progress) as lab:
+        support = parse_backends(shaping_api.backends(lab, "client"))
+        progress(f"unshaped: {PINGS} UDP pings, the baseline")
+        base = _ping(lab)
+        figures.append(rtt_figure("unshaped: RTT median", base))
+        for name in [backend] if backend else ["netem", "engine"]:
+            why = support.why_not(name, "delay")
+            if why:
+                progress(f"{name}: not on this kernel ({why})")
+                figures.append(Figure(f"{name}: every figure", 0.0, "",
+                                      note=f"not on this kernel ({why}): no figures"))
+                continue
+            figures += _backend_figures(lab, name, base, support.why_not(name, "seed"), progress)
+    return [*figures, load_figure("at the end")]
+
+
+def _backend_figures(lab: Lab, backend: str, base: list[float], no_seed: str,
+                     progress: Callable[[str], None]) -> list[Figure]:
+    def under(spec: str, measure: Callable[[], object], faults: list | None = None):
+        progress(f"{backend}: {spec or 'lab-nfq with no impairment'}")
+        return _under(lab, backend, spec, measure, faults)
+
+    b = backend
+    figures = delay_figures(b, base, under("delay 100ms", lambda: _ping(lab)), 100.0)
+    figures.append(jitter_figure(f"{b}: delay 100ms 10ms: sd of the added delay (uniform)", base,
+                                 under("delay 100ms 10ms", lambda: _ping(lab)), 10 / 3 ** 0.5,
+                                 3 ** 0.5))
+    figures.append(jitter_figure(f"{b}: delay 100ms 10ms distribution normal: sd of the added delay",
+                                 base, under("delay 100ms 10ms distribution normal",
+                                             lambda: _ping(lab)), 10.0, 1.349))
+    for spec in ["loss 10%"] + ([] if no_seed else ["loss 10% seed 7"]):
+        sent, sink = under(spec, lambda: _flow(lab, LOSS_DATAGRAMS, LOSS_PPS))
+        figures.append(proportion_figure(f"{b}: {spec}: observed loss", sent["sent"] - sink["distinct"],
+                                         sent["sent"], 10.0))
+    _sent, sink = under("duplicate 5%", lambda: _flow(lab, FLOW_DATAGRAMS, FLOW_PPS))
+    figures.append(proportion_figure(f"{b}: duplicate 5%: observed duplicates", sink["dup"],
+                                     sink["distinct"], 5.0))
+    _sent, sink = under("delay 10ms reorder 25%", lambda: _flow(lab, FLOW_DATAGRAMS, FLOW_PPS, 5.0))
+    figures += reorder_figures(b, sink)
+    figures += _rate_figures(lab, b, under)
+    if backend == "engine":
+        figures += _engine_cost(lab, base, under)
+    return figures
+
+
+def _rate_figures(lab: Lab, b: str, under: Callable) -> list[Figure]:
+    tcp = under("rate 10mbit", lambda: _tcp_flow(lab, int(RATE_BIT / 8 * RATE_SECONDS)))
+    pps = 1.1 * RATE_BIT / 8 / FRAME  # 10% over the rate: the queue never runs dry
+    _sent, udp = under("rate 10mbit", lambda: _flow(lab, int(pps * RATE_SECONDS), pps,
+                                                    size=UDP_PAYLOAD))
+    return [goodput_figure(f"{b}: rate 10mbit: TCP goodput", tcp, RATE_BIT, TCP_PAYLOAD),
+            goodput_figure(f"{b}: rate 10mbit: UDP goodput", udp, RATE_BIT, UDP_PAYLOAD)]
+
+
+def _engine_cost(lab: Lab, base: list[float], under: Callable) -> list[Figure]:
+    """lab-nfq holding nothing back (one fault that never fires): its rate, its latency."""
+    sent, sink = under("", lambda: _flow(lab, BURST_DATAGRAMS, 0), NEVER_FIRES)
+    idle = under("", lambda: _ping(lab), NEVER_FIRES)
+    return engine_figures(sent, sink, base, idle)
+
+
+def _under(lab: Lab, backend: str, spec: str, measure: Callable[[], object],
+           faults: list | None = None):
+    """`measure()` with the client's egress shaped by `spec`; cleared afterwards, whatever happens."""
+    from socketlab import shaping as shaping_api
+
+    try:
+        shaping_api.shape(lab, "client", spec, "egress", backend, faults=faults)
+        return measure()
+    finally:
+        shaping_api.clear(lab, "client")
+
+
+def _py(code: str, *args: object) -> list[str]:
+    return ["python3", "-c", code, *(str(a) for a in args)]
+
+
+def _pair(lab: Lab, proto: str, server: list[str], client: list[str]) -> tuple[dict, dict]:
+    """Run a bench server and client (run_programs: bounded, server first); their results."""
+    import json
+
+    from socketlab.errors import ProgramFailed
+    from socketlab.programs import run_programs
+
+    run = run_programs(lab, Options(proto), server, client)
+    found = {}
+    for who, events in (("server", run.server_events), ("client", run.client_events)):
+        line = next((e for e in events if e.name == "result"), None)
+        if line is None:
+            raise ProgramFailed(f"the bench's {proto} {who} printed no result (exit codes: server "
+                                f"{run.server_exit}, client {run.client_exit})",
+                                hint="run again with --debug")
+        found[who] = json.loads(str(line.fields["json"]))
+    return found["server"], found["client"]
+
+
+def _ping(lab: Lab) -> list[float]:
+    """RTTs (ms) of PINGS UDP pings against an echo on the server."""
+    c = lab.config
+    _server, client = _pair(lab, "udp", _py(PY_ECHO, c.port, 3, 15),
+                            _py(PY_PING, c.server_ip, c.port, PINGS, PING_GAP_S, 1.5))
+    return client["rtts"]
+
+
+def _flow(lab: Lab, count: int, pps: float, early_ms: float = 0.0,
+          size: int = 64) -> tuple[dict, dict]:
+    """(the sender's result, the sink's) for `count` numbered datagrams at `pps` (0: at once)."""
+    c = lab.config
+    sink, sent = _pair(lab, "udp", _py(PY_SINK, c.port, 10, 0.5, 18, early_ms),
+                       _py(PY_BLAST, c.server_ip, c.port, count, pps, size, 12))
+    return sent, sink
+
+
+def _tcp_flow(lab: Lab, nbytes: int) -> dict:
+    c = lab.config
+    sink, _sent = _pair(lab, "tcp", _py(PY_TCP_SINK, c.port, 15),
+                        _py(PY_TCP_SEND, c.server_ip, c.port, nbytes, 12))
+    return sink
+
+
+# -- the figures, from measurements (pure) ------------------------------------------------------
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval (95% by default) of a proportion k/n, as fractions."""
+    if n <= 0:
+        return 0.0, 1.0
+    p = k / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * (p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5 / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def p99(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))] if ordered else 0.0
+
+
+def rtt_figure(name: str, rtts: list[float]) -> Figure:
+    return Figure(name, statistics.median(rtts), "ms",
+                  note=f"p99 {p99(rtts):.2f} ms, {len(rtts)} pings")
+
+
+def delay_figures(b: str, base: list[float], shaped: list[float], delay_ms: float) -> list[Figure]:
+    """Added delay = shaped RTT - unshaped RTT; target: within 1 ms or 2%, whichever is larger."""
+    tolerance = max(1.0, 0.02 * delay_ms)
+    added = statistics.median(shaped) - statistics.median(base)
+    rtts = f"RTT median {statistics.median(shaped):.2f} ms, p99 {p99(shaped):.2f} ms, {len(shaped)} pings"
+    return [Figure(f"{b}: delay {delay_ms:g}ms: added delay (median)", added, "ms",
+                   f"{delay_ms:g} ± {tolerance:g}", abs(added - delay_ms) <= tolerance, note=rtts),
+            Figure(f"{b}: delay {delay_ms:g}ms: added delay (p99)",
+                   p99(shaped) - statistics.median(base), "ms",
+                   note="the shaped RTT's p99 less the unshaped median")]
+
+
+def jitter_figure(name: str, base: list[float], shaped: list[float], expected_sd: float,
+                  iqr_per_sd: float) -> Figure:
+    """The added delay's standard deviation (the baseline's own variance taken out); target
+    within 10% of what the distribution gives (a uniform ±J has J/√3, a normal J). The note
+    adds the estimate from the interquartile range, which the host's stalls barely move."""
+    sd = max(0.0, statistics.variance(shaped) - statistics.variance(base)) ** 0.5
+    quartiles = statistics.quantiles(shaped, n=4)
+    robust = (quartiles[2] - quartiles[0]) / iqr_per_sd
+    added = statistics.median(shaped) - statistics.median(base)
+    return Figure(name, sd, "ms", f"{expected_sd:.2f} ± {0.1 * expected_sd:.2f}",
+                  abs(sd - expected_sd) <= 0.1 * expected_sd,
+                  note=f"from the IQR {robust:.2f} ms; median added {added:.2f} ms, {len(shaped)} pings")
+
+
+def proportion_figure(name: str, k: int, n: int, target_pct: float) -> Figure:
+    """An observed rate with its 95% Wilson interval; met when the interval holds the target."""
+    low, high = wilson(k, n)
+    return Figure(name, 100 * k / n if n else 0.0, "%", f"95% interval holds {target_pct:g}",
+                  low * 100 <= target_pct <= high * 100,
+                  note=f"{k:,} of {n:,}; 95% interval {100 * low:.2f}-{100 * high:.2f} %")
+
+
+def reorder_figures(b: str, sink: dict) -> list[Figure]:
+    """netem's reorder: 25% of the packets skip the 10 ms delay. With a fixed delay, exactly
+    those overtake an earlier-numbered datagram, whatever the host's stalls do to timing."""
+    n = sink["distinct"]
+    early = f"{100 * sink['early'] / n:.2f} %" if n else "-"
+    return [proportion_figure(f"{b}: delay 10ms reorder 25%: sent without the delay",
+                              sink["overtook"], n, 25.0),
+            Figure(f"{b}: delay 10ms reorder 25%: arrived out of order",
+                   100 * sink["ooo"] / n if n else 0.0, "%",
+                   note=f"after a later-numbered one; {FLOW_PPS:,} datagrams/s; one-way delay "
+                        f"< 5 ms (stalls push some over): {early}")]
+
+
+def goodput_figure(name: str, sink: dict, rate_bit: int, payload: int) -> Figure:
+    """What the receiver got per second (after the first 5%), against the configured rate;
+    tbf counts whole frames, so the payload's share of a frame is the most it can be."""
+    seconds = sink["steady_s"]
+    mbit = sink["steady_bytes"] * 8 / seconds / 1e6 if seconds > 0 else 0.0
+    want = rate_bit / 1e6
+    wire = mbit * FRAME / payload
+    return Figure(name, mbit, "Mbit/s", f"{0.95 * want:g}-{1.05 * want:g}",
+                  abs(mbit - want) <= 0.05 * want,
+                  note=f"{wire:.2f} Mbit/s of frames: {payload} payload bytes per {FRAME}-byte "
+                       f"frame, so at most {want * payload / FRAME:.2f} Mbit/s of payload")
+
+
+def engine_figures(sent: dict, sink: dict, base: list[float], idle: list[float]) -> list[Figure]:
+    """lab-nfq passing everything: the sender's rate, the rate through the queue, added RTT."""
+    through = sink["distinct"] / sink["span_s"] if sink["span_s"] > 0 else 0.0
+    name = "engine: lab-nfq, no impairment"
+    return [Figure(f"{name}: the sender's rate", sent["sent"] / sent["seconds"], "packets/s",
+                   note=f"{sent['sent']:,} datagrams, {sent['errors']:,} send errors; a queued "
+                        "packet still counts against the sender's buffer, so it waits for lab-nfq"),
+            Figure(f"{name}: the rate through the queue", through, "packets/s",
+                   f">= {ENGINE_TARGET_PPS:,}", through >= ENGINE_TARGET_PPS,
+                   note=f"{sink['distinct']:,} of {sent['sent']:,} arrived"),
+            Figure(f"{name}: added RTT (median)",
+                   1000 * (statistics.median(idle) - statistics.median(base)), "µs",
+                   note=f"RTT median {statistics.median(idle):.2f} ms with, "
+                        f"{statistics.median(base):.2f} ms without"),
+            Figure(f"{name}: RTT p99", p99(idle), "ms", note=f"{p99(base):.2f} ms without")]
+
+
+def load_figure(when: str) -> Figure:
+    """The host's 1-minute load average: on a busy host, every timing above is noisier."""
+    import os
+
+    return Figure(f"host load average (1 min), {when}", os.getloadavg()[0], f"/ {os.cpu_count()} CPUs")

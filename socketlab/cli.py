@@ -89,7 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     _shape_options(command("shape", "impair a host's link: delay, loss, duplicate, reorder, "
                            "corrupt, rate (netem-like)", c.shape))
     bench = command("bench", "measure socketlab (prints a table)", c.bench)
-    bench.add_argument("what", choices=["lifecycle", "analysis", "capture"])
+    bench.add_argument("what", choices=["lifecycle", "analysis", "capture", "shaping"])
+    bench.add_argument("--backend", choices=["netem", "engine"],
+                       help="shaping: this backend only (default: every one this machine has)")
     bench.add_argument("--repeat", type=int, default=3, help="runs per figure (median is shown)")
     bench.add_argument("--cold", action="store_true",
                        help="also time a cold image build (no cache) and, with --cold-base, the base")
@@ -116,6 +118,10 @@ def _shape_options(cmd: argparse.ArgumentParser) -> None:
                           ("reorder", "25%%"), ("gap", "5"), ("corrupt", "0.1%%"),
                           ("rate", "1mbit"), ("limit", "100"), ("seed", "42")):
         cmd.add_argument(f"--{flag}", metavar=flag.upper().replace("-", "_"), help=f"e.g. {example}")
+    cmd.add_argument("--fault", action="append", metavar="FAULT",
+                     help="a packet-exact fault for lab-nfq (repeatable; needs the engine), e.g. "
+                          "'drop tcp flags=SA nth=1', 'delay 300ms tcp min_len=1 nth=3', "
+                          "'duplicate udp dport=6666 nth=2'")
     for flag, help_ in (("show", "show what is in place, with counters"),
                         ("clear", "remove the shaping (of --dir if given, else both)"),
                         ("backends", "which backend serves which parameter in HOST"),

@@ -229,10 +229,13 @@ def report(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 
 def doctor(args: argparse.Namespace, out: Console, err: Console) -> int:
-    from socketlab.doctor import render, run_checks
+    from socketlab.doctor import render, render_backends, run_checks, shaping_support
 
     checks = run_checks(config_from(args), COMPOSE_FILE, IMAGE_CONTEXT, _progress(err))
     out.print(render(checks))
+    support = shaping_support(config_from(args), _progress(err))  # None: no engine or image
+    if support is not None:
+        out.print(render_backends(support))
     return ExitCode.OK if all(c.ok or not c.required for c in checks) else ExitCode.FAILED
 
 
@@ -243,6 +246,8 @@ def bench(args: argparse.Namespace, out: Console, err: Console) -> int:
         figures = b.analysis(repeat=args.repeat, progress=_progress(err))
     elif args.what == "capture":
         figures = b.capture(config_from(args), progress=_progress(err))
+    elif args.what == "shaping":
+        figures = b.shaping(config_from(args), progress=_progress(err), backend=args.backend)
     else:
         figures = b.lifecycle(config_from(args), repeat=args.repeat, cold=args.cold,
                               cold_base=args.cold_base, progress=_progress(err))
@@ -282,14 +287,16 @@ def shape(args: argparse.Namespace, out: Console, err: Console) -> int:
     from socketlab.errors import ConfigError
 
     spec = shape_spec(args)
+    faults = [shaping.parse_fault(text) for text in args.fault or []]
     direction = args.dir or "egress"
     wants_spec = not (args.show or args.clear or args.backends)
-    if wants_spec and not spec:
+    if wants_spec and not spec and not faults:
         raise ConfigError("nothing to do: give a spec, or --show, --clear or --backends",
                           hint=f"e.g. `socketlab shape {args.host} --delay 100ms --loss 5%`")
-    if spec and not wants_spec:
+    if (spec or faults) and not wants_spec:
         raise ConfigError("a spec cannot go with --show, --clear or --backends", hint="give one or the other")
-    impairment = shaping.parse(spec) if spec else None  # a bad spec stops here: nothing touched
+    # a bad spec or fault stops here: nothing touched
+    impairment = shaping.parse(spec, faults) if spec or faults else None
     shaping.check_request(args.host, args.dir, args.backend)
     lab = _running_lab(args, err)
     if args.clear:
@@ -299,8 +306,10 @@ def shape(args: argparse.Namespace, out: Console, err: Console) -> int:
         text = shaping.show(lab, args.host) if args.show else shaping.backends(lab, args.host)
         out.print(text, markup=False, highlight=False, soft_wrap=True)
     elif args.plan:
-        out.print(shaping.plan(lab, args.host, spec, direction, args.backend), markup=False, soft_wrap=True)
+        out.print(shaping.plan(lab, args.host, spec, direction, args.backend, faults),
+                  markup=False, soft_wrap=True)
     else:
         done = shaping.shape(lab, args.host, impairment, direction, args.backend)
-        out.print(f"{done.host} {done.direction}: {done.spec} (backend {done.backend})", markup=False)
+        shown = "; ".join([done.spec] * bool(done.spec) + [f"fault {t}" for t in args.fault or []])
+        out.print(f"{done.host} {done.direction}: {shown} (backend {done.backend})", markup=False)
     return ExitCode.OK

@@ -80,7 +80,7 @@ def catalogue() -> dict[str, Experiment]:
     """Every experiment, by claim id, in the post's order."""
     from socketlab.experiments import EXPERIMENTS
 
-    return {e.id: e for e in sorted(EXPERIMENTS, key=lambda e: int(e.id[1:]))}
+    return {e.id: e for e in sorted(EXPERIMENTS, key=lambda e: (e.id[0], int(e.id[1:])))}
 
 
 def select(ids: Iterable[str] | None) -> list[Experiment]:

@@ -8,7 +8,7 @@ from socketlab.experiment import Verdict, catalogue, select
 
 def test_the_catalogue_is_in_the_posts_order_and_ids_match():
     ids = list(catalogue())
-    assert ids == sorted(ids, key=lambda i: int(i[1:]))
+    assert ids == sorted(ids, key=lambda i: (i[0], int(i[1:])))  # C1..C10, then S1..
     assert "C4" in ids
     for exp_id, exp in catalogue().items():
         assert exp.id == exp_id
