@@ -369,7 +369,7 @@ class Capture:
                  *, name: str = "capture", bpf: str | None = None,
                  snaplen: int = DEFAULT_SNAPLEN, buffer_kib: int | None = DEFAULT_BUFFER_KIB,
                  immediate: bool = False, packet_buffered: bool = True,
-                 offloads: bool | None = False, restore: bool = True,
+                 offloads: bool | None | str = "lab", restore: bool = True,
                  max_seconds: float = MAX_SECONDS) -> None:
         if not hosts or len(set(hosts)) != len(hosts):
             raise CaptureError(f"capture hosts {list(hosts)!r}: give each host once")
@@ -377,6 +377,8 @@ class Capture:
         self.bpf = bpf if bpf is not None else default_filter(lab.config.port)
         self.snaplen, self.buffer_kib = snaplen, buffer_kib
         self.immediate, self.packet_buffered = immediate, packet_buffered
+        if offloads == "lab":  # off, unless the lab was started with its offloads on
+            offloads = None if lab.config.offloads else False
         self.offloads, self.restore, self.max_seconds = offloads, restore, max_seconds
         self.run_dir: Path | None = None
         self._dumps: dict[str, _Tcpdump] = {}

@@ -105,6 +105,9 @@ def _topology_options(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument("--server-ip", help="server address (default .5 of the subnet)")
     cmd.add_argument("--client-ip", help="client address (default .6 of the subnet)")
     cmd.add_argument("--port", type=int, help="server port (default 6666; env SOCKETLAB_PORT)")
+    cmd.add_argument("--offloads", action="store_true", default=None,
+                     help="keep the hosts' segmentation/checksum offloads on (default off, so "
+                          "captures show MSS-sized segments; env SOCKETLAB_OFFLOADS=on)")
 
 
 def _shape_options(cmd: argparse.ArgumentParser) -> None:
@@ -143,7 +146,8 @@ def config_from(args: argparse.Namespace) -> LabConfig:
     return LabConfig.from_env(project=args.project, subnet=subnet,
                               server_ip=getattr(args, "server_ip", None) or derive,
                               client_ip=getattr(args, "client_ip", None) or derive,
-                              port=getattr(args, "port", None))
+                              port=getattr(args, "port", None),
+                              offloads=getattr(args, "offloads", None))
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None,

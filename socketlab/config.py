@@ -36,6 +36,7 @@ class LabConfig:
     port: int = DEFAULT_PORT
     proto: str = "tcp"
     image: str = LAB_IMAGE
+    offloads: bool = False  # the hosts' segmentation/checksum offloads (off: textbook captures)
 
     def __post_init__(self) -> None:
         net = _network(self.subnet)
@@ -73,6 +74,7 @@ class LabConfig:
             "port": _port(env.get("SOCKETLAB_PORT", str(DEFAULT_PORT))),
             "proto": env.get("SOCKETLAB_PROTO", "tcp"),
             "image": env.get("SOCKETLAB_IMAGE", LAB_IMAGE),
+            "offloads": _on_off(env.get("SOCKETLAB_OFFLOADS", "off")),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
@@ -97,6 +99,7 @@ class LabConfig:
             "SOCKETLAB_PORT": str(self.port),
             "SOCKETLAB_PROTO": self.proto,
             "SOCKETLAB_IMAGE": self.image,
+            "SOCKETLAB_OFFLOADS": "on" if self.offloads else "off",
         }
 
 
@@ -125,6 +128,12 @@ def _check_host_address(role: str, ip: str, net: ipaddress.IPv4Network) -> None:
             hint=f"give an address inside {net}, not its first two or its broadcast address "
                  "(the bridge's gateway takes the first host address)",
         )
+
+
+def _on_off(text: str) -> bool:
+    if text not in ("on", "off"):
+        raise ConfigError(f"SOCKETLAB_OFFLOADS={text!r} is neither on nor off", hint="use on or off")
+    return text == "on"
 
 
 def _port(text: str) -> int:

@@ -169,7 +169,8 @@ class Lab:
         subnet = client.networks.get(ips["server"][1]).attrs["IPAM"]["Config"][0]["Subnet"]
         config = LabConfig(project=project, subnet=subnet, server_ip=ips["server"][0],
                            client_ip=ips["client"][0], image=found["server"].attrs["Config"]["Image"],
-                           port=int(env.get("SOCKETLAB_PORT", LabConfig.port)))
+                           port=int(env.get("SOCKETLAB_PORT", LabConfig.port)),
+                           offloads=env.get("SOCKETLAB_OFFLOADS") == "on")
         return cls(config, client=client, progress=progress)
 
     # -- the Docker side, made on first use ------------------------------------------------

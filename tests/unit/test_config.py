@@ -105,8 +105,18 @@ def test_compose_env_has_exactly_the_variables_compose_reads():
         "SOCKETLAB_PORT": "7001",
         "SOCKETLAB_PROTO": "udp",
         "SOCKETLAB_IMAGE": LAB_IMAGE,
+        "SOCKETLAB_OFFLOADS": "off",
     }
     assert LabConfig().compose_env()["SOCKETLAB_MODE"] == "idle"
+    assert LabConfig(offloads=True).compose_env()["SOCKETLAB_OFFLOADS"] == "on"
+
+
+def test_every_variable_socketlab_sets_is_one_the_compose_file_reads():
+    from socketlab.lab import COMPOSE_FILE
+
+    text = COMPOSE_FILE.read_text()
+    for name in LabConfig().compose_env():
+        assert "${" + name in text, name
 
 
 def test_compose_env_round_trips_through_from_env():
