@@ -103,21 +103,30 @@ def run_pair(lab: Lab, opts: Options, *, server_extra: Sequence[str] = (),
 def run_programs(lab: Lab, opts: Options, server: Sequence[str] | None, client: Sequence[str],
                  *, after_client: Callable[[], Any] | None = None) -> PairRun:
     """Any server program, then any client program once the server has printed `listening`;
-    the one place that knows how a pair of lab programs is run (variants use it too)."""
+    the one place that knows how a pair of lab programs is run (variants use it too).
+    The client's exec is set up while the server starts, and released once it listens."""
     start = time.monotonic()
-    proc = _start_server(lab, opts.proto, server) if server is not None else None
-    done = lab.exec("client", client, timeout=RUN_TIMEOUT_S)
+    client_proc = lab.start("client", client, timeout=RUN_TIMEOUT_S, gated=True)
+    try:
+        proc = _start_server(lab, opts.proto, server) if server is not None else None
+    except BaseException:
+        client_proc.release(go=False)
+        client_proc.wait(5)
+        raise
+    client_proc.release()
+    client_exit = client_proc.wait(RUN_TIMEOUT_S + 2)
     between = after_client() if after_client is not None else None
     server_exit = None
     if proc is not None:
-        if done.exit_code != 0:  # the server would wait for a client that never comes
+        if client_exit != 0:  # the server would wait for a client that never comes
             proc.signal("TERM")
         try:
             server_exit = proc.wait(timeout=RUN_TIMEOUT_S + 2)
         except LabTimeout as e:
             raise ProgramFailed(f"the {opts.proto} server did not finish", hint=e.hint) from None
-    return PairRun(opts, parse_output(proc.stdout) if proc else [], parse_output(done.stdout),
-                   server_exit, done.exit_code, time.monotonic() - start, between)
+    return PairRun(opts, parse_output(proc.stdout) if proc else [],
+                   parse_output(client_proc.stdout), server_exit, client_exit,
+                   time.monotonic() - start, between)
 
 
 def _start_server(lab: Lab, proto: str, argv: Sequence[str]) -> RunningExec:

@@ -5,13 +5,10 @@ reads it easily and socketlab parses it (strings are JSON-quoted; t is when it h
 on the same clock as the packet captures).
 """
 
-import errno
 import json
-import re
 import signal
 import sys
 import time
-import traceback
 
 
 def event(name, **fields):
@@ -34,6 +31,10 @@ def text(data):
 
 def report(exc):
     """Print `error op=CALL errno=NAME msg="..."` for an OSError raised in main()."""
+    import errno  # imported here, on the error path only: every program starts faster
+    import re
+    import traceback
+
     # Which socket call failed? The traceback knows the line of main() that raised.
     line = [f.line for f in traceback.extract_tb(exc.__traceback__) if f.name == "main"][-1]
     call = re.search(r"\.(\w+)\(", line)
