@@ -302,9 +302,12 @@ def shape(args: argparse.Namespace, out: Console, err: Console) -> int:
     if args.clear:
         shaping.clear(lab, args.host, args.dir)
         out.print(f"{args.host}: shaping cleared ({args.dir or 'both directions'})")
-    elif args.show or args.backends:
-        text = shaping.show(lab, args.host) if args.show else shaping.backends(lab, args.host)
-        out.print(text, markup=False, highlight=False, soft_wrap=True)
+    elif args.show:
+        out.print(shaping.show(lab, args.host), markup=False, highlight=False, soft_wrap=True)
+    elif args.backends:
+        from socketlab.doctor import parse_backends, render_backends
+
+        out.print(render_backends(parse_backends(shaping.backends(lab, args.host))))
     elif args.plan:
         out.print(shaping.plan(lab, args.host, spec, direction, args.backend, faults),
                   markup=False, soft_wrap=True)

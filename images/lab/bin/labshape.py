@@ -725,8 +725,7 @@ def show(dev: str = DEV, run: Runner = run_step) -> str:
     parts = []
     for direction in DIRECTIONS:
         state = read_state(direction)
-        parts.append(f"{direction}: " + (f"{state['spec']} (backend {state['backend']})" if state
-                                         else "not shaped"))
+        parts.append(f"{direction}: " + (_describe_state(state) if state else "not shaped"))
     commands = [["tc", "-s", "qdisc", "show", "dev", dev], ["tc", "-s", "qdisc", "show", "dev", IFB],
                 *[["iptables", "-t", "mangle", "-L", c, "-v", "-n", "-x"] for c in CHAINS.values()]]
     for argv in commands:
@@ -737,7 +736,28 @@ def show(dev: str = DEV, run: Runner = run_step) -> str:
         pid = _pid(pidfile(direction))
         if pid:
             parts.append(f"lab-nfq queue {QUEUES[direction]}: running (pid {pid})")
+        parts += _fired_faults(direction)
     return "\n".join(parts)
+
+
+def _describe_state(state: dict) -> str:
+    words = [state["spec"]] if state.get("spec") else []
+    words += [f"fault {json.dumps(f, sort_keys=True)}" for f in state.get("faults") or []]
+    return f"{'; '.join(words) or 'nothing'} (backend {state['backend']})"
+
+
+def _fired_faults(direction: str, most: int = 20) -> list[str]:
+    """The faults lab-nfq logged as fired in this direction (the last `most`)."""
+    try:
+        with open(f"{RUN_DIR}/nfq-{QUEUES[direction]}.log") as f:
+            fired = [json.loads(line) for line in f if '"event": "fault"' in line]
+    except (OSError, ValueError):
+        return []
+    lines = [f"fault fired ({direction}): {e.get('action')} {e.get('proto')} "
+             f"{e.get('src')}:{e.get('sport')} > {e.get('dst')}:{e.get('dport')} "
+             f"flags={e.get('flags') or '-'} len={e.get('len')} #{e.get('ordinal')}"
+             for e in fired][-most:]
+    return lines
 
 
 def _pid(path: str) -> int | None:
