@@ -275,6 +275,9 @@ def run_c6(ctx: Context) -> Evidence:
                     events, artifacts)
 
 
+ONE_SEGMENT = 1460  # bytes: an Ethernet MSS
+
+
 def judge_c6(ev: Evidence) -> Verdict:
     udp, tcp = ev.facts["udp"], ev.facts["tcp"]
     if not udp["sent"] or not tcp["bytes_sent"] or udp["capture_dropped"] or tcp["capture_dropped"]:
@@ -292,7 +295,13 @@ def judge_c6(ev: Evidence) -> Verdict:
                 f"{udp['server_counters']['Udp.RcvbufErrors']}, receive buffer {udp['rcvbuf']})")
     whole = tcp["bytes_received"] == tcp["bytes_sent"]
     closed = tcp["zero_windows"] > 0 or tcp["server_counters"]["TcpExt.TCPToZeroWindowAdv"] > 0
-    window = f"closing to 0 {tcp['zero_windows']} times" if closed else "never closing"
+    # A window of one segment or less throttles the sender as surely as a zero one does
+    # (Linux does not advertise less than a segment until it can say zero).
+    tight = tcp["window_min"] is not None and tcp["window_min"] <= ONE_SEGMENT
+    window = (f"closing to 0 {tcp['zero_windows']} times" if closed
+              else f"shrinking to {tcp['window_min']} bytes, one segment" if tight
+              else "never closing")
+    closed = closed or tight
     tcp_text = (f"TCP delivered {tcp['bytes_received']} of {tcp['bytes_sent']} bytes with the "
                 f"server's window {window} (smallest {tcp['window_min']} bytes)")
     if not whole:

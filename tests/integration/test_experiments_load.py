@@ -42,7 +42,7 @@ def test_c6_udp_drops_at_the_socket_tcp_loses_nothing(lab: Lab, runs: Path) -> N
     assert udp["dropped_at_socket"] == udp["server_counters"]["Udp.RcvbufErrors"] > 0
     assert udp["lost_between_hosts"] == 0
     assert tcp["bytes_received"] == tcp["bytes_sent"] == load.BURST * load.DATAGRAM
-    assert tcp["window_min"] == 0
+    assert tcp["window_min"] <= load.ONE_SEGMENT  # the window closed, or all but
     assert [p["rcvbuf_set"] for p in sweep] == list(load.SWEEP_RCVBUFS)
     assert all(p["delivered"] + p["rcvbuf_errors"] == p["sent"] for p in sweep)
 

@@ -77,8 +77,17 @@ def test_c6_does_not_hold_when_tcp_loses_bytes() -> None:
 
 
 def test_c6_holds_in_part_when_the_window_never_closes() -> None:
-    tcp = tcp_facts(zero_windows=0, server_counters=dict.fromkeys(load.TCP_SERVER_COUNTERS, 0))
+    tcp = tcp_facts(zero_windows=0, window_min=2896,
+                    server_counters=dict.fromkeys(load.TCP_SERVER_COUNTERS, 0))
     assert load.judge_c6(c6(tcp=tcp)).status == "holds in part"
+
+
+def test_c6_holds_when_the_window_shrinks_to_one_segment() -> None:
+    tcp = tcp_facts(zero_windows=0, window_min=1448,
+                    server_counters=dict.fromkeys(load.TCP_SERVER_COUNTERS, 0))
+    verdict = load.judge_c6(c6(tcp=tcp))
+    assert verdict.status == "holds"
+    assert "shrinking to 1448 bytes" in verdict.summary
 
 
 def test_c6_holds_in_part_when_the_slow_reader_keeps_up() -> None:
