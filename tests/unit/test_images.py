@@ -130,3 +130,14 @@ def test_packages_without_the_line_is_an_image_error(tmp_path, text):
 
     assert str(info.value) == f"no `RUN packages=` line in {dockerfile}"
     assert info.value.hint == "restore the Dockerfile"
+
+
+def test_mmdebstrap_makes_a_small_base_with_usr_merged_by_its_hook(tmp_path):
+    from socketlab.images import mmdebstrap_argv
+
+    argv = mmdebstrap_argv(["python3", "tcpdump"], hooks=tmp_path)
+    assert argv[:2] == ["mmdebstrap", "--variant=minbase"]
+    assert f"--hook-dir={tmp_path}" in argv
+    assert "--dpkgopt=path-include=/usr/share/doc/*/copyright" in argv
+    assert argv[-1] == "--include=python3,tcpdump"
+    assert not any(a.startswith("--hook-dir") for a in mmdebstrap_argv(["x"], tmp_path / "no"))
