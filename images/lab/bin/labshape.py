@@ -338,7 +338,7 @@ def needs(imp: Impairment, direction: str, backend: str) -> dict[str, set[str]]:
         if param in ("rate", "limit"):
             out[param] = {"tbf"} | ifb
         elif backend == "netem":
-            out[param] = ({"netem-seed"} if param == "seed" else
+            out[param] = ({"netem", "netem-seed"} if param == "seed" else
                           {"nfqueue", "lab-nfq", "netem-only"} if param == "faults" else {"netem"}) | ifb
         elif param in ("loss", "loss burst") and not nfq_loss:
             out[param] = {"statistic"} | ({"htb", "bpf"} if direction == "egress" else set())
