@@ -52,6 +52,12 @@ def lab(request, docker_client, lab_image):
         yield lab
 
 
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """One folder for a test module's experiment runs."""
+    return tmp_path_factory.mktemp("runs")
+
+
 def assert_artifacts(result) -> None:
     """An experiment's files exist and are not empty."""
     from pathlib import Path

@@ -16,10 +16,6 @@ LAB_SUBNET = "192.168.49.0/24"
 
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("runs")
-
 
 def run(experiment, lab: Lab, runs: Path) -> Result:
     result = run_experiment(experiment, lab, runs)

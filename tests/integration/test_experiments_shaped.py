@@ -18,10 +18,6 @@ pytestmark = pytest.mark.integration
 LAB_SUBNET = "192.168.55.0/24"
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("runs")
-
 
 def run(experiment, lab: Lab, runs: Path) -> Result:
     try:

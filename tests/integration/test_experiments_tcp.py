@@ -17,14 +17,10 @@ LAB_SUBNET = "192.168.45.0/24"
 
 
 
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("experiments-tcp")
 
 
-
-def test_c1_connect_refused_by_rst(lab: Lab, run_dir: Path) -> None:
-    result = run_experiment(C1, lab, run_dir)
+def test_c1_connect_refused_by_rst(lab: Lab, runs: Path) -> None:
+    result = run_experiment(C1, lab, runs)
     f = result.evidence.facts
     assert result.verdict.status == "holds", result.verdict.summary
     assert f["error"]["op"] == "connect"
@@ -45,8 +41,8 @@ def test_c1_connect_refused_by_rst(lab: Lab, run_dir: Path) -> None:
     assert_artifacts(result)
 
 
-def test_c3_handshake_then_queued_then_accept(lab: Lab, run_dir: Path) -> None:
-    result = run_experiment(C3, lab, run_dir)
+def test_c3_handshake_then_queued_then_accept(lab: Lab, runs: Path) -> None:
+    result = run_experiment(C3, lab, runs)
     f = result.evidence.facts
     assert result.verdict.status == "holds", result.verdict.summary
     hs = f["handshake"]
@@ -71,8 +67,8 @@ def test_c3_handshake_then_queued_then_accept(lab: Lab, run_dir: Path) -> None:
     assert_artifacts(result)
 
 
-def test_c4_byte_stream_read_in_pieces(lab: Lab, run_dir: Path) -> None:
-    result = run_experiment(C4, lab, run_dir)
+def test_c4_byte_stream_read_in_pieces(lab: Lab, runs: Path) -> None:
+    result = run_experiment(C4, lab, runs)
     f = result.evidence.facts
     assert result.verdict.status == "holds", result.verdict.summary
     assert f["received"] == f["sent"] == "hello,world"

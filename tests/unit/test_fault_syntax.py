@@ -4,17 +4,14 @@ checked by lab-nfq's own parser, refused in one line; the CLI passes faults to l
 
 from __future__ import annotations
 
-import io
 import json
-import os
 
 import pytest
 
-from socketlab import commands, shaping
-from socketlab.cli import ExitCode, main
-from socketlab.config import LabConfig
+from socketlab import shaping
+from socketlab.cli import ExitCode
 from socketlab.errors import ConfigError
-from socketlab.lab import ExecResult
+from tests.unit.conftest import cli
 
 
 @pytest.mark.parametrize(("text", "fault"), [
@@ -73,32 +70,6 @@ def test_auto_picks_the_engine_for_faults_even_with_netem():
 
 
 # ---------------------------------------------------------------- the CLI
-class FakeLab:
-    def __init__(self) -> None:
-        self.config = LabConfig()
-        self.calls: list[tuple[str, list[str]]] = []
-
-    def exec(self, host: str, argv, *, timeout=None) -> ExecResult:
-        self.calls.append((host, list(argv)))
-        return ExecResult(0, "egress:  (backend engine)\n", "", 0.1)
-
-
-@pytest.fixture
-def lab(monkeypatch):
-    for name in list(os.environ):
-        if name.startswith("SOCKETLAB_"):
-            monkeypatch.delenv(name)
-    fake = FakeLab()
-    monkeypatch.setattr(commands, "_running_lab", lambda _args, _err: fake)
-    return fake
-
-
-def cli(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(argv), out=out, err=err)
-    return code, out.getvalue(), err.getvalue()
-
-
 def test_faults_reach_lab_shape_as_json(lab):
     code, out, err = cli("shape", "server", "--fault", "drop tcp flags=SA nth=1",
                          "--fault", "delay 300ms tcp min_len=1 nth=3")

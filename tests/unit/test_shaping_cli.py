@@ -3,51 +3,11 @@ one becomes exactly one `lab-shape` command in the host."""
 
 from __future__ import annotations
 
-import io
-import os
-
 import pytest
 
-from socketlab import commands
-from socketlab.cli import ExitCode, main
-from socketlab.config import LabConfig
+from socketlab.cli import ExitCode
 from socketlab.lab import ExecResult
-
-
-class FakeLab:
-    """Records exec calls; answers as lab-shape would."""
-
-    def __init__(self, answer: ExecResult | None = None) -> None:
-        self.config = LabConfig()
-        self.calls: list[tuple[str, list[str]]] = []
-        self.answer = answer or ExecResult(0, "egress: delay 100ms loss 5% (backend engine)\n", "", 0.1)
-
-    def exec(self, host: str, argv, *, timeout=None) -> ExecResult:
-        self.calls.append((host, list(argv)))
-        return self.answer
-
-
-@pytest.fixture
-def lab(monkeypatch):
-    for name in list(os.environ):
-        if name.startswith("SOCKETLAB_"):
-            monkeypatch.delenv(name)
-    fake = FakeLab()
-    opened = []
-
-    def running_lab(_args, _err):
-        opened.append(True)
-        return fake
-
-    monkeypatch.setattr(commands, "_running_lab", running_lab)
-    fake.opened = opened
-    return fake
-
-
-def cli(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(argv), out=out, err=err)
-    return code, out.getvalue(), err.getvalue()
+from tests.unit.conftest import cli
 
 
 @pytest.mark.parametrize(("argv", "error"), [

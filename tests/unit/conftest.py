@@ -1,0 +1,50 @@
+"""Fixtures the unit tests share: a fake lab for `socketlab shape` run in-process."""
+
+from __future__ import annotations
+
+import io
+import os
+
+import pytest
+
+from socketlab import commands
+from socketlab.cli import main
+from socketlab.config import LabConfig
+from socketlab.lab import ExecResult
+
+
+class FakeLab:
+    """Records exec calls; answers as lab-shape would (set .answer to change that)."""
+
+    def __init__(self) -> None:
+        self.config = LabConfig()
+        self.calls: list[tuple[str, list[str]]] = []
+        self.opened: list[bool] = []
+        self.answer = ExecResult(0, "egress: delay 100ms loss 5% (backend engine)\n", "", 0.1)
+
+    def exec(self, host: str, argv, *, timeout=None) -> ExecResult:
+        self.calls.append((host, list(argv)))
+        return self.answer
+
+
+@pytest.fixture
+def lab(monkeypatch) -> FakeLab:
+    """The lab `socketlab shape` gets, with no SOCKETLAB_* variable from this environment."""
+    for name in list(os.environ):
+        if name.startswith("SOCKETLAB_"):
+            monkeypatch.delenv(name)
+    fake = FakeLab()
+
+    def running_lab(_args, _err):
+        fake.opened.append(True)
+        return fake
+
+    monkeypatch.setattr(commands, "_running_lab", running_lab)
+    return fake
+
+
+def cli(*argv: str) -> tuple[int, str, str]:
+    """socketlab in-process: exit code, stdout, stderr."""
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(argv), out=out, err=err)
+    return code, out.getvalue(), err.getvalue()
