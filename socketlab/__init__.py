@@ -3,12 +3,30 @@
     from socketlab import Lab, LabConfig, Options, run_pair
     with Lab(LabConfig()) as lab:
         run = run_pair(lab, Options(proto="tcp"))
+
+The names below are imported on first use, so `import socketlab` (and the CLI's start-up)
+does not pay for the Docker SDK until a lab is needed.
 """
 
-from socketlab.config import LabConfig
-from socketlab.errors import LabError
-from socketlab.lab import Lab
-from socketlab.programs import Options, PairRun, run_pair
+from __future__ import annotations
 
-__all__ = ["Lab", "LabConfig", "LabError", "Options", "PairRun", "run_pair"]
+import importlib
+from typing import Any
+
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "Lab": "socketlab.lab.lab",
+    "LabConfig": "socketlab.lab.config",
+    "LabError": "socketlab.errors",
+    "Options": "socketlab.act.programs",
+    "PairRun": "socketlab.act.programs",
+    "run_pair": "socketlab.act.programs",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'socketlab' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

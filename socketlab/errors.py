@@ -54,3 +54,7 @@ class ProgramFailed(LabError):
 
 class LabTimeout(LabError):
     """Something awaited did not happen in time."""
+
+
+class CaptureError(LabError):
+    """tcpdump could not start, stop, or hand over its pcap."""

@@ -7,13 +7,11 @@ import os
 
 import pytest
 
-TEST_SUBNET = "192.168.60.0/24"  # not the default, so a lab the user has up is left alone
-
 
 @pytest.fixture(scope="session")
 def docker_client():
     from socketlab.errors import LabError
-    from socketlab.lab import connect
+    from socketlab.lab.docker_api import connect
 
     try:
         return connect()
@@ -27,9 +25,9 @@ def docker_client():
 @pytest.fixture(scope="session")
 def lab_image(docker_client):
     """The lab image, built from this checkout (no-op when it already is)."""
-    from socketlab.config import LAB_IMAGE
-    from socketlab.images import ensure_lab_image
-    from socketlab.lab import IMAGE_CONTEXT
+    from socketlab.lab.assets import IMAGE_CONTEXT
+    from socketlab.lab.config import LAB_IMAGE
+    from socketlab.lab.images import ensure_lab_image
 
     return ensure_lab_image(docker_client, LAB_IMAGE, IMAGE_CONTEXT, lambda _msg: None)
 
@@ -38,17 +36,23 @@ def project_name(suffix: str = "") -> str:
     return f"socketlab-test-{os.getpid()}{suffix}"
 
 
+def lab_config(suffix: str = "", **settings):
+    """A test lab's settings: its own project name, a free subnet (chosen as it starts), and
+    the image SOCKETLAB_IMAGE names (so test runs of several checkouts can run at once)."""
+    from socketlab.lab.config import LabConfig
+
+    settings.setdefault("image", LabConfig.from_env().image)
+    return LabConfig(project=project_name(suffix), subnet="auto", **settings)
+
+
 @pytest.fixture(scope="module")
 def lab(request, docker_client, lab_image):
-    """One lab per test module: up once, always down at the end. A module that sets
-    LAB_SUBNET gets that subnet (modules' labs may then overlap in time)."""
-    from socketlab.config import LabConfig
-    from socketlab.lab import Lab
+    """One lab per test module: up once, always down at the end; on a free subnet, so
+    test runs (and other labs) side by side never clash."""
+    from socketlab.lab.lab import Lab
 
-    subnet = getattr(request.module, "LAB_SUBNET", TEST_SUBNET)
     name = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_").replace("_", "-")
-    with Lab(LabConfig(project=project_name(f"-{name}"), subnet=subnet),
-             client=docker_client) as lab:
+    with Lab(lab_config(f"-{name}"), client=docker_client) as lab:
         yield lab
 
 
@@ -72,7 +76,8 @@ def nothing_left_behind_by_the_session():
     """After every test: no container or network of any test lab is left on the engine."""
     yield
     try:
-        from socketlab.lab import LAB_LABEL, PROJECT_LABEL, connect
+        from socketlab.lab.docker_api import connect
+        from socketlab.lab.lab import LAB_LABEL, PROJECT_LABEL
 
         client = connect()
     except Exception:  # noqa: BLE001  (no Docker: the integration tests said so already)

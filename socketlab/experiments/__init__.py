@@ -1,8 +1,7 @@
-"""The post's claims C1-C10 as experiments, one module per theme (see socketlab.experiment)."""
+"""The post's claims C1-C10 (and the shaping experiments S1-S3) as experiments.
 
-from socketlab.experiments.load import EXPERIMENTS as _LOAD
-from socketlab.experiments.shaped import EXPERIMENTS as _SHAPED
-from socketlab.experiments.tcp import EXPERIMENTS as _TCP
-from socketlab.experiments.udp import EXPERIMENTS as _UDP
-
-EXPERIMENTS = (*_TCP, *_UDP, *_LOAD, *_SHAPED)
+base.py      Experiment, Evidence, Verdict, Result; running one in its own folder
+registry.py  the catalogue and the choice of some (`select`)
+stats.py     the statistics the judges and the benchmarks share
+tcp.py, udp.py, load.py, shaped.py   the experiments, one module per theme
+"""

@@ -13,12 +13,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from socketlab.analysis import Pkt, tcp_flow, udp_datagrams
-from socketlab.counters import delta, snapshot
-from socketlab.events import Event
-from socketlab.experiment import Context, Evidence, Experiment, Verdict
-from socketlab.experiments.common import Observation, events_of, observe
-from socketlab.programs import PROGRAMS_DIR, Options, PairRun, run_programs
+from socketlab.act.programs import PROGRAMS_DIR, Options, PairRun, run_programs
+from socketlab.experiments.base import Evidence, Experiment, Verdict
+from socketlab.observe.analysis import Pkt, tcp_flow, udp_datagrams
+from socketlab.observe.counters import delta, snapshot
+from socketlab.observe.events import Event
+from socketlab.observe.observation import Context, Observation, events_of, observe
 
 BURST = 20_000           # C6: datagrams in the fast burst
 DATAGRAM = 100           # C6/C10: bytes per datagram of a burst

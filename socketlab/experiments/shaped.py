@@ -21,11 +21,12 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
-from socketlab import shaping
-from socketlab.analysis import Pkt, handshake, tcp_flow, udp_datagrams
-from socketlab.experiment import Context, Evidence, Experiment, Verdict
-from socketlab.experiments.common import Observation, events_of, ladder_files, observe
-from socketlab.programs import PROGRAMS_DIR, Options, PairRun, run_pair, run_programs
+from socketlab.act import shaping
+from socketlab.act.programs import PROGRAMS_DIR, Options, PairRun, run_pair, run_programs
+from socketlab.experiments.base import Evidence, Experiment, Verdict
+from socketlab.experiments.stats import MATHIS_C, mathis_bps, wilson
+from socketlab.observe.analysis import Pkt, handshake, tcp_flow, udp_datagrams
+from socketlab.observe.observation import Context, Observation, events_of, ladder_files, observe
 
 NFQ_LOG = "/run/socketlab/nfq-{queue}.log"
 SEED = 7
@@ -40,7 +41,6 @@ S3_DELAY_SPEC = f"delay {S3_DELAY_MS}ms"  # on the server's egress: see run_s3
 S3_LOSSES = (0.5, 1.0, 2.0, 5.0)   # percent
 S3_SECONDS = 3.0           # each transfer sends for this long; goodput over the same window
 S3_SNDBUF = 131072         # bounds what is still queued when the sender stops (drains fast)
-MATHIS_C = math.sqrt(1.5)  # ≈ 1.22: periodic loss, delayed ACKs off (Mathis et al. 1997)
 
 # A receiver that counts: bytes, a SHA-256 of them, and bytes within WINDOW s of the first.
 COUNTING_READER = r"""
@@ -154,23 +154,6 @@ def shaping_left(show: str) -> list[str]:
              if line.startswith("lab-nfq queue") or "SOCKETLAB-" in line
              or line.startswith(("qdisc htb", "qdisc tbf", "qdisc netem"))]
     return left
-
-
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """The 95% Wilson score interval for a proportion k/n (pure)."""
-    if n <= 0:
-        return 0.0, 1.0
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
-def mathis_bps(mss: float, rtt_s: float, loss: float, c: float = MATHIS_C) -> float:
-    """Mathis et al. (1997): rate ≈ (MSS/RTT)·(C/√p), here in bits per second (pure)."""
-    if mss <= 0 or rtt_s <= 0 or loss <= 0:
-        raise ValueError("the model needs MSS, RTT and loss greater than 0")
-    return 8 * mss / rtt_s * c / math.sqrt(loss)
 
 
 def resent(seqs: Sequence[tuple[int, int]]) -> int:

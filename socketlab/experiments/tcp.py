@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from socketlab.analysis import Handshake, Pkt, handshake, tcp_flow
-from socketlab.counters import Counters
-from socketlab.events import payload
-from socketlab.experiment import Context, Evidence, Experiment, Verdict
-from socketlab.experiments.common import events_of, ladder_files, observe
-from socketlab.lab import Lab
-from socketlab.programs import (
+from socketlab.act.programs import (
     Options,
     PairRun,
     run_pair,
 )
+from socketlab.experiments.base import Evidence, Experiment, Verdict
+from socketlab.lab.lab import Lab
+from socketlab.observe.analysis import Handshake, Pkt, handshake, tcp_flow
+from socketlab.observe.counters import Counters
+from socketlab.observe.events import payload
+from socketlab.observe.observation import Context, events_of, ladder_files, observe
 
 ACCEPT_DELAY_S = 1.0  # C3: the server sleeps this long between listen() and accept()
 ESTABLISHED_STATES = ("ESTAB", "CLOSE-WAIT")  # ss's names; CLOSE-WAIT is only reached from ESTAB

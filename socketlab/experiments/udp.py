@@ -10,11 +10,11 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from socketlab.analysis import Pkt, fragments, icmp_errors, tcp_flow, udp_datagrams
-from socketlab.experiment import Context, Evidence, Experiment, Verdict
-from socketlab.experiments.common import Observation, events_of, ladder_files, observe
-from socketlab.lab import Lab
-from socketlab.programs import Options, PairRun, run_pair
+from socketlab.act.programs import Options, PairRun, run_pair
+from socketlab.experiments.base import Evidence, Experiment, Verdict
+from socketlab.lab.lab import Lab
+from socketlab.observe.analysis import Pkt, fragments, icmp_errors, tcp_flow, udp_datagrams
+from socketlab.observe.observation import Context, Observation, events_of, ladder_files, observe
 
 BIG_SIZE = 8000  # C8: well above a 1500-byte MTU, well below UDP's 65507-byte limit
 BIG_BUFSIZE = 8192  # C8: the server reads the whole datagram (or big TCP pieces) at once

@@ -8,16 +8,17 @@ from pathlib import Path
 import pytest
 from scapy.all import rdpcap
 
-from socketlab import analysis as an
-from socketlab import capture as capmod
-from socketlab.capture import Capture, CaptureError, restore_offloads, set_offloads
-from socketlab.config import HOSTS
-from socketlab.lab import Lab
-from socketlab.programs import Options, run_pair
+from socketlab.act.programs import Options, run_pair
+from socketlab.errors import CaptureError
+from socketlab.lab.config import HOSTS
+from socketlab.lab.lab import Lab
+from socketlab.observe import analysis as an
+from socketlab.observe import capture as capmod
+from socketlab.observe.capture import Capture
+from socketlab.observe.offloads import restore_offloads, set_offloads
 
 pytestmark = pytest.mark.integration
 
-LAB_SUBNET = "192.168.42.0/24"
 BURST = 50_000
 # Runs in the client: BURST small datagrams to the server's lab address, bounded in time.
 SENDER = r"""

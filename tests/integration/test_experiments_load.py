@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from socketlab.experiment import Context, Result, run_experiment
 from socketlab.experiments import load
-from socketlab.lab import Lab
+from socketlab.experiments.base import Result, run_experiment
+from socketlab.lab.lab import Lab
+from socketlab.observe.observation import Context
 
 pytestmark = pytest.mark.integration
-LAB_SUBNET = "192.168.49.0/24"
 
 
 

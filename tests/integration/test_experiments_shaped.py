@@ -8,14 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from socketlab import shaping
-from socketlab.experiment import Result, run_experiment
+from socketlab.act import shaping
 from socketlab.experiments import shaped
-from socketlab.lab import Lab
+from socketlab.experiments.base import Result, run_experiment
+from socketlab.lab.lab import Lab
 from tests.conftest import assert_artifacts
 
 pytestmark = pytest.mark.integration
-LAB_SUBNET = "192.168.55.0/24"
 
 
 

@@ -6,14 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from socketlab.experiment import run_experiment
+from socketlab.experiments.base import run_experiment
 from socketlab.experiments.tcp import C1, C3, C4
-from socketlab.lab import Lab
+from socketlab.lab.lab import Lab
 from tests.conftest import assert_artifacts
 
 pytestmark = pytest.mark.integration
 
-LAB_SUBNET = "192.168.45.0/24"
 
 
 

@@ -6,13 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from socketlab.experiment import run_experiment
+from socketlab.experiments.base import run_experiment
 from socketlab.experiments.udp import BIG_SIZE, C2, C5, C8
-from socketlab.lab import Lab
+from socketlab.lab.lab import Lab
 from tests.conftest import assert_artifacts
 
 pytestmark = pytest.mark.integration
-LAB_SUBNET = "192.168.47.0/24"
 
 
 

@@ -3,6 +3,7 @@ two labs at once, and the failure paths a newcomer meets. Nothing may be left be
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import signal
 import subprocess
@@ -11,12 +12,13 @@ import time
 
 import pytest
 
-from socketlab.config import LabConfig
+from socketlab.act.programs import Options, run_pair
 from socketlab.errors import ConfigError, ImageError, ProgramFailed
-from socketlab.events import payload
-from socketlab.lab import COMPOSE_FILE, PROJECT_LABEL, Lab
-from socketlab.programs import Options, run_pair
-from tests.conftest import project_name
+from socketlab.lab.assets import COMPOSE_FILE
+from socketlab.lab.lab import PROJECT_LABEL, Lab
+from socketlab.lab.subnets import claim_subnet
+from socketlab.observe.events import payload
+from tests.conftest import lab_config, project_name
 
 pytestmark = pytest.mark.integration
 
@@ -78,7 +80,7 @@ def test_a_taken_port_is_reported_not_hung(lab):
 
 
 def test_two_labs_at_once_on_different_subnets_cannot_reach_each_other(lab, docker_client):
-    other = LabConfig(project=project_name("-b"), subnet="192.168.61.0/24")
+    other = lab_config("-b")
     with Lab(other, client=docker_client) as lab_b:
         assert run_pair(lab_b, Options(proto="tcp")).ok
         assert run_pair(lab, Options(proto="tcp")).ok
@@ -90,15 +92,14 @@ def test_two_labs_at_once_on_different_subnets_cannot_reach_each_other(lab, dock
 
 
 def test_a_subnet_in_use_is_refused_before_anything_starts(lab, docker_client):
-    clash = LabConfig(project=project_name("-clash"), subnet=lab.config.subnet)
+    clash = lab_config("-clash").with_(subnet=lab.config.subnet)
     with pytest.raises(ConfigError, match="overlaps"), Lab(clash, client=docker_client):
         pass
     assert leftovers(docker_client, clash.project) == []
 
 
 def test_a_missing_image_is_reported_and_nothing_starts(docker_client, lab_image):
-    cfg = LabConfig(project=project_name("-noimg"), subnet="192.168.62.0/24",
-                    image="socketlab/no-such-image:0")
+    cfg = lab_config("-noimg", image="socketlab/no-such-image:0")
     with pytest.raises(ImageError, match="missing"), Lab(cfg, client=docker_client):
         pass
     assert leftovers(docker_client, cfg.project) == []
@@ -107,7 +108,7 @@ def test_a_missing_image_is_reported_and_nothing_starts(docker_client, lab_image
 def test_demo_from_the_cli_shows_both_exchanges_and_removes_the_lab(docker_client, lab_image):
     project = project_name("-demo")
     done = subprocess.run([sys.executable, "-m", "socketlab", "-p", project, "demo",
-                           "--subnet", "192.168.63.0/24"], capture_output=True, text=True,
+                           "--subnet", "auto"], capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr
     for piece in ('recv(3) -> "hel"', 'recv(3) -> "lo,"', 'recv(3) -> "wor"', 'recv(3) -> "ld"',
@@ -120,7 +121,7 @@ def test_demo_from_the_cli_shows_both_exchanges_and_removes_the_lab(docker_clien
 def test_ctrl_c_in_the_middle_of_demo_leaves_nothing_behind(docker_client, lab_image):
     project = project_name("-intr")
     proc = subprocess.Popen([sys.executable, "-m", "socketlab", "-p", project, "demo",
-                             "--subnet", "192.168.64.0/24"], stdout=subprocess.PIPE,
+                             "--subnet", "auto"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while not leftovers(docker_client, project) and time.monotonic() < deadline:
@@ -134,16 +135,19 @@ def test_ctrl_c_in_the_middle_of_demo_leaves_nothing_behind(docker_client, lab_i
 
 
 def test_plain_compose_up_runs_the_posts_tcp_exchange(docker_client, lab_image):
-    from socketlab import compose
+    from socketlab.lab import compose
 
     found = compose.detect()
     project = project_name("-plain")
-    env = {**os.environ, "SOCKETLAB_SUBNET": "192.168.65.0/24",
-           "SOCKETLAB_SERVER_IP": "192.168.65.5", "SOCKETLAB_CLIENT_IP": "192.168.65.6"}
     try:
-        done = subprocess.run(found.argv(project, COMPOSE_FILE, "up", "--no-build",
-                                         "--abort-on-container-exit", "--exit-code-from", "server"),
-                              env=env, capture_output=True, text=True, timeout=120)
+        with claim_subnet(docker_client) as subnet:  # held until compose has made the network
+            net = ipaddress.IPv4Network(subnet)
+            env = {**os.environ, "SOCKETLAB_SUBNET": subnet, "SOCKETLAB_SERVER_IP": str(net[5]),
+                   "SOCKETLAB_CLIENT_IP": str(net[6]), "SOCKETLAB_IMAGE": lab_config().image}
+            done = subprocess.run(found.argv(project, COMPOSE_FILE, "up", "--no-build",
+                                             "--abort-on-container-exit", "--exit-code-from",
+                                             "server"),
+                                  env=env, capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stdout + done.stderr
         for piece in ('data="hel"', 'data="lo,"', 'data="wor"', 'data="ld"'):
             assert piece in done.stdout

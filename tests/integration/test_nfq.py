@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from socketlab.lab import Lab
+from socketlab.lab.lab import Lab
 
 pytestmark = pytest.mark.integration
 
@@ -91,7 +91,6 @@ print(f"sent={sent} seconds={time.monotonic() - t0:.3f}", flush=True)
 """
 
 
-LAB_SUBNET = "192.168.53.0/24"
 
 
 @pytest.fixture(scope="module", autouse=True)

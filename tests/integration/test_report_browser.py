@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from socketlab.report import write_report
+from socketlab.present.report import write_report
 from tests.unit.test_report import META, synthetic_results
 
 pytestmark = pytest.mark.browser

@@ -12,15 +12,12 @@ import time
 
 import pytest
 
-from socketlab import shaping
-from socketlab.config import LabConfig
+from socketlab.act import shaping
 from socketlab.errors import LabError
-from socketlab.lab import PROJECT_LABEL, Lab
-from tests.conftest import project_name
+from socketlab.lab.lab import PROJECT_LABEL, Lab
+from tests.conftest import lab_config
 
 pytestmark = pytest.mark.integration
-LAB_SUBNET = "192.168.51.0/24"  # the module's lab (tests/conftest.py's `lab` fixture)
-ENV_SUBNET = "192.168.52.0/24"  # the labs started through compose's environment, one at a time
 
 PORT = 7001
 DATAGRAMS = 2000
@@ -203,7 +200,7 @@ def _containers(docker_client, project: str) -> dict:
 def test_compose_env_shapes_the_client_as_it_starts(docker_client, lab_image, monkeypatch):
     monkeypatch.setenv("SOCKETLAB_SHAPE_CLIENT", "egress: loss 5%; ingress: rate 1mbit limit 50")
     monkeypatch.delenv("SOCKETLAB_SHAPE_SERVER", raising=False)
-    config = LabConfig(project=project_name("-shape-env"), subnet=ENV_SUBNET)
+    config = lab_config("-shape-env")
     with Lab(config, client=docker_client) as env_lab:
         deadline = time.monotonic() + 15
         # lab-host applies egress then ingress; each direction's state is written when it is done
@@ -220,7 +217,7 @@ def test_compose_env_shapes_the_client_as_it_starts(docker_client, lab_image, mo
 def test_compose_env_with_a_bad_spec_stops_the_host_loudly(docker_client, lab_image, monkeypatch):
     monkeypatch.setenv("SOCKETLAB_SHAPE_SERVER", "egress: loss 150%")
     monkeypatch.delenv("SOCKETLAB_SHAPE_CLIENT", raising=False)
-    config = LabConfig(project=project_name("-shape-bad"), subnet=ENV_SUBNET)
+    config = lab_config("-shape-bad")
     env_lab = Lab(config, client=docker_client)
     try:
         with contextlib.suppress(LabError):  # up may or may not see the exit in time

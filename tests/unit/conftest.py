@@ -7,10 +7,10 @@ import os
 
 import pytest
 
-from socketlab import commands
-from socketlab.cli import main
-from socketlab.config import LabConfig
-from socketlab.lab import ExecResult
+from socketlab.cli import common
+from socketlab.cli.main import main
+from socketlab.lab.config import LabConfig
+from socketlab.lab.process import ExecResult
 
 
 class FakeLab:
@@ -39,7 +39,7 @@ def lab(monkeypatch) -> FakeLab:
         fake.opened.append(True)
         return fake
 
-    monkeypatch.setattr(commands, "_running_lab", running_lab)
+    monkeypatch.setattr(common, "running_lab", running_lab)
     return fake
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from scapy.all import ARP, ICMP, IP, TCP, UDP, CookedLinux, Ether, RawPcapWriter, fragment, wrpcap
 
-from socketlab import analysis as an
+from socketlab.observe import analysis as an
 
 C, S, PORT, CPORT = "192.168.33.6", "192.168.33.5", 6666, 40000
 T0 = 1_700_000_000.0

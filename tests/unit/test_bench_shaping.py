@@ -9,20 +9,18 @@ import io
 import pytest
 from rich.console import Console
 
-from socketlab import bench
-from socketlab.bench import (
-    Figure,
+from socketlab.experiments.stats import p99, wilson
+from socketlab.tools import bench_shaping as bench
+from socketlab.tools.bench import Figure, render
+from socketlab.tools.bench_shaping import (
     delay_figures,
     engine_figures,
     goodput_figure,
     jitter_figure,
-    p99,
     proportion_figure,
-    render,
     reorder_figures,
-    wilson,
 )
-from socketlab.doctor import BackendSupport, parse_backends, render_backends
+from socketlab.tools.doctor import BackendSupport, parse_backends, render_backends
 
 BACKENDS_TEXT = (
     "kernel: netem=no netem-seed=no tbf=yes htb=yes bpf=yes ifb=yes statistic=yes nfqueue=yes "

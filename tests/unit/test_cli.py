@@ -12,14 +12,15 @@ import os
 
 import pytest
 
-from socketlab import commands
-from socketlab import lab as lab_module
-from socketlab.cli import ExitCode, main
-from socketlab.config import LabConfig
+from socketlab.act.programs import Options, PairRun
+from socketlab.cli import common
+from socketlab.cli.main import ExitCode, main
 from socketlab.errors import DockerUnavailable, LabNotRunning
-from socketlab.events import parse_output
-from socketlab.lab import ExecResult, Lab
-from socketlab.programs import Options, PairRun
+from socketlab.lab import docker_api as lab_module
+from socketlab.lab.config import LabConfig
+from socketlab.lab.lab import Lab
+from socketlab.lab.process import ExecResult
+from socketlab.observe.events import parse_output
 
 NO_ENGINE = "unix:///nonexistent/docker.sock"
 NOT_RUNNING = "error: the Docker engine is not running (nothing answers on its socket)"
@@ -204,7 +205,7 @@ def test_unavailable_explains_why(text, message, hint_part):
 
 # -- a fake Lab: what the commands do with what the API returns -----------------------------
 class FakeLab:
-    """Stands in for socketlab.lab.Lab in commands.py; records what it was asked."""
+    """Stands in for socketlab.lab.Lab in the CLI (socketlab.cli.common); records what it was asked."""
 
     instances: list[FakeLab] = []
     not_running = False  # True: running() finds no lab, as when its hosts are down
@@ -240,7 +241,7 @@ class FakeLab:
 def fake_lab(monkeypatch) -> type[FakeLab]:
     FakeLab.instances = []
     monkeypatch.setattr(FakeLab, "not_running", False)
-    monkeypatch.setattr(commands, "Lab", FakeLab)
+    monkeypatch.setattr(common, "Lab", FakeLab)
     return FakeLab
 
 
@@ -297,7 +298,7 @@ class NoDocker:
 
 def test_exec_unknown_host_on_a_running_lab(monkeypatch):
     """The real Lab refuses a host that is not the lab's before asking Docker anything."""
-    monkeypatch.setattr(commands.Lab, "running", classmethod(
+    monkeypatch.setattr(common.Lab, "running", classmethod(
         lambda cls, project, progress=None: Lab(LabConfig(project=project), client=NoDocker())))
 
     assert_lab_error(cli("exec", "router", "ip", "addr"), "unknown host 'router'",
@@ -329,7 +330,7 @@ closed t=10.007
 @pytest.fixture
 def fake_run_pair(monkeypatch, fake_lab):
     """run_pair answers with the post's TCP exchange; records the options it was given."""
-    import socketlab.programs
+    import socketlab.act.programs
 
     seen: list[Options] = []
 
@@ -338,7 +339,7 @@ def fake_run_pair(monkeypatch, fake_lab):
         return PairRun(opts, parse_output(TCP_SERVER_OUT), parse_output(TCP_CLIENT_OUT),
                        server_exit=0, client_exit=0, seconds=0.5)
 
-    monkeypatch.setattr(socketlab.programs, "run_pair", run_pair)
+    monkeypatch.setattr(socketlab.act.programs, "run_pair", run_pair)
     return seen
 
 

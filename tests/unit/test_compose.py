@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from socketlab import compose
-from socketlab.compose import (
+from socketlab.errors import ComposeError
+from socketlab.lab import compose
+from socketlab.lab.compose import (
     Compose,
     compose_failure,
     create_args,
@@ -17,7 +18,6 @@ from socketlab.compose import (
     run_compose,
     up_args,
 )
-from socketlab.errors import ComposeError
 
 FILE = Path("/lab/docker-compose.yml")
 

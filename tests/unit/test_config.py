@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from socketlab.config import LAB_IMAGE, LabConfig
 from socketlab.errors import ConfigError
+from socketlab.lab.config import LAB_IMAGE, LabConfig
 
 
 def test_defaults_are_the_posts_addresses():
@@ -112,7 +112,7 @@ def test_compose_env_has_exactly_the_variables_compose_reads():
 
 
 def test_every_variable_socketlab_sets_is_one_the_compose_file_reads():
-    from socketlab.lab import COMPOSE_FILE
+    from socketlab.lab.assets import COMPOSE_FILE
 
     text = COMPOSE_FILE.read_text()
     for name in LabConfig().compose_env():

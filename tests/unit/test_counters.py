@@ -1,6 +1,13 @@
 """The kernel counters' parsers, on text as the kernel and iproute2 print it."""
 
-from socketlab.counters import SNAPSHOT_SCRIPT, delta, parse_link, parse_proc_net, parse_qdisc, parse_snapshot
+from socketlab.observe.counters import (
+    SNAPSHOT_SCRIPT,
+    delta,
+    parse_link,
+    parse_proc_net,
+    parse_qdisc,
+    parse_snapshot,
+)
 
 SNMP = """Ip: Forwarding DefaultTTL InReceives FragCreates
 Ip: 1 64 120 4

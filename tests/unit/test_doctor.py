@@ -6,8 +6,8 @@ import subprocess
 
 import pytest
 
-from socketlab import doctor
-from socketlab.doctor import KERNEL_PROBES, Check, _quote, parse_probes, probe_script
+from socketlab.tools import doctor
+from socketlab.tools.doctor import KERNEL_PROBES, Check, _quote, parse_probes, probe_script
 
 
 def sh(script: str, *options: str) -> subprocess.CompletedProcess[str]:

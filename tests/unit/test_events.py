@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from socketlab.events import Event, parse_line, parse_output, payload
+from socketlab.observe.events import Event, parse_line, parse_output, payload
 
 
 def test_bare_values_become_numbers_or_stay_tokens() -> None:

@@ -3,7 +3,8 @@
 import pytest
 
 from socketlab.errors import ConfigError
-from socketlab.experiment import Verdict, catalogue, select
+from socketlab.experiments.base import Verdict
+from socketlab.experiments.registry import catalogue, select
 
 
 def test_the_catalogue_is_in_the_posts_order_and_ids_match():

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from socketlab.events import parse_output
-from socketlab.experiment import Evidence
 from socketlab.experiments import load
+from socketlab.experiments.base import Evidence
+from socketlab.observe.events import parse_output
 
 
 def udp_facts(**changes: Any) -> dict[str, Any]:

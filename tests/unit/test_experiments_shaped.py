@@ -9,34 +9,34 @@ import math
 
 import pytest
 
-from socketlab.experiment import Evidence
-from socketlab.experiments import shaped
+from socketlab.experiments import shaped, stats
+from socketlab.experiments.base import Evidence
 
 
 # ---------------------------------------------------------------- pure pieces
 def test_mathis_model_is_mss_over_rtt_times_c_over_root_p():
-    assert pytest.approx(1.2247, abs=1e-4) == shaped.MATHIS_C
-    rate = shaped.mathis_bps(1460, 0.02, 0.01)
+    assert pytest.approx(1.2247, abs=1e-4) == stats.MATHIS_C
+    rate = stats.mathis_bps(1460, 0.02, 0.01)
     assert rate == pytest.approx(8 * 1460 / 0.02 * math.sqrt(1.5) / 0.1)
-    assert shaped.mathis_bps(1460, 0.02, 0.04) == pytest.approx(rate / 2)  # 4x the loss: half
-    assert shaped.mathis_bps(1460, 0.04, 0.01) == pytest.approx(rate / 2)  # 2x the RTT: half
+    assert stats.mathis_bps(1460, 0.02, 0.04) == pytest.approx(rate / 2)  # 4x the loss: half
+    assert stats.mathis_bps(1460, 0.04, 0.01) == pytest.approx(rate / 2)  # 2x the RTT: half
     with pytest.raises(ValueError, match="greater than 0"):
-        shaped.mathis_bps(1460, 0.02, 0)
+        stats.mathis_bps(1460, 0.02, 0)
 
 
 def test_loglog_slope_of_the_model_is_minus_a_half():
     losses = [0.5, 1, 2, 5]
-    rates = [shaped.mathis_bps(1460, 0.02, p / 100) for p in losses]
+    rates = [stats.mathis_bps(1460, 0.02, p / 100) for p in losses]
     assert shaped.loglog_slope(losses, rates) == pytest.approx(-0.5)
     assert shaped.loglog_slope(losses, [3e6] * 4) == 0
     assert shaped.loglog_slope([1], [1]) is None
 
 
 def test_wilson_interval_brackets_the_proportion():
-    low, high = shaped.wilson(200, 2000)
+    low, high = stats.wilson(200, 2000)
     assert low < 0.1 < high
     assert (round(low, 4), round(high, 4)) == (0.0876, 0.1139)
-    assert shaped.wilson(0, 0) == (0.0, 1.0)
+    assert stats.wilson(0, 0) == (0.0, 1.0)
 
 
 def test_resends_are_seen_without_their_originals():
@@ -149,7 +149,7 @@ def test_s2_verdict_follows_the_evidence(changes, status):
 
 
 def test_s2_fault_pkt_takes_window_and_options_from_the_resent_copy():
-    from socketlab.analysis import Pkt
+    from socketlab.observe.analysis import Pkt
 
     line = {"time": 1.5, "src": "10.0.0.5", "dst": "10.0.0.6", "proto": "tcp", "sport": 6666,
             "dport": 40000, "flags": "SA", "seq": 5, "ack": 9, "len": 0, "ip_id": 0}
@@ -166,12 +166,12 @@ def s3_evidence(goodputs: list[float], rtt_ms: float = 21.0) -> Evidence:
             "capture_dropped": 0} for p, g in zip(shaped.S3_LOSSES, goodputs, strict=True)]
     points = shaped.model_points(raw)
     slope = shaped.loglog_slope([p["loss_pct"] for p in points], [p["goodput_bps"] for p in points])
-    return Evidence("S3", {"delay_ms": 20, "c": shaped.MATHIS_C, "points": points, "slope": slope,
+    return Evidence("S3", {"delay_ms": 20, "c": stats.MATHIS_C, "points": points, "slope": slope,
                            "congestion_control": "cubic"})
 
 
 def model(p: float, scale: float = 1.0) -> float:
-    return scale * shaped.mathis_bps(1460, 0.021, p / 100)
+    return scale * stats.mathis_bps(1460, 0.021, p / 100)
 
 
 def test_s3_holds_when_goodput_follows_the_model():

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from socketlab.experiment import STATUSES, Evidence, catalogue
+from socketlab.experiments.base import STATUSES, Evidence
+from socketlab.experiments.registry import catalogue
 from socketlab.experiments.tcp import (
     C1,
     C3,

@@ -8,8 +8,7 @@ from typing import Any
 
 import pytest
 
-from socketlab.analysis import Pkt
-from socketlab.experiment import Evidence
+from socketlab.experiments.base import Evidence
 from socketlab.experiments.udp import (
     EXPERIMENTS,
     big_message,
@@ -20,6 +19,7 @@ from socketlab.experiments.udp import (
     judge_c8,
     picked,
 )
+from socketlab.observe.analysis import Pkt
 
 C2_FACTS: dict[str, Any] = {
     "server_started": False, "client_calls": ["sent", "sent", "closed"],

@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from socketlab import shaping
-from socketlab.cli import ExitCode
+from socketlab.act import shaping
+from socketlab.cli.main import ExitCode
 from socketlab.errors import ConfigError
 from tests.unit.conftest import cli
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from socketlab.errors import ImageError
-from socketlab.images import context_hash, packages
-from socketlab.lab import IMAGE_CONTEXT
+from socketlab.lab.assets import IMAGE_CONTEXT
+from socketlab.lab.images import context_hash, packages
 
 
 @pytest.fixture
@@ -133,7 +133,7 @@ def test_packages_without_the_line_is_an_image_error(tmp_path, text):
 
 
 def test_mmdebstrap_makes_a_small_base_with_usr_merged_by_its_hook(tmp_path):
-    from socketlab.images import mmdebstrap_argv
+    from socketlab.lab.images import mmdebstrap_argv
 
     argv = mmdebstrap_argv(["python3", "tcpdump"], hooks=tmp_path)
     assert argv[:2] == ["mmdebstrap", "--variant=minbase"]

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from socketlab.shaping import labshape
+from socketlab.act.shaping import labshape
 
 ls = labshape()
 ALL = frozenset(ls.FEATURES)

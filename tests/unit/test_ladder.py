@@ -8,8 +8,8 @@ import xml.etree.ElementTree as ET
 import pytest
 from scapy.all import ICMP, IP, TCP, UDP, Ether, wrpcap
 
-from socketlab import analysis as an
-from socketlab import ladder as ld
+from socketlab.observe import analysis as an
+from socketlab.observe import ladder as ld
 
 C, S, PORT, CPORT = "192.168.33.6", "192.168.33.5", 6666, 40000
 T0 = 1_700_000_000.0

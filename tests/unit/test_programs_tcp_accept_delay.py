@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from socketlab.events import Event, parse_line, parse_output, payload
+from socketlab.observe.events import Event, parse_line, parse_output, payload
 from tests.unit.loopback import LOOPBACK, WAIT, argv, env
 
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from socketlab.events import Event, parse_output
+from socketlab.observe.events import Event, parse_output
 from tests.unit.loopback import LOOPBACK, WAIT, argv, env, free_port
 
 

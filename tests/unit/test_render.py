@@ -11,10 +11,10 @@ from io import StringIO
 import pytest
 from rich.console import Console
 
+from socketlab.act.programs import Options, PairRun, client_argv, server_argv
 from socketlab.errors import ConfigError
-from socketlab.events import Event, parse_line
-from socketlab.programs import Options, PairRun, client_argv, server_argv
-from socketlab.render import describe, event_text, observation, side_by_side
+from socketlab.observe.events import Event, parse_line
+from socketlab.present.terminal import describe, event_text, observation, side_by_side
 
 
 def events(*lines: str) -> list[Event]:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from socketlab import report
-from socketlab.experiment import Evidence, Experiment, Result, Verdict
-from socketlab.ladder import Arrow, Host, Ladder, Note, render_svg, render_text
+from socketlab.experiments.base import Evidence, Experiment, Result, Verdict
+from socketlab.observe.ladder import Arrow, Host, Ladder, Note, render_svg, render_text
+from socketlab.present import report
 
 META = {"date": "2024-05-01T12:00:00", "kernel": "6.1.0-test", "docker": "27.3.1",
         "compose": "2.29.7"}

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from socketlab.cli import ExitCode
-from socketlab.lab import ExecResult
+from socketlab.cli.main import ExitCode
+from socketlab.lab.process import ExecResult
 from tests.unit.conftest import cli
 
 

@@ -2,7 +2,7 @@
 
     obs = observe(ctx, lambda: run_pair(ctx.lab, Options(proto="tcp")), name="tcp")
     obs.result                  # what the action returned (here a PairRun)
-    obs.packets["server"]       # the server's capture, dissected (socketlab.pcap.Pkt)
+    obs.packets["server"]       # the server's capture, dissected (socketlab.observe.pcap.Pkt)
     obs.counters["client"]      # the client's kernel counters that changed (counters.delta)
     obs.capture["server"].dropped   # tcpdump's own drop count
     ladder_files(ctx, obs, "tcp")   # ladder (text, SVG) in the run folder; artifact paths
@@ -13,17 +13,29 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from socketlab.capture import Capture, CaptureResult
-from socketlab.config import HOSTS
-from socketlab.counters import Counters, delta, snapshot
-from socketlab.experiment import Context
-from socketlab.ladder import Host, ladder_from_captures, render_svg, render_text
-from socketlab.pcap import Pkt, read_pcap
-from socketlab.programs import PairRun
+from socketlab.lab.config import HOSTS
+from socketlab.observe.capture import Capture, CaptureResult
+from socketlab.observe.counters import Counters, delta, snapshot
+from socketlab.observe.ladder import Host, ladder_from_captures, render_svg, render_text
+from socketlab.observe.pcap import Pkt, read_pcap
+
+if TYPE_CHECKING:
+    from socketlab.act.programs import PairRun
+    from socketlab.lab.lab import Lab
 
 T = TypeVar("T")
+
+
+@dataclass
+class Context:
+    """What an experiment may use: the lab, its own folder for files, a progress callback."""
+
+    lab: Lab
+    run_dir: Path
+    progress: Callable[[str], None] = lambda _msg: None
 
 
 @dataclass(frozen=True)

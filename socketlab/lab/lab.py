@@ -12,144 +12,33 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-import queue
 import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from pathlib import Path
 
 import docker
 import docker.errors
-from docker.utils.socket import STDOUT, frames_iter
+from docker.utils.socket import frames_iter
 
-from socketlab import compose as compose_cli
-from socketlab.config import HOSTS, LabConfig
 from socketlab.errors import (
     ComposeError,
     ConfigError,
-    DockerUnavailable,
     ImageError,
     LabNotRunning,
-    LabTimeout,
     UnknownHost,
 )
+from socketlab.lab import compose as compose_cli
+from socketlab.lab.assets import COMPOSE_FILE
+from socketlab.lab.config import HOSTS, LabConfig
+from socketlab.lab.docker_api import connect
+from socketlab.lab.process import PID_PREFIX, ExecResult, RunningExec, bounded, demuxed
+from socketlab.lab.subnets import claim_subnet
 
-_PID_PREFIX = "socketlab-pid="  # the launcher's first line: the command's pid in its host
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
 LAB_LABEL = "io.socketlab.lab"
-ROOT = Path(__file__).resolve().parent.parent
-COMPOSE_FILE = ROOT / "docker-compose.yml"
-IMAGE_CONTEXT = ROOT / "images" / "lab"
-
-
-def connect() -> docker.DockerClient:
-    """A Docker client that has answered a ping, or DockerUnavailable saying why not."""
-    try:
-        client = docker.from_env(timeout=120)
-        client.ping()
-        return client
-    except docker.errors.DockerException as e:
-        raise _unavailable(e) from None
-
-
-def _unavailable(e: Exception) -> DockerUnavailable:
-    text = str(e)
-    if "Permission denied" in text or "PermissionError" in text:
-        return DockerUnavailable(
-            "no permission to use the Docker engine's socket",
-            hint="add yourself to the docker group (`sudo usermod -aG docker $USER`, then log in "
-                 "again) or run as root",
-        )
-    if "FileNotFoundError" in text or "No such file" in text or "Connection refused" in text:
-        return DockerUnavailable("the Docker engine is not running (nothing answers on its socket)")
-    return DockerUnavailable(f"cannot reach the Docker engine: {text}")
-
-
-@dataclass(frozen=True)
-class ExecResult:
-    exit_code: int
-    stdout: str
-    stderr: str
-    seconds: float
-
-
-class RunningExec:
-    """A command left running in a host; its output lines arrive as they are printed.
-    Its first line (from the launcher) is its pid in the host, so it can be signalled."""
-
-    def __init__(self, api, exec_id: str, stream: Iterator, lab: Lab | None = None,
-                 host: str = "", gate=None) -> None:
-        self._api, self._id, self._lab, self._host = api, exec_id, lab, host
-        self._gate = gate  # the exec's stdin socket, for a command started gated
-        self.pid: str | None = None
-        self._lines: queue.Queue[str | None] = queue.Queue()
-        self.stdout_lines: list[str] = []
-        self.stderr = ""
-        self._thread = threading.Thread(target=self._pump, args=(stream,), daemon=True)
-        self._thread.start()
-
-    def _pump(self, stream: Iterator) -> None:
-        pending = ""
-        try:
-            for out, err in stream:
-                self.stderr += (err or b"").decode(errors="replace")
-                pending += (out or b"").decode(errors="replace")
-                *complete, pending = pending.split("\n")
-                for line in complete:
-                    self._lines.put(line)
-        finally:
-            if pending:
-                self._lines.put(pending)
-            self._lines.put(None)
-
-    def wait_for(self, match: Callable[[str], bool], timeout: float) -> str | None:
-        """The first new line for which `match` is true; None if the command ended first."""
-        deadline = time.monotonic() + timeout
-        while (left := deadline - time.monotonic()) > 0:
-            try:
-                line = self._lines.get(timeout=left)
-            except queue.Empty:
-                break
-            if line is None:
-                self._lines.put(None)  # keep the end marker for later readers
-                return None
-            if self.pid is None and line.startswith(_PID_PREFIX):
-                self.pid = line[len(_PID_PREFIX):].strip()
-                continue
-            self.stdout_lines.append(line)
-            if match(line):
-                return line
-        raise LabTimeout(f"no matching output after {timeout:g} s",
-                         hint="output so far: " + " | ".join(self.stdout_lines[-5:]))
-
-    def wait(self, timeout: float) -> int:
-        """Wait for the end of the command; its exit code."""
-        self.wait_for(lambda _line: False, timeout)
-        self._thread.join(timeout=1)
-        if self._gate is not None:
-            self._gate.close()
-        return self._api.exec_inspect(self._id)["ExitCode"]
-
-    @property
-    def stdout(self) -> str:
-        return "\n".join(self.stdout_lines)
-
-    def release(self, go: bool = True) -> None:
-        """Let a gated command run (go), or end it before it ever started (not go)."""
-        if self._gate is not None:
-            self._gate.sendall(b"go\n" if go else b"stop\n")
-
-    def signal(self, name: str = "TERM") -> bool:
-        """Send a signal (TERM, INT, KILL, ...) to this command only; False if it has ended."""
-        if self.pid is None:
-            self.wait_for(lambda _line: True, 5)  # the pid line comes first
-        if self.pid is None or self._lab is None:
-            return False
-        return self._lab.exec(self._host, ["kill", f"-{name}", self.pid], timeout=5).exit_code == 0
 
 
 class Lab:
@@ -218,10 +107,12 @@ class Lab:
         the SDK then starts both at once (compose would start them one after the other,
         since the client depends on the server in the file's own `up`)."""
         self._check_image()
-        self._check_subnet_free()
-        self.progress(f"starting lab {self.config.project!r} on {self.config.subnet} "
-                      f"(server {self.config.server_ip}, client {self.config.client_ip})")
-        self._compose_run(compose_cli.create_args())
+        if self.config.resolved:
+            self._create()
+        else:
+            with claim_subnet(self.client) as subnet:  # held until the network exists
+                self.config = self.config.with_(subnet=subnet)
+                self._create()
         containers = self._project_containers()
         missing = [h for h in HOSTS if h not in containers]
         if missing:
@@ -232,6 +123,13 @@ class Lab:
             raise ComposeError("the lab's hosts did not stay running",
                                hint=f"see `docker logs {containers['server'].name}`")
         return self
+
+    def _create(self) -> None:
+        """Compose creates the network and the hosts (not started)."""
+        self._check_subnet_free()
+        self.progress(f"starting lab {self.config.project!r} on {self.config.subnet} "
+                      f"(server {self.config.server_ip}, client {self.config.client_ip})")
+        self._compose_run(compose_cli.create_args())
 
     def down(self) -> None:
         """Remove the hosts and the bridge; safe to call at any time, also twice.
@@ -304,7 +202,7 @@ class Lab:
     def exec(self, host: str, argv: Sequence[str], *, timeout: float | None = None) -> ExecResult:
         """Run a command in a host and wait for it (bounded by `timeout`, in the host)."""
         container = self.container(host)
-        argv = _bounded(argv, timeout)
+        argv = bounded(argv, timeout)
         start = time.monotonic()
         code, (out, err) = container.exec_run(list(argv), demux=True)
         return ExecResult(code, (out or b"").decode(errors="replace"),
@@ -319,15 +217,15 @@ class Lab:
         container = self.container(host)
         api = self.client.api
         wait = 'read go; [ "$go" = go ] || exit 125; ' if gated else ""
-        launch = ["sh", "-c", f'echo "{_PID_PREFIX}$$"; {wait}exec "$@"', "sh",
-                  *_bounded(argv, timeout)]
+        launch = ["sh", "-c", f'echo "{PID_PREFIX}$$"; {wait}exec "$@"', "sh",
+                  *bounded(argv, timeout)]
         exec_id = api.exec_create(container.id, launch, stdin=gated)["Id"]
         if not gated:
             return RunningExec(api, exec_id, api.exec_start(exec_id, stream=True, demux=True),
                                self, host)
         attached = api.exec_start(exec_id, socket=True)
         sock = getattr(attached, "_sock", attached)
-        return RunningExec(api, exec_id, _demuxed(frames_iter(sock, False)), self, host, sock)
+        return RunningExec(api, exec_id, demuxed(frames_iter(sock, False)), self, host, sock)
 
     def logs(self, host: str) -> str:
         return self.container(host).logs().decode(errors="replace")
@@ -357,12 +255,6 @@ def _sigint_ignored() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
-def _demuxed(frames: Iterator[tuple[int, bytes]]) -> Iterator[tuple[bytes | None, bytes | None]]:
-    """Docker's multiplexed frames as (stdout, stderr) chunks, as exec_start(demux=True) gives."""
-    for stream, data in frames:
-        yield (data, None) if stream == STDOUT else (None, data)
-
-
 def _lab_address(container) -> tuple[str, str]:
     """(IP address, network id) of a lab host on its lab network."""
     networks = container.attrs["NetworkSettings"]["Networks"]
@@ -370,13 +262,6 @@ def _lab_address(container) -> tuple[str, str]:
         if settings.get("IPAddress"):
             return settings["IPAddress"], settings["NetworkID"]
     raise LabNotRunning(f"container {container.name} has no address on the lab network")
-
-
-def _bounded(argv: Sequence[str], timeout: float | None) -> list[str]:
-    """`timeout` inside the host: a command never outlives its budget, whatever the host side does."""
-    if timeout is None:
-        return list(argv)
-    return ["timeout", "-k", "1", f"{timeout:g}", *argv]
 
 
 def remove_all_labs(client: docker.DockerClient) -> list[str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
-from socketlab.lab import Lab
+from socketlab.lab.lab import Lab
 
 Counters = dict[str, int]
 _SEP = "@@socketlab@@"

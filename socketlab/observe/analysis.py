@@ -1,8 +1,8 @@
 """Pcap analysis: `Pkt` records -> small frozen dataclasses (pure; reads files only).
 
-Every function reads fields of any iterable of `Pkt` (from `read_pcap`, in socketlab.pcap), so
+Every function reads fields of any iterable of `Pkt` (from `read_pcap`, in socketlab.observe.pcap), so
 tests and experiments can hand it plain lists. Times are seconds (pcap clock). The names of
-socketlab.pcap are re-exported here: `from socketlab.analysis import read_pcap, Pkt` works.
+socketlab.observe.pcap are re-exported here: `from socketlab.observe.analysis import read_pcap, Pkt` works.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from socketlab.pcap import (
+from socketlab.observe.pcap import (
     ICMP_ERRORS,
     PAYLOAD_KEEP,
     PROTOS,
@@ -23,7 +23,7 @@ from socketlab.pcap import (
 )
 
 __all__ = [
-    # re-exported from socketlab.pcap
+    # re-exported from socketlab.observe.pcap
     "ICMP_ERRORS", "PAYLOAD_KEEP", "PROTOS", "UNREACH", "Endpoint", "Pkt", "Quote", "read_pcap",
     # defined here
     "Datagram", "Exchange", "FragmentGroup", "Handshake", "IcmpError", "Segment", "TcpFlow",

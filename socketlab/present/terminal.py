@@ -8,8 +8,8 @@ from __future__ import annotations
 from rich.table import Table
 from rich.text import Text
 
-from socketlab.events import Event, payload
-from socketlab.programs import PairRun
+from socketlab.act.programs import PairRun
+from socketlab.observe.events import Event, payload
 
 
 def event_text(event: Event) -> str:

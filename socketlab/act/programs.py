@@ -16,10 +16,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from socketlab.config import PROTOCOLS
 from socketlab.errors import ConfigError, LabTimeout, ProgramFailed
-from socketlab.events import Event, parse_output
-from socketlab.lab import Lab, RunningExec
+from socketlab.lab.config import PROTOCOLS
+from socketlab.lab.lab import Lab
+from socketlab.lab.process import RunningExec
+from socketlab.observe.events import Event, parse_output
 
 PROGRAMS_DIR = "/lab/programs"
 DEFAULT_MESSAGE = "hello,world"

@@ -21,9 +21,10 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from socketlab.config import HOSTS
 from socketlab.errors import ConfigError, LabError, UnknownHost
-from socketlab.lab import IMAGE_CONTEXT, Lab
+from socketlab.lab.assets import IMAGE_CONTEXT
+from socketlab.lab.config import HOSTS
+from socketlab.lab.lab import Lab
 
 LABSHAPE = IMAGE_CONTEXT / "bin" / "labshape.py"
 NFQLIB = IMAGE_CONTEXT / "bin" / "nfqlib.py"

@@ -14,10 +14,12 @@ from pathlib import Path
 
 from rich.table import Table
 
-from socketlab import compose as compose_cli
-from socketlab.config import LabConfig
 from socketlab.errors import LabError
-from socketlab.lab import LAB_LABEL, ExecResult, connect
+from socketlab.lab import compose as compose_cli
+from socketlab.lab.config import LabConfig
+from socketlab.lab.docker_api import connect
+from socketlab.lab.lab import LAB_LABEL
+from socketlab.lab.process import ExecResult
 
 # name -> (shell command run as root with NET_ADMIN in a container with no network, what it is for)
 KERNEL_PROBES: dict[str, tuple[str, str]] = {
@@ -78,7 +80,7 @@ def parse_probes(output: str) -> list[Check]:
 
 def run_checks(config: LabConfig, compose_file: Path, context: Path,
                progress: Callable[[str], None]) -> list[Check]:
-    from socketlab.images import lab_image_status
+    from socketlab.lab.images import lab_image_status
 
     checks = [Check("host", True, f"{platform.system()} {platform.release()}, "
                     f"Python {platform.python_version()}", required=False)]
@@ -180,7 +182,7 @@ def shaping_support(config: LabConfig, progress: Callable[[str], None]) -> Backe
     """lab-shape's own answer, asked in a throwaway container; None with no engine or image."""
     import docker.errors
 
-    from socketlab import shaping
+    from socketlab.act import shaping
 
     try:
         client = connect()

@@ -2,7 +2,7 @@
 
 `read_pcap` decodes with dpkt (scapy parses ~25x slower) and keeps, per IPv4 packet, the header
 fields the analysis needs (`Pkt`) plus the first bytes of payload. Times are seconds (pcap clock).
-The interpretation of these records (handshakes, flows, datagrams, ...) is in `socketlab.analysis`.
+The interpretation of these records (handshakes, flows, datagrams, ...) is in `socketlab.observe.analysis`.
 """
 
 from __future__ import annotations

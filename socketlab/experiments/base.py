@@ -10,13 +10,13 @@ the running kernel, and why, in one sentence built from the observed values.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from socketlab.errors import ConfigError
-from socketlab.lab import Lab
+from socketlab.lab.lab import Lab
+from socketlab.observe.observation import Context
 
 Status = Literal["holds", "holds in part", "does not hold", "inconclusive"]
 STATUSES: tuple[Status, ...] = ("holds", "holds in part", "does not hold", "inconclusive")
@@ -50,15 +50,6 @@ class Verdict:
             raise ValueError(f"unknown verdict status {self.status!r}")
 
 
-@dataclass
-class Context:
-    """What an experiment may use: the lab, its own folder for files, a progress callback."""
-
-    lab: Lab
-    run_dir: Path
-    progress: Callable[[str], None] = lambda _msg: None
-
-
 @dataclass(frozen=True)
 class Experiment:
     id: str               # "C4"
@@ -74,26 +65,6 @@ class Result:
     evidence: Evidence
     verdict: Verdict
     seconds: float
-
-
-def catalogue() -> dict[str, Experiment]:
-    """Every experiment, by claim id, in the post's order."""
-    from socketlab.experiments import EXPERIMENTS
-
-    return {e.id: e for e in sorted(EXPERIMENTS, key=lambda e: (e.id[0], int(e.id[1:])))}
-
-
-def select(ids: Iterable[str] | None) -> list[Experiment]:
-    """The experiments named (case-insensitive, e.g. c4 or C4), or all; unknown ids refused."""
-    known = catalogue()
-    if not ids:
-        return list(known.values())
-    wanted = [i.strip().upper() for i in ids if i.strip()]
-    unknown = [i for i in wanted if i not in known]
-    if unknown:
-        raise ConfigError(f"no experiment {', '.join(unknown)}",
-                          hint=f"the experiments are {', '.join(known)}")
-    return [known[i] for i in wanted]
 
 
 def run_experiment(experiment: Experiment, lab: Lab, run_dir: Path,

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from xml.sax.saxutils import escape
 
-from socketlab.analysis import UNREACH, Pkt, Segment, match_captures, tcp_flow
+from socketlab.observe.analysis import UNREACH, Pkt, Segment, match_captures, tcp_flow
 
 Event = tuple[str, float, str]
 _FLAG_NAMES = {"S": "SYN", "F": "FIN", "R": "RST", "P": "PSH", "A": "ACK", "U": "URG",

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import json
 import os
 import re
@@ -25,7 +24,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import quote
 
-from socketlab.experiment import STATUSES, Result, Status
+from socketlab.experiments.base import STATUSES, Result, Status
+from socketlab.present.plots import plot_svg
 
 SUITE = "socketlab.experiments"
 _XML_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")  # not allowed in XML 1.0
@@ -179,34 +179,6 @@ def _md(value: Any) -> str:
 
 
 # ---------------------------------------------------------------- plots
-def plot_svg(points: Sequence[Mapping[str, Any]], x_label: str, y_labels: Sequence[str], *,
-             title: str = "") -> str:
-    """A line chart of `points` (dicts) as an SVG string: x from `x_label`, one line per y label.
-
-    Drawn on a bare matplotlib Figure (no pyplot, so no GUI backend and no global state); text
-    stays text in the SVG, ids are stable from run to run.
-    """
-    import matplotlib  # here, not at the top: reports without plots need no matplotlib
-    from matplotlib.figure import Figure
-
-    nan = float("nan")
-    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "socketlab",
-                                "font.size": 11}):
-        fig = Figure(figsize=(7.2, 3.6), layout="constrained")
-        ax = fig.add_subplot()
-        xs = [p.get(x_label, nan) for p in points]
-        for name in y_labels:
-            ax.plot(xs, [p.get(name, nan) for p in points], marker="o", label=name)
-        ax.set_xlabel(x_label)
-        if title:
-            ax.set_title(title)
-        ax.grid(alpha=0.3)
-        ax.legend()
-        out = io.StringIO()
-        fig.savefig(out, format="svg", metadata={"Date": None})
-    return out.getvalue()
-
-
 def _plot_spec(facts: Mapping[str, Any]) -> Mapping[str, Any] | None:
     """facts["plot"] = {"x", "series", "points", "title"?} when it is there and well formed."""
     spec = facts.get("plot")
@@ -386,7 +358,8 @@ def write_report(results: Sequence[Result], meta: Mapping[str, Any], run_dir: Pa
 def load_run(run_dir: Path) -> tuple[list[Result], dict[str, Any]]:
     """A run's results read back from its verdicts.json, each verdict computed again from the
     stored facts by today's judge (so a report always follows from its evidence)."""
-    from socketlab.experiment import Evidence, Experiment, Verdict, catalogue
+    from socketlab.experiments.base import Evidence, Experiment, Verdict
+    from socketlab.experiments.registry import catalogue
 
     doc = json.loads((run_dir / "verdicts.json").read_text())
     known = catalogue()

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from socketlab.errors import ConfigError
 
 DEFAULT_SUBNET = "192.168.33.0/24"
+AUTO = "auto"  # subnet="auto": a free one, chosen when the lab starts (socketlab.lab.subnets)
 DEFAULT_PORT = 6666
 DEFAULT_PROJECT = "socketlab"
 LAB_IMAGE = "socketlab/lab:latest"
@@ -39,6 +40,9 @@ class LabConfig:
     offloads: bool = False  # the hosts' segmentation/checksum offloads (off: textbook captures)
 
     def __post_init__(self) -> None:
+        if self.subnet == AUTO:
+            self._validate_unresolved()
+            return
         net = _network(self.subnet)
         if not self.server_ip:
             object.__setattr__(self, "server_ip", str(net.network_address + SERVER_HOST_NUMBER))
@@ -47,20 +51,34 @@ class LabConfig:
         self._validate(net)
 
     def _validate(self, net: ipaddress.IPv4Network) -> None:
-        if not _PROJECT_RE.match(self.project):
-            raise ConfigError(
-                f"project name {self.project!r} is not valid",
-                hint="use lowercase letters, digits, '-' and '_', starting with a letter or digit",
-            )
+        self._validate_names()
         for role, ip in (("server", self.server_ip), ("client", self.client_ip)):
             _check_host_address(role, ip, net)
         if self.server_ip == self.client_ip:
             raise ConfigError(f"server and client both have the address {self.server_ip}",
                               hint="give them different addresses")
+
+    def _validate_unresolved(self) -> None:
+        if self.server_ip or self.client_ip:
+            raise ConfigError("addresses cannot be given with subnet auto",
+                              hint="give a subnet with them, or neither")
+        self._validate_names()
+
+    def _validate_names(self) -> None:
+        if not _PROJECT_RE.match(self.project):
+            raise ConfigError(
+                f"project name {self.project!r} is not valid",
+                hint="use lowercase letters, digits, '-' and '_', starting with a letter or digit",
+            )
         if not 1 <= self.port <= 65535:
             raise ConfigError(f"port {self.port} is out of range", hint="use a port from 1 to 65535")
         if self.proto not in PROTOCOLS:
             raise ConfigError(f"unknown protocol {self.proto!r}", hint="use tcp or udp")
+
+    @property
+    def resolved(self) -> bool:
+        """False while the subnet is still "auto" (no addresses yet)."""
+        return self.subnet != AUTO
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> LabConfig:
@@ -91,6 +109,9 @@ class LabConfig:
 
     def compose_env(self, mode: str = "idle") -> dict[str, str]:
         """The variables docker-compose.yml reads for this lab."""
+        if not self.resolved:
+            raise ConfigError("the lab's subnet is not chosen yet (auto)",
+                              hint="start the lab first: Lab.up() picks a free subnet")
         return {
             "SOCKETLAB_MODE": mode,
             "SOCKETLAB_SUBNET": self.subnet,

@@ -1,0 +1,69 @@
+"""What every command shares: exit codes, the lab's settings from options, progress, JSON.
+
+The commands reach the lab through `lab_for` and `running_lab` here (tests put a fake in).
+"""
+
+from __future__ import annotations
+
+import argparse
+import enum
+import json
+
+from rich.console import Console
+
+from socketlab.lab.config import LabConfig
+from socketlab.lab.lab import Lab
+
+
+class ExitCode(enum.IntEnum):
+    OK = 0
+    FAILED = 1         # the command ran, and what it ran failed (e.g. connect refused)
+    LAB_ERROR = 2      # socketlab could not do what was asked (a LabError)
+    USAGE = 64
+    INTERRUPTED = 130
+
+
+def topology_options(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument("--subnet", help="lab subnet (default 192.168.33.0/24; env SOCKETLAB_SUBNET)")
+    cmd.add_argument("--server-ip", help="server address (default .5 of the subnet)")
+    cmd.add_argument("--client-ip", help="client address (default .6 of the subnet)")
+    cmd.add_argument("--port", type=int, help="server port (default 6666; env SOCKETLAB_PORT)")
+    cmd.add_argument("--offloads", action="store_true", default=None,
+                     help="keep the hosts' segmentation/checksum offloads on (default off, so "
+                          "captures show MSS-sized segments; env SOCKETLAB_OFFLOADS=on)")
+
+
+def program_options(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument("--message", default="hello,world", help="what the client sends")
+    cmd.add_argument("--bufsize", type=int, default=3, help="the server's receive size")
+    cmd.add_argument("--count", type=int, default=1, help="how many times the client sends it")
+
+
+def config_from(args: argparse.Namespace) -> LabConfig:
+    """Settings from the environment, then the options. A --subnet given without addresses
+    gets its own .5 and .6, whatever SOCKETLAB_SERVER_IP/CLIENT_IP say."""
+    subnet = getattr(args, "subnet", None)
+    derive = "" if subnet else None
+    return LabConfig.from_env(project=args.project, subnet=subnet,
+                              server_ip=getattr(args, "server_ip", None) or derive,
+                              client_ip=getattr(args, "client_ip", None) or derive,
+                              port=getattr(args, "port", None),
+                              offloads=getattr(args, "offloads", None))
+
+
+def dump_json(console: Console, data: object) -> None:
+    console.print_json(json.dumps(data, default=str))
+
+
+def progress(err: Console):
+    return lambda message: err.print(f"[cyan]•[/] {message}", markup=True, soft_wrap=True)
+
+
+def lab_for(args: argparse.Namespace, err: Console) -> Lab:
+    """A lab to start: its settings from the options and the environment."""
+    return Lab(config_from(args), progress=progress(err))
+
+
+def running_lab(args: argparse.Namespace, err: Console) -> Lab:
+    """The lab that runs now: its settings read from its containers."""
+    return Lab.running(config_from(args).project, progress=progress(err))

@@ -1,0 +1,90 @@
+"""Commands that check the post's claims: run experiments, and write a run's report again."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.console import Console
+
+from socketlab.cli import common
+from socketlab.cli.lab import ensure_image
+
+
+def register(command) -> None:
+    exps = command("experiments", "check the post's claims C1-C10 in a fresh lab; write a report",
+                   experiments)
+    exps.add_argument("ids", nargs="*", metavar="ID", help="claims to check (default: all), e.g. C4")
+    one = command("experiment", "check one claim of the post, with its evidence", experiment)
+    one.add_argument("ids", nargs=1, metavar="ID", help="e.g. C4")
+    for cmd, what in ((exps, "verdicts"), (one, "verdict")):
+        cmd.add_argument("--out", default="runs", help="folder for the run's files (default ./runs)")
+        cmd.add_argument("--json", action="store_true", help=f"print the {what} as JSON")
+        cmd.add_argument("--junit", metavar="FILE", help="also write JUnit XML here (for CI)")
+        common.topology_options(cmd)
+    rep = command("report", "write the report of a run again, verdicts recomputed from its evidence",
+                  report)
+    rep.add_argument("run_dir", nargs="?", metavar="RUN_DIR",
+                     help="a folder made by `socketlab experiments` (default: the latest in ./runs)")
+
+
+def experiments(args: argparse.Namespace, out: Console, err: Console) -> int:
+    """Run the chosen experiments in a fresh lab, then write the report of the run."""
+    from pathlib import Path
+
+    from socketlab.experiments.base import run_experiment, run_meta
+    from socketlab.experiments.registry import select
+    from socketlab.observe.capture import new_run_dir
+
+    chosen = select(args.ids)  # unknown ids are refused before anything starts
+    lab = common.lab_for(args, err)
+    ensure_image(lab, err)
+    run_dir = new_run_dir(Path(args.out), "experiments")
+    results = []
+    with lab:
+        meta = run_meta(lab)
+        for number, exp in enumerate(chosen, 1):
+            lab.progress(f"[{number}/{len(chosen)}] {exp.id}: {exp.title}")
+            results.append(run_experiment(exp, lab, run_dir, lab.progress))
+    return _show_results(args, out, results, run_dir, meta)
+
+
+def experiment(args: argparse.Namespace, out: Console, err: Console) -> int:
+    """One experiment, with its evidence and ladder printed."""
+    return experiments(args, out, err)
+
+
+def _show_results(args, out: Console, results, run_dir, meta: dict[str, str]) -> int:
+    from socketlab.present import report
+    from socketlab.present.terminal import evidence_text, verdict_table
+
+    files = report.write_report(results, meta, run_dir)
+    if args.junit:
+        from pathlib import Path
+
+        Path(args.junit).write_text(report.to_junit(results, meta))
+    if args.json:
+        out.file.write(report.to_json(results, meta) + "\n")
+    else:
+        if len(results) == 1:
+            out.print(evidence_text(results[0]), markup=False, soft_wrap=True)
+        out.print(verdict_table(results))
+        for name, path in files.items():
+            out.print(f"{name}: {path}")
+    decided = all(r.verdict.status != "inconclusive" for r in results)
+    return common.ExitCode.OK if decided else common.ExitCode.FAILED
+
+
+def report(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from pathlib import Path
+
+    from socketlab.errors import ConfigError
+    from socketlab.present.report import load_run
+
+    runs = sorted(Path("runs").glob("*-experiments*"))
+    run_dir = Path(args.run_dir) if args.run_dir else (runs[-1] if runs else None)
+    if run_dir is None or not (run_dir / "verdicts.json").is_file():
+        raise ConfigError(f"no run with a verdicts.json at {run_dir or './runs'}",
+                          hint="run `socketlab experiments` first, or name a run folder")
+    results, meta = load_run(run_dir)
+    args.junit, args.json = None, False
+    return _show_results(args, out, results, run_dir, meta)

@@ -1,0 +1,100 @@
+"""Commands for the lab itself: build its image, bring it up, see it, use a host, take it down."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.console import Console
+
+from socketlab.cli import common
+from socketlab.errors import LabNotRunning
+from socketlab.lab.assets import IMAGE_CONTEXT
+from socketlab.lab.docker_api import connect
+from socketlab.lab.lab import Lab, remove_all_labs
+
+
+def register(command) -> None:
+    build_ = command("build", "build the lab image (and its base, if no registry has one)", build)
+    build_.add_argument("--force", action="store_true", help="rebuild even if up to date")
+    build_.add_argument("--no-cache", action="store_true", help="rebuild every step")
+    build_.add_argument("--base", help="base image (default debian:bookworm-slim; env SOCKETLAB_BASE)")
+    common.topology_options(command("up", "start the lab's two hosts and leave them running", up))
+    down_ = command("down", "remove the lab (hosts and bridge)", down)
+    down_.add_argument("--all", action="store_true", help="remove every socketlab lab on this engine")
+    command("status", "show the lab's hosts", status)
+    exe = command("exec", "run a command in a lab host", exec_)
+    exe.add_argument("host", metavar="HOST", help="a host of the lab, e.g. server or client")
+    exe.add_argument("argv", nargs=argparse.REMAINDER, metavar="CMD")
+
+
+def build(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from socketlab.lab.images import ensure_lab_image
+
+    cfg = common.config_from(args)
+    info = ensure_lab_image(connect(), cfg.image, IMAGE_CONTEXT, common.progress(err), base=args.base,
+                            force=args.force or args.no_cache, nocache=args.no_cache)
+    what = f"built in {info.seconds:.1f} s" if info.built else "up to date"
+    out.print(f"{info.tag}: {what}, {info.size_bytes / 1e6:.0f} MB")
+    return common.ExitCode.OK
+
+
+def ensure_image(lab: Lab, err: Console) -> None:
+    from socketlab.lab.images import ensure_lab_image
+
+    ensure_lab_image(lab.client, lab.config.image, IMAGE_CONTEXT, common.progress(err))
+
+
+def up(args: argparse.Namespace, out: Console, err: Console) -> int:
+    lab = common.lab_for(args, err)
+    ensure_image(lab, err)
+    try:
+        lab.up()
+    except BaseException:
+        lab.down()
+        raise
+    status(args, out, err, lab)
+    out.print("the lab stays up: `socketlab run tcp`, `socketlab exec server ss -tan`, "
+              "then `socketlab down`")
+    return common.ExitCode.OK
+
+
+def down(args: argparse.Namespace, out: Console, err: Console) -> int:
+    if args.all:
+        removed = remove_all_labs(connect())
+        out.print("\n".join(f"removed {r}" for r in removed) or "no socketlab lab was left")
+        return common.ExitCode.OK
+    common.lab_for(args, err).down()
+    out.print("lab removed")
+    return common.ExitCode.OK
+
+
+def status(args: argparse.Namespace, out: Console, err: Console, lab: Lab | None = None) -> int:
+    from rich.table import Table
+
+    if lab is None:
+        try:
+            lab = common.running_lab(args, err)
+        except LabNotRunning:
+            lab = common.lab_for(args, err)
+    rows = lab.status()
+    table = Table(title=f"lab {lab.config.project!r} on {lab.config.subnet}", title_justify="left")
+    for column in ("host", "address", "state", "container"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(row[k] for k in ("host", "address", "state", "container")))
+    out.print(table)
+    return common.ExitCode.OK if all(r["state"] == "running" for r in rows) else common.ExitCode.FAILED
+
+
+def exec_(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from socketlab.errors import ConfigError, UnknownHost
+    from socketlab.lab.config import HOSTS
+
+    if args.host not in HOSTS:
+        raise UnknownHost(f"unknown host {args.host!r}", hint=f"the lab's hosts are {', '.join(HOSTS)}")
+    if not args.argv:
+        raise ConfigError("no command given", hint="e.g. `socketlab exec server ip -br addr`")
+    result = common.running_lab(args, err).exec(args.host, args.argv)
+    out.file.write(result.stdout)
+    err.file.write(result.stderr)
+    return result.exit_code

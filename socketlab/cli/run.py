@@ -1,0 +1,89 @@
+"""Commands that run the post's programs: one exchange in a running lab, or the whole demo."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+from rich.console import Console
+
+from socketlab.cli import common
+from socketlab.cli.lab import ensure_image
+from socketlab.lab.config import PROTOCOLS
+from socketlab.lab.lab import Lab
+
+
+def register(command) -> None:
+    run_ = command("run", "run the post's server and client in the running lab", run)
+    run_.add_argument("proto", choices=PROTOCOLS)
+    common.program_options(run_)
+    run_.add_argument("--capture", nargs="?", const="runs", metavar="DIR",
+                      help="capture on both hosts; pcaps and a ladder diagram under DIR (default ./runs)")
+    run_.add_argument("--no-server", action="store_true",
+                      help="run only the client, against a host with no server (the post's C1/C2)")
+    run_.add_argument("--json", action="store_true", help="print the run as JSON")
+    common.topology_options(command("demo", "the post's TCP and UDP exchanges, start to finish", demo))
+
+
+def run(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from socketlab.act.programs import Options, run_pair
+
+    opts = Options(proto=args.proto, message=args.message, bufsize=args.bufsize,
+                   count=args.count, server=not args.no_server)
+    lab = common.running_lab(args, err)
+    if args.capture:
+        return _run_captured(args, out, err, lab, opts)
+    result = run_pair(lab, opts)
+    if args.json:
+        common.dump_json(out, _run_json(result))
+    else:
+        _show_run(out, lab, result)
+    return common.ExitCode.OK if result.ok else common.ExitCode.FAILED
+
+
+def _run_captured(args, out: Console, err: Console, lab: Lab, opts) -> int:
+    """A run with tcpdump on both hosts: the pcaps, and the ladder with the programs' calls."""
+    from pathlib import Path
+
+    from socketlab.act.programs import run_pair
+    from socketlab.observe.capture import new_run_dir
+    from socketlab.observe.observation import Context, events_of, ladder_files, observe
+
+    ctx = Context(lab, new_run_dir(Path(args.capture), f"run-{opts.proto}"), common.progress(err))
+    obs = observe(ctx, lambda: run_pair(lab, opts), name=opts.proto)
+    files = ladder_files(ctx, obs, opts.proto, events_of(obs.result), opts.bufsize)
+    _show_run(out, lab, obs.result)
+    out.print(Path(files[f"{opts.proto} ladder (text)"]).read_text(), soft_wrap=True, markup=False)
+    for host in obs.capture.hosts.values():
+        out.print(f"{host.host}: {host.pcap} ({host.captured} packets, {host.dropped} dropped)")
+    out.print(f"ladder: {files[f'{opts.proto} ladder (SVG)']}")
+    return common.ExitCode.OK if obs.result.ok else common.ExitCode.FAILED
+
+
+def _show_run(out: Console, lab: Lab, result) -> None:
+    from socketlab.present.terminal import observation, side_by_side
+
+    out.print(side_by_side(result, lab.config.client_ip, lab.config.server_ip))
+    out.print(observation(result), soft_wrap=True)
+
+
+def _run_json(result) -> dict:
+    events = lambda evs: [{"event": e.name, **e.fields, "t": e.t} for e in evs]  # noqa: E731
+    return {"options": dataclasses.asdict(result.options), "ok": result.ok,
+            "seconds": round(result.seconds, 4), "server_exit": result.server_exit,
+            "client_exit": result.client_exit, "server": events(result.server_events),
+            "client": events(result.client_events)}
+
+
+def demo(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from socketlab.act.programs import Options, run_pair
+
+    lab = common.lab_for(args, err)
+    ensure_image(lab, err)
+    ok = True
+    with lab:
+        for proto in ("tcp", "udp"):
+            result = run_pair(lab, Options(proto=proto))
+            _show_run(out, lab, result)
+            ok = ok and result.ok
+    return common.ExitCode.OK if ok else common.ExitCode.FAILED

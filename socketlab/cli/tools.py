@@ -1,0 +1,57 @@
+"""Commands about socketlab itself: what this machine offers it, and how fast it is."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+from rich.console import Console
+
+from socketlab.cli import common
+from socketlab.lab.assets import COMPOSE_FILE, IMAGE_CONTEXT
+
+
+def register(command) -> None:
+    command("doctor", "report Docker, compose, the image and the kernel's features", doctor)
+    bench_ = command("bench", "measure socketlab (prints a table)", bench)
+    bench_.add_argument("what", choices=["lifecycle", "analysis", "capture", "shaping"])
+    bench_.add_argument("--backend", choices=["netem", "engine"],
+                        help="shaping: this backend only (default: every one this machine has)")
+    bench_.add_argument("--repeat", type=int, default=3, help="runs per figure (median is shown)")
+    bench_.add_argument("--cold", action="store_true",
+                        help="also time a cold image build (no cache) and, with --cold-base, the base")
+    bench_.add_argument("--cold-base", action="store_true", help="also time making the Debian base")
+    bench_.add_argument("--json", action="store_true", help="print the figures as JSON")
+
+
+def doctor(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from socketlab.tools.doctor import render, render_backends, run_checks, shaping_support
+
+    checks = run_checks(common.config_from(args), COMPOSE_FILE, IMAGE_CONTEXT, common.progress(err))
+    out.print(render(checks))
+    support = shaping_support(common.config_from(args), common.progress(err))  # None: no engine or image
+    if support is not None:
+        out.print(render_backends(support))
+    return common.ExitCode.OK if all(c.ok or not c.required for c in checks) else common.ExitCode.FAILED
+
+
+def bench(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from socketlab.tools import bench as b
+
+    if args.what == "analysis":
+        figures = b.analysis(repeat=args.repeat, progress=common.progress(err))
+    elif args.what == "capture":
+        figures = b.capture(common.config_from(args), progress=common.progress(err))
+    elif args.what == "shaping":
+        from socketlab.tools.bench_shaping import shaping
+
+        figures = shaping(common.config_from(args), progress=common.progress(err),
+                          backend=args.backend)
+    else:
+        figures = b.lifecycle(common.config_from(args), repeat=args.repeat, cold=args.cold,
+                              cold_base=args.cold_base, progress=common.progress(err))
+    if args.json:
+        common.dump_json(out, [dataclasses.asdict(f) for f in figures])
+    else:
+        out.print(b.render(figures, args.what))
+    return common.ExitCode.OK

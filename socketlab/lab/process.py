@@ -1,0 +1,120 @@
+"""Commands in a lab host: a finished one (ExecResult) and one still running (RunningExec).
+
+A running command's first line, printed by its launcher, is its pid in the host, so it can be
+signalled by pid; every command is bounded in time inside its host (`timeout`), so nothing
+outlives its budget whatever happens on this side.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from docker.utils.socket import STDOUT
+
+from socketlab.errors import LabTimeout
+
+if TYPE_CHECKING:
+    from socketlab.lab.lab import Lab
+
+PID_PREFIX = "socketlab-pid="  # the launcher's first line: the command's pid in its host
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+    seconds: float
+
+
+class RunningExec:
+    """A command left running in a host; its output lines arrive as they are printed.
+    Its first line (from the launcher) is its pid in the host, so it can be signalled."""
+
+    def __init__(self, api, exec_id: str, stream: Iterator, lab: Lab | None = None,
+                 host: str = "", gate=None) -> None:
+        self._api, self._id, self._lab, self._host = api, exec_id, lab, host
+        self._gate = gate  # the exec's stdin socket, for a command started gated
+        self.pid: str | None = None
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        self.stdout_lines: list[str] = []
+        self.stderr = ""
+        self._thread = threading.Thread(target=self._pump, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _pump(self, stream: Iterator) -> None:
+        pending = ""
+        try:
+            for out, err in stream:
+                self.stderr += (err or b"").decode(errors="replace")
+                pending += (out or b"").decode(errors="replace")
+                *complete, pending = pending.split("\n")
+                for line in complete:
+                    self._lines.put(line)
+        finally:
+            if pending:
+                self._lines.put(pending)
+            self._lines.put(None)
+
+    def wait_for(self, match: Callable[[str], bool], timeout: float) -> str | None:
+        """The first new line for which `match` is true; None if the command ended first."""
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = self._lines.get(timeout=left)
+            except queue.Empty:
+                break
+            if line is None:
+                self._lines.put(None)  # keep the end marker for later readers
+                return None
+            if self.pid is None and line.startswith(PID_PREFIX):
+                self.pid = line[len(PID_PREFIX):].strip()
+                continue
+            self.stdout_lines.append(line)
+            if match(line):
+                return line
+        raise LabTimeout(f"no matching output after {timeout:g} s",
+                         hint="output so far: " + " | ".join(self.stdout_lines[-5:]))
+
+    def wait(self, timeout: float) -> int:
+        """Wait for the end of the command; its exit code."""
+        self.wait_for(lambda _line: False, timeout)
+        self._thread.join(timeout=1)
+        if self._gate is not None:
+            self._gate.close()
+        return self._api.exec_inspect(self._id)["ExitCode"]
+
+    @property
+    def stdout(self) -> str:
+        return "\n".join(self.stdout_lines)
+
+    def release(self, go: bool = True) -> None:
+        """Let a gated command run (go), or end it before it ever started (not go)."""
+        if self._gate is not None:
+            self._gate.sendall(b"go\n" if go else b"stop\n")
+
+    def signal(self, name: str = "TERM") -> bool:
+        """Send a signal (TERM, INT, KILL, ...) to this command only; False if it has ended."""
+        if self.pid is None:
+            self.wait_for(lambda _line: True, 5)  # the pid line comes first
+        if self.pid is None or self._lab is None:
+            return False
+        return self._lab.exec(self._host, ["kill", f"-{name}", self.pid], timeout=5).exit_code == 0
+
+
+def demuxed(frames: Iterator[tuple[int, bytes]]) -> Iterator[tuple[bytes | None, bytes | None]]:
+    """Docker's multiplexed frames as (stdout, stderr) chunks, as exec_start(demux=True) gives."""
+    for stream, data in frames:
+        yield (data, None) if stream == STDOUT else (None, data)
+
+
+def bounded(argv: Sequence[str], timeout: float | None) -> list[str]:
+    """`timeout` inside the host: a command never outlives its budget, whatever the host side does."""
+    if timeout is None:
+        return list(argv)
+    return ["timeout", "-k", "1", f"{timeout:g}", *argv]

@@ -1,0 +1,1 @@
+"""Showing results: the terminal (terminal), reports in HTML, Markdown, JSON and JUnit (report), plots."""
