@@ -1,7 +1,10 @@
-"""LabConfig: the lab's addresses, port, protocol and names, validated before anything runs.
+"""LabConfig: the lab's settings (name, subnet, port, protocol, image, topology file),
+validated before anything runs.
 
 The same settings reach `docker-compose.yml` as SOCKETLAB_* environment variables, so a
-plain `docker compose up` and `socketlab up` build the same topology.
+plain `docker compose up` and `socketlab up` build the same topology. `topology` names another
+compose file (socketlab.lab.topology reads it); the server and client addresses here are
+the bundled file's variables, and for another file the ones it gives its server and client.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from socketlab.errors import ConfigError
+from socketlab.lab.topology import lab_subnet
 
 DEFAULT_SUBNET = "192.168.33.0/24"
 AUTO = "auto"  # subnet="auto": a free one, chosen when the lab starts (socketlab.lab.subnets)
@@ -38,10 +42,18 @@ class LabConfig:
     proto: str = "tcp"
     image: str = LAB_IMAGE
     offloads: bool = False  # the hosts' segmentation/checksum offloads (off: textbook captures)
+    topology: str = ""  # a compose file of the user's; "" is the bundled docker-compose.yml
 
     def __post_init__(self) -> None:
         if self.subnet == AUTO:
             self._validate_unresolved()
+            return
+        if self.topology:  # the file's own addresses rule (the topology checks them)
+            _network(self.subnet)
+            self._validate_names()
+            for role, ip in (("server", self.server_ip), ("client", self.client_ip)):
+                if ip:
+                    _check_host_address(role, ip, None)
             return
         net = _network(self.subnet)
         if not self.server_ip:
@@ -59,7 +71,7 @@ class LabConfig:
                               hint="give them different addresses")
 
     def _validate_unresolved(self) -> None:
-        if self.server_ip or self.client_ip:
+        if (self.server_ip or self.client_ip) and not self.topology:
             raise ConfigError("addresses cannot be given with subnet auto",
                               hint="give a subnet with them, or neither")
         self._validate_names()
@@ -93,6 +105,7 @@ class LabConfig:
             "proto": env.get("SOCKETLAB_PROTO", "tcp"),
             "image": env.get("SOCKETLAB_IMAGE", LAB_IMAGE),
             "offloads": _on_off(env.get("SOCKETLAB_OFFLOADS", "off")),
+            "topology": env.get("SOCKETLAB_TOPOLOGY", ""),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
@@ -125,23 +138,17 @@ class LabConfig:
 
 
 def _network(subnet: str) -> ipaddress.IPv4Network:
-    try:
-        net = ipaddress.IPv4Network(subnet, strict=True)
-    except ValueError as e:
-        raise ConfigError(f"subnet {subnet!r} is not valid: {e}",
-                          hint="give an IPv4 network such as 192.168.34.0/24") from None
-    if net.prefixlen > 28:
-        raise ConfigError(f"subnet {subnet} is too small for the lab",
-                          hint="use a /28 or larger, such as 192.168.34.0/24")
-    return net
+    return lab_subnet(subnet)
 
 
-def _check_host_address(role: str, ip: str, net: ipaddress.IPv4Network) -> None:
+def _check_host_address(role: str, ip: str, net: ipaddress.IPv4Network | None) -> None:
     try:
         addr = ipaddress.IPv4Address(ip)
     except ValueError:
         raise ConfigError(f"{role} address {ip!r} is not an IPv4 address",
-                          hint=f"give an address inside {net}") from None
+                          hint=f"give an address inside {net}" if net else "give an IPv4 address") from None
+    if net is None:
+        return
     reserved = {net.network_address, net.broadcast_address, net.network_address + 1}
     if addr not in net or addr in reserved:
         raise ConfigError(

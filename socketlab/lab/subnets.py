@@ -55,11 +55,20 @@ def host_routes(route_file: str = "/proc/net/route") -> list[ipaddress.IPv4Netwo
 def pick(taken: Iterable[ipaddress.IPv4Network], pool: str = DEFAULT_POOL,
          prefix: int = 24) -> str:
     """The first /prefix of `pool` that overlaps nothing in `taken` (pure)."""
-    taken = list(taken)
+    return pick_many(taken, 1, pool, prefix)[0]
+
+
+def pick_many(taken: Iterable[ipaddress.IPv4Network], count: int, pool: str = DEFAULT_POOL,
+              prefix: int = 24) -> list[str]:
+    """The first `count` /prefix of `pool` that overlap nothing in `taken` (pure)."""
+    taken, found = list(taken), []
     for candidate in ipaddress.IPv4Network(pool).subnets(new_prefix=prefix):
         if not any(candidate.overlaps(t) for t in taken):
-            return str(candidate)
-    raise ConfigError(f"no free /{prefix} left in {pool}",
+            found.append(str(candidate))
+            if len(found) == count:
+                return found
+    raise ConfigError(f"no {count} free /{prefix} left in {pool}" if count > 1
+                      else f"no free /{prefix} left in {pool}",
                       hint="remove old labs (`socketlab down --all`) or set SOCKETLAB_SUBNET_POOL")
 
 
@@ -68,10 +77,18 @@ def claim_subnet(client, *, prefix: int = 24, pool: str | None = None,
                  lock_file: Path = LOCK_FILE) -> Iterator[str]:
     """A free subnet, held under the machine-wide lock until the block ends (create the
     lab's network inside it)."""
+    with claim_subnets(client, 1, prefix=prefix, pool=pool, lock_file=lock_file) as subnets:
+        yield subnets[0]
+
+
+@contextlib.contextmanager
+def claim_subnets(client, count: int, *, prefix: int = 24, pool: str | None = None,
+                  lock_file: Path = LOCK_FILE) -> Iterator[list[str]]:
+    """`count` free subnets (one per network of the lab), held as claim_subnet holds one."""
     pool = pool or os.environ.get("SOCKETLAB_SUBNET_POOL") or DEFAULT_POOL
     with open(lock_file, "a+") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            yield pick([*docker_subnets(client), *host_routes()], pool, prefix)
+            yield pick_many([*docker_subnets(client), *host_routes()], count, pool, prefix)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)

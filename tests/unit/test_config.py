@@ -198,3 +198,12 @@ def test_config_is_frozen():
 
     with pytest.raises(AttributeError):
         cfg.port = 1  # type: ignore[misc]
+
+
+def test_with_a_topology_file_the_addresses_are_the_files():
+    """For another compose file the server and client addresses are the file's own (the
+    topology checks them against its networks), so they need not lie in the lab's subnet."""
+    cfg = LabConfig(topology="topologies/router.yml", server_ip="192.168.35.5")
+    assert (cfg.server_ip, cfg.client_ip) == ("192.168.35.5", "")
+    with pytest.raises(ConfigError, match="server address '192.168.35' is not an IPv4 address"):
+        LabConfig(topology="topologies/router.yml", server_ip="192.168.35")

@@ -1,0 +1,277 @@
+"""A compose file as a topology, and a topology back as the compose file an engine runs.
+
+    topo = read_topology(Path("topologies/router.yml"), env, lab_image="socketlab/lab:latest")
+    doc = render(topo.place(...), lab_image=..., settings={...})   # a dict, for yaml.safe_dump
+
+Reading interpolates `${VAR}`, `${VAR:-default}`, `${VAR-default}`, `${VAR:?message}` and `$$`
+as compose does (from the file's `.env`, then the environment, then the lab's settings), then
+takes each service as a host. Its role is the label `io.socketlab.role`, else its name when that
+is server, client or router, else `router` when it sets net.ipv4.ip_forward, else `host`. Its
+instruments are the label `io.socketlab.instruments`, else inline for the lab image and sidecar
+for any other. A file the lab cannot run safely is refused with one line: host networking,
+published ports, privileged hosts, external networks.
+
+Rendering writes what the lab adds: each network's subnet and each host's address (placed), the
+lab's labels, routes (SOCKETLAB_ROUTES, applied by lab-host), forwarding on routers, a sidecar
+per host with its own image. A routed lab's networks cannot be `internal` (Docker's internal
+bridges drop every packet addressed outside their own subnet, so nothing crosses a router):
+they get a bridge with no address on this machine instead (`inhibit_ipv4`), so there is no
+gateway to leave through, and the hosts keep no default route.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from socketlab.errors import ConfigError
+from socketlab.lab.topology import (
+    DEFAULT_MTU,
+    INLINE,
+    ROLES,
+    SIDECAR,
+    Host,
+    Network,
+    Topology,
+    routes_env,
+)
+
+LAB_LABEL = "io.socketlab.lab"
+ROLE_LABEL = "io.socketlab.role"
+INSTRUMENTS_LABEL = "io.socketlab.instruments"
+SIDECAR_LABEL = "io.socketlab.instruments-for"  # on a sidecar: the host it serves
+MTU_OPT = "com.docker.network.driver.mtu"
+NO_HOST_ADDRESS_OPT = "com.docker.network.bridge.inhibit_ipv4"
+_VAR = re.compile(r"\$(?:(\$)|\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}|([A-Za-z_][A-Za-z0-9_]*))")
+
+
+# -- reading ----------------------------------------------------------------------------------
+def read_topology(path: Path, env: Mapping[str, str], *, lab_image: str) -> Topology:
+    """The topology a compose file describes, its variables filled from `.env` beside it,
+    the environment and `env` (in that order, later ones winning)."""
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(f"cannot read the topology {path}: {e.strerror}",
+                          hint="give the path of a compose file") from None
+    values = {**dotenv(path.parent / ".env"), **os.environ, **env}
+    return parse(load_yaml(text, str(path)), values, lab_image=lab_image, source=str(path))
+
+
+def load_yaml(text: str, source: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"{source} is not valid YAML{at}: {problem}",
+                          hint="check the file's indentation and quoting") from None
+
+
+def dotenv(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines of a compose `.env` file (comments and blanks skipped)."""
+    values: dict[str, str] = {}
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return values
+    for line in lines:
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, _, value = line.partition("=")
+            values[key.strip()] = value.strip().strip("'\"")
+    return values
+
+
+def interpolate(value: Any, env: Mapping[str, str], source: str = "") -> Any:
+    """Compose's variable substitution in every string value (keys are left as they are)."""
+    if isinstance(value, str):
+        return _VAR.sub(lambda m: _substitute(m, env, source), value)
+    if isinstance(value, Mapping):
+        return {k: interpolate(v, env, source) for k, v in value.items()}
+    if isinstance(value, list):
+        return [interpolate(v, env, source) for v in value]
+    return value
+
+
+def _substitute(m: re.Match, env: Mapping[str, str], source: str) -> str:
+    dollar, name, op, arg, bare = m.groups()
+    if dollar:
+        return "$"
+    if bare:
+        return env.get(bare, "")
+    value = env.get(name)
+    if op in (":-", ":?") and value == "":
+        value = None
+    if value is not None:
+        return value
+    if op and op.endswith("?"):
+        raise ConfigError(f"{source}: variable {name} is not set: {arg or 'it is required'}",
+                          hint=f"set {name} in the environment or in .env beside the file")
+    return arg if op else ""
+
+
+def parse(data: Any, env: Mapping[str, str], *, lab_image: str, source: str = "") -> Topology:
+    """A topology from a compose file's parsed YAML (variables filled from `env`)."""
+    where = source or "the compose file"
+    if not isinstance(data, Mapping) or not isinstance(data.get("services"), Mapping) \
+            or not data["services"]:
+        raise ConfigError(f"{where} has no services", hint="a topology is a compose file with services:")
+    doc = interpolate({k: v for k, v in data.items() if not str(k).startswith("x-")}, env, where)
+    declared = doc.get("networks") or {}
+    if not isinstance(declared, Mapping):
+        raise ConfigError(f"{where}: networks: must be a mapping of names")
+    networks = {str(name): _network(str(name), spec or {}, where) for name, spec in declared.items()}
+    hosts = []
+    for name, spec in doc["services"].items():
+        host = _host(str(name), spec or {}, lab_image, where)
+        for net, _ in host.addresses:
+            if net == "default" and net not in networks:
+                networks[net] = Network("default")
+        hosts.append(host)
+    used = {net for h in hosts for net in h.networks}
+    return Topology(tuple(hosts), tuple(n for n in networks.values() if n.name in used),
+                    source=source, compose=doc)
+
+
+def _network(name: str, spec: Mapping, where: str) -> Network:
+    if not isinstance(spec, Mapping):
+        raise ConfigError(f"{where}: network {name!r} must be a mapping")
+    if spec.get("external"):
+        raise ConfigError(f"{where}: network {name!r} is external",
+                          hint="a lab makes its own networks: remove external:")
+    if spec.get("driver", "bridge") != "bridge":
+        raise ConfigError(f"{where}: network {name!r} uses the driver {spec['driver']!r}",
+                          hint="a lab network is a bridge (the engine chooses how to run it)")
+    subnets = [c.get("subnet") for c in ((spec.get("ipam") or {}).get("config") or [])
+               if isinstance(c, Mapping) and c.get("subnet")]
+    opts = spec.get("driver_opts") or {}
+    try:
+        mtu = int(opts.get(MTU_OPT, DEFAULT_MTU))
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: network {name!r}: MTU {opts.get(MTU_OPT)!r} is not a number",
+                          hint="give driver_opts com.docker.network.driver.mtu a number, e.g. 1000") from None
+    return Network(name, str(subnets[0]) if subnets else None, mtu, bool(spec.get("internal", False)))
+
+
+def _host(name: str, spec: Mapping, lab_image: str, where: str) -> Host:
+    if not isinstance(spec, Mapping):
+        raise ConfigError(f"{where}: service {name!r} must be a mapping")
+    refuse = {"network_mode": "uses network_mode: a lab host must stay on the lab's networks",
+              "ports": "publishes ports: lab hosts are not reachable from outside the lab",
+              "privileged": "is privileged: lab hosts get NET_ADMIN at most"}
+    for key, why in refuse.items():
+        if spec.get(key):
+            raise ConfigError(f"{where}: host {name!r} {why}", hint=f"remove {key}: from {name!r}")
+    image = spec.get("image")
+    if not image:
+        raise ConfigError(f"{where}: host {name!r} has no image",
+                          hint="name its image (image: ...), also when compose builds it")
+    labels = _mapping(spec.get("labels"))
+    sysctls = _mapping(spec.get("sysctls"))
+    forwards = str(sysctls.get("net.ipv4.ip_forward", "0")) == "1"
+    role = labels.get(ROLE_LABEL) or (name if name in ROLES[:3] else "router" if forwards else "host")
+    instruments = labels.get(INSTRUMENTS_LABEL) or (INLINE if image == lab_image else SIDECAR)
+    nets = spec.get("networks")
+    if nets is None:
+        addresses: list[tuple[str, str | None]] = [("default", None)]
+    elif isinstance(nets, list):
+        addresses = [(str(n), None) for n in nets]
+    elif isinstance(nets, Mapping):
+        addresses = [(str(n), (cfg or {}).get("ipv4_address") if isinstance(cfg, Mapping) else None)
+                     for n, cfg in nets.items()]
+    else:
+        raise ConfigError(f"{where}: host {name!r}: networks: must be a list or a mapping")
+    return Host(name, tuple(addresses), str(image), str(role), str(instruments))
+
+
+def _mapping(value: Any) -> dict[str, str]:
+    """Compose's two spellings of labels, environment and sysctls: a mapping or KEY=VALUE list."""
+    if isinstance(value, Mapping):
+        return {str(k): "" if v is None else str(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return dict(str(item).partition("=")[::2] for item in value)
+    return {}
+
+
+# -- rendering --------------------------------------------------------------------------------
+def render(topo: Topology, *, lab_image: str, settings: Mapping[str, str] | None = None) -> dict:
+    """The compose file that runs `topo` (placed) as a lab; `settings` (SOCKETLAB_* variables)
+    reach every lab-image container that does not set them itself."""
+    if not topo.placed:
+        raise ConfigError("the topology is not placed yet", hint="place it: Topology.place()")
+    settings = dict(settings or {})
+    doc = copy.deepcopy(dict(topo.compose))
+    doc.pop("version", None)
+    routes = topo.routes()
+    doc["networks"] = {n.name: _render_network(n, (doc.get("networks") or {}).get(n.name) or {},
+                                               topo.routed) for n in topo.networks}
+    services = {}
+    for h in topo.hosts:
+        spec = dict(doc["services"][h.name] or {})
+        spec["networks"] = {net: {"ipv4_address": ip} for net, ip in h.addresses}
+        spec["labels"] = {**_mapping(spec.get("labels")), LAB_LABEL: "1", ROLE_LABEL: h.role,
+                          INSTRUMENTS_LABEL: h.instruments}
+        if h.role == "router":
+            spec["sysctls"] = {**_mapping(spec.get("sysctls")), "net.ipv4.ip_forward": "1"}
+        if h.instruments == INLINE:
+            spec["environment"] = {**settings, "SOCKETLAB_MODE": "idle",
+                                   **_mapping(spec.get("environment")),
+                                   "SOCKETLAB_ROUTES": routes_env(routes[h.name])}
+            spec.setdefault("command", ["lab-host", h.role])
+        services[h.name] = spec
+        if h.sidecar:
+            services[h.sidecar] = _sidecar(h, lab_image, settings, routes_env(routes[h.name]))
+    doc["services"] = services
+    return _escape(doc)
+
+
+def _render_network(n: Network, spec: Mapping, routed: bool) -> dict:
+    out = dict(spec)
+    out["ipam"] = {**(out.get("ipam") or {}), "config": [{"subnet": n.subnet}]}
+    out["labels"] = {**_mapping(out.get("labels")), LAB_LABEL: "1"}
+    opts = _mapping(out.get("driver_opts"))
+    if n.mtu != DEFAULT_MTU:
+        opts[MTU_OPT] = str(n.mtu)
+    if routed:  # see the module's notes: no address on this machine, so no way out
+        out["internal"] = False
+        opts[NO_HOST_ADDRESS_OPT] = "true"
+    if opts:
+        out["driver_opts"] = opts
+    return out
+
+
+def _sidecar(h: Host, lab_image: str, settings: Mapping[str, str], routes: str) -> dict:
+    """The lab-image container that carries a host's instruments, in the host's own network
+    namespace: it also makes that namespace a lab host's (routes, no default route, offloads)."""
+    return {
+        "image": lab_image,
+        "init": True,
+        "cap_add": ["NET_ADMIN"],
+        "network_mode": f"service:{h.name}",
+        "command": ["lab-host", "instruments"],
+        "labels": {LAB_LABEL: "1", SIDECAR_LABEL: h.name},
+        "environment": {**settings, "SOCKETLAB_MODE": "idle", "SOCKETLAB_ROUTES": routes},
+    }
+
+
+def _escape(value: Any) -> Any:
+    """`$` as `$$`: the rendered file is already interpolated, compose must not do it again."""
+    if isinstance(value, str):
+        return value.replace("$", "$$")
+    if isinstance(value, Mapping):
+        return {k: _escape(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_escape(v) for v in value]
+    return value
+
+
+def dump(doc: Mapping) -> str:
+    return yaml.safe_dump(dict(doc), sort_keys=False, default_flow_style=False)
