@@ -1,7 +1,7 @@
 """socketlab: a containerized network lab that makes a post on TCP and UDP sockets real.
 
     from socketlab import Lab, LabConfig, Options, run_pair
-    with Lab(LabConfig()) as lab:
+    with Lab() as lab:           # its own name, a free subnet; always removed at the end
         run = run_pair(lab, Options(proto="tcp"))
 
 The names below are imported on first use, so `import socketlab` (and the CLI's start-up)

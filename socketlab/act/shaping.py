@@ -3,6 +3,9 @@
     shape(lab, "client", "delay 100ms 10ms loss 5%")             # what leaves the client
     shape(lab, "server", "rate 1mbit limit 50", "ingress")       # what arrives at the server
     print(show(lab, "client")); clear(lab, "client")
+    with shaped(lab, "server", faults=[parse_fault("drop tcp flags=SA nth=1")]) as rec:
+        ...                                                      # cleared on the way out;
+    rec["nfq_faults"]                                            # the faults that fired
 
 The work is done in the host by `lab-shape` (images/lab/bin), with netem where the kernel
 has it and iptables + NFQUEUE + tbf where it does not. This side loads the very same
@@ -17,6 +20,8 @@ import importlib.util
 import ipaddress
 import json
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -31,6 +36,7 @@ NFQLIB = IMAGE_CONTEXT / "bin" / "nfqlib.py"
 DIRECTIONS = ("egress", "ingress")
 BACKENDS = ("auto", "netem", "engine")
 EXIT_REFUSED = 2  # lab-shape's exit code for a spec or backend it cannot honour
+NFQ_LOG = "/run/socketlab/nfq-{queue}.log"  # lab-nfq's JSON lines in the host
 
 
 class ShapeFailed(LabError):
@@ -137,6 +143,53 @@ def clear(lab: Lab, host: str, direction: str | None = None) -> None:
     """Remove the host's shaping (both directions by default): qdiscs, ifb, rules, lab-nfq."""
     check_request(host, direction)
     _run(lab, host, ["lab-shape", "clear", *(["--dir", direction] if direction else [])])
+
+
+@contextmanager
+def shaped(lab: Lab, host: str, spec: str = "", direction: str = "egress", *,
+           faults: list | None = None, backend: str = "auto",
+           progress: Callable[[str], None] = lambda _msg: None) -> Iterator[dict[str, Any]]:
+    """Shape `host` for the block; cleared in `finally`. The record it yields gets, on the way
+    out, lab-nfq's log of this shaping (`nfq_faults`: the faults that fired, `nfq_summary`)
+    and `left`: what `lab-shape show` still reports after the clear (empty: nothing)."""
+    record: dict[str, Any] = {"host": host, "direction": direction, "spec": spec,
+                              "faults": list(faults or []), "backend": None}
+    try:
+        done = shape(lab, host, spec, direction, backend, faults=faults)
+        record["backend"] = done.backend
+        progress(f"{host} {direction}: {spec or 'faults only'} (backend {done.backend})")
+        yield record
+    finally:
+        clear(lab, host)
+        log = lab.exec(host, ["sh", "-c", f"cat {NFQ_LOG.format(queue=0)} 2>/dev/null"],
+                       timeout=10).stdout
+        record.update(nfq_records(log))
+        record["left"] = shaping_left(show(lab, host))
+
+
+def nfq_records(log: str) -> dict[str, Any]:
+    """lab-nfq's JSON lines since its last start (pure): the faults that fired, its summary."""
+    lines = []
+    for text in log.splitlines():
+        try:
+            lines.append(json.loads(text))
+        except ValueError:
+            continue
+    starts = [i for i, r in enumerate(lines) if r.get("event") == "start"]
+    mine = lines[starts[-1]:] if starts else []
+    summary = next((r for r in reversed(mine) if r.get("event") == "summary"), None)
+    return {"nfq_faults": [r for r in mine if r.get("event") == "fault"],
+            "nfq_summary": summary}
+
+
+def shaping_left(show: str) -> list[str]:
+    """What `lab-shape show` still reports after a clear (pure; empty: nothing is left)."""
+    left = [line for line in show.splitlines()
+            if line.startswith(("egress:", "ingress:")) and "not shaped" not in line]
+    left += [line for line in show.splitlines()
+             if line.startswith("lab-nfq queue") or "SOCKETLAB-" in line
+             or line.startswith(("qdisc htb", "qdisc tbf", "qdisc netem"))]
+    return left
 
 
 def show(lab: Lab, host: str) -> str:

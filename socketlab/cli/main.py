@@ -22,6 +22,7 @@ from typing import TextIO
 
 from rich.console import Console
 
+from socketlab import __version__
 from socketlab.cli.common import ExitCode
 from socketlab.errors import LabError
 
@@ -30,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     from socketlab.cli import experiments, lab, run, shape, tools
 
     parser = argparse.ArgumentParser(prog="socketlab", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"socketlab {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and compose output")
     parser.add_argument("-p", "--project", help="lab name (compose project; env SOCKETLAB_PROJECT)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

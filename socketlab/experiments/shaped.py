@@ -28,7 +28,6 @@ from socketlab.experiments.stats import MATHIS_C, mathis_bps, wilson
 from socketlab.observe.analysis import Pkt, handshake, tcp_flow, udp_datagrams
 from socketlab.observe.observation import Context, Observation, events_of, ladder_files, observe
 
-NFQ_LOG = "/run/socketlab/nfq-{queue}.log"
 SEED = 7
 S1_LOSS_PCT = 10.0
 S1_SPEC = f"loss {S1_LOSS_PCT:g}% seed {SEED}"
@@ -114,46 +113,10 @@ print(f"summary sent={sent} mss={mss} rtt_median_us={int(statistics.median(rtts)
 @contextmanager
 def shaped(ctx: Context, host: str, spec: str, faults: list | None = None,
            direction: str = "egress") -> Iterator[dict[str, Any]]:
-    """Shape `host` for the block; cleared in `finally`. The record it yields gets, on the way
-    out, lab-nfq's log of this shaping (faults, its summary) and what `lab-shape show` says."""
-    record: dict[str, Any] = {"host": host, "direction": direction, "spec": spec,
-                              "faults": list(faults or []), "backend": None}
-    try:
-        done = shaping.shape(ctx.lab, host, spec, direction, faults=faults)
-        record["backend"] = done.backend
-        ctx.progress(f"{host} {direction}: {spec or 'faults only'} (backend {done.backend})")
+    """socketlab.act.shaping.shaped in an experiment's context (its lab, its progress)."""
+    with shaping.shaped(ctx.lab, host, spec, direction, faults=faults,
+                        progress=ctx.progress) as record:
         yield record
-    finally:
-        shaping.clear(ctx.lab, host)
-        log = ctx.lab.exec(host, ["sh", "-c", f"cat {NFQ_LOG.format(queue=0)} 2>/dev/null"],
-                           timeout=10).stdout
-        record.update(nfq_records(log))
-        record["left"] = shaping_left(shaping.show(ctx.lab, host))
-
-
-def nfq_records(log: str) -> dict[str, Any]:
-    """lab-nfq's JSON lines since its last start (pure): the faults that fired, its summary."""
-    lines = []
-    for text in log.splitlines():
-        try:
-            lines.append(json.loads(text))
-        except ValueError:
-            continue
-    starts = [i for i, r in enumerate(lines) if r.get("event") == "start"]
-    mine = lines[starts[-1]:] if starts else []
-    summary = next((r for r in reversed(mine) if r.get("event") == "summary"), None)
-    return {"nfq_faults": [r for r in mine if r.get("event") == "fault"],
-            "nfq_summary": summary}
-
-
-def shaping_left(show: str) -> list[str]:
-    """What `lab-shape show` still reports after a clear (pure; empty: nothing is left)."""
-    left = [line for line in show.splitlines()
-            if line.startswith(("egress:", "ingress:")) and "not shaped" not in line]
-    left += [line for line in show.splitlines()
-             if line.startswith("lab-nfq queue") or "SOCKETLAB-" in line
-             or line.startswith(("qdisc htb", "qdisc tbf", "qdisc netem"))]
-    return left
 
 
 def resent(seqs: Sequence[tuple[int, int]]) -> int:

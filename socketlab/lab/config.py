@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
@@ -110,6 +111,15 @@ class LabConfig:
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
 
+    @classmethod
+    def isolated(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> LabConfig:
+        """A lab of its own (what `Lab()` with no arguments starts): a project name no other
+        lab has and a free subnet chosen as it starts, whatever SOCKETLAB_PROJECT/SUBNET say;
+        the rest (image, port, offloads) from SOCKETLAB_* as usual, then `overrides`."""
+        values: dict[str, object] = {"project": unique_project(), "subnet": AUTO,
+                                     "server_ip": "", "client_ip": ""}
+        return cls.from_env(environ, **{**values, **overrides})
+
     def with_(self, **changes: object) -> LabConfig:
         """A copy with some settings changed (addresses re-derived if the subnet changes)."""
         if "subnet" in changes:
@@ -135,6 +145,11 @@ class LabConfig:
             "SOCKETLAB_IMAGE": self.image,
             "SOCKETLAB_OFFLOADS": "on" if self.offloads else "off",
         }
+
+
+def unique_project(prefix: str = DEFAULT_PROJECT) -> str:
+    """A compose project name no other lab on the engine has: this process and a random part."""
+    return f"{prefix}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
 def _network(subnet: str) -> ipaddress.IPv4Network:

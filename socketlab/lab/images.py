@@ -9,6 +9,7 @@ as a label, so an unchanged context is never rebuilt and a changed one always is
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import re
@@ -34,6 +35,7 @@ SUITE = "bookworm"
 BASE_EXCLUDES = ("var/cache/apt/*", "var/lib/apt/lists/*", "usr/share/man/*",
                  "usr/share/locale/*", "usr/share/info/*", "proc/*", "sys/*", "dev/*")
 MERGED_USR_HOOKS = Path("/usr/share/mmdebstrap/hooks/merged-usr")
+BUILD_LOCK = Path(tempfile.gettempdir()) / "socketlab-build.lock"
 
 Progress = Callable[[str], None]
 
@@ -83,16 +85,21 @@ def lab_image_status(client: docker.DockerClient, tag: str, context: Path) -> st
 def ensure_lab_image(client: docker.DockerClient, tag: str, context: Path, progress: Progress,
                      *, base: str | None = None, force: bool = False, nocache: bool = False
                      ) -> ImageInfo:
-    """Build the lab image unless an image from the same context is already there."""
+    """Build the lab image unless an image from the same context is already there. Builds
+    on this machine take turns (a lock file): pytest-xdist workers or parallel CI jobs that
+    all need the image build it once, and the others find it built."""
     start = time.monotonic()
     want = context_hash(context)
-    image = local_image(client, tag)
-    if image is not None and image.labels.get(CONTEXT_LABEL) == want and not force:
-        return ImageInfo(tag, image.id, image.attrs.get("Size", 0), False, time.monotonic() - start)
-    base = ensure_base(client, base or os.environ.get("SOCKETLAB_BASE") or DEFAULT_BASE,
-                       packages(context / "Dockerfile"), progress)
-    progress(f"building {tag} from {context} on {base}")
-    image = _build(client, tag, context, base, want, progress, nocache)
+    with open(BUILD_LOCK, "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        image = local_image(client, tag)
+        if image is not None and image.labels.get(CONTEXT_LABEL) == want and not force:
+            return ImageInfo(tag, image.id, image.attrs.get("Size", 0), False,
+                             time.monotonic() - start)
+        base = ensure_base(client, base or os.environ.get("SOCKETLAB_BASE") or DEFAULT_BASE,
+                           packages(context / "Dockerfile"), progress)
+        progress(f"building {tag} from {context} on {base}")
+        image = _build(client, tag, context, base, want, progress, nocache)
     return ImageInfo(tag, image.id, image.attrs.get("Size", 0), True, time.monotonic() - start)
 
 

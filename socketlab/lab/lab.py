@@ -1,6 +1,6 @@
 """Lab: one running copy of the topology in docker-compose.yml, and the only door to Docker.
 
-    with Lab(LabConfig()) as lab:                  # compose up (idle hosts) ... compose down
+    with Lab() as lab:                             # compose up (idle hosts) ... compose down
         lab.exec("server", ["ss", "-tan"])         # an ExecResult: exit code, stdout, stderr
         proc = lab.start("server", [...])          # a program left running, read line by line
 
@@ -47,7 +47,7 @@ class Lab:
     def __init__(self, config: LabConfig | None = None, *, client: docker.DockerClient | None = None,
                  compose: compose_cli.Compose | None = None,
                  progress: Callable[[str], None] | None = None) -> None:
-        self.config = config or LabConfig.from_env()
+        self.config = config or LabConfig.isolated()  # never another user's lab
         self._client = client
         self._compose = compose
         self.progress = progress or (lambda _msg: None)

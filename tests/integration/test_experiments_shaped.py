@@ -23,7 +23,7 @@ def run(experiment, lab: Lab, runs: Path) -> Result:
         result = run_experiment(experiment, lab, runs)
     finally:
         for host in ("client", "server"):
-            assert shaped.shaping_left(shaping.show(lab, host)) == [], host
+            assert shaping.shaping_left(shaping.show(lab, host)) == [], host
             assert "not shaped" in shaping.show(lab, host)
     assert result.verdict.claim == experiment.id
     assert result.evidence.observations

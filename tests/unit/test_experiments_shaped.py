@@ -9,6 +9,7 @@ import math
 
 import pytest
 
+from socketlab.act import shaping
 from socketlab.experiments import shaped, stats
 from socketlab.experiments.base import Evidence
 
@@ -50,18 +51,18 @@ def test_nfq_records_keep_only_the_last_start():
     lines = [{"event": "start"}, {"event": "fault", "seq": 1}, {"event": "summary", "loss": 9},
              {"event": "start"}, {"event": "fault", "seq": 2}, {"event": "summary", "loss": 3}]
     log = "\n".join(json.dumps(x) for x in lines) + "\nnot json\n"
-    got = shaped.nfq_records(log)
+    got = shaping.nfq_records(log)
     assert got["nfq_faults"] == [{"event": "fault", "seq": 2}]
     assert got["nfq_summary"]["loss"] == 3
-    assert shaped.nfq_records("") == {"nfq_faults": [], "nfq_summary": None}
+    assert shaping.nfq_records("") == {"nfq_faults": [], "nfq_summary": None}
 
 
 def test_shaping_left_reads_lab_shape_show():
     clean = "egress: not shaped\ningress: not shaped\n$ tc -s qdisc show dev eth0\nqdisc noqueue 0: root"
-    assert shaped.shaping_left(clean) == []
+    assert shaping.shaping_left(clean) == []
     dirty = ("egress: loss 10% seed 7 (backend engine)\ningress: not shaped\n"
              "Chain SOCKETLAB-EGRESS (1 references)\nlab-nfq queue 0: running (pid 7)")
-    assert len(shaped.shaping_left(dirty)) == 3
+    assert len(shaping.shaping_left(dirty)) == 3
 
 
 # ---------------------------------------------------------------- S1

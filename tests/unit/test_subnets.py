@@ -49,7 +49,8 @@ def test_auto_subnet_has_no_addresses_until_the_lab_starts():
     with pytest.raises(ConfigError, match="not chosen yet"):
         cfg.compose_env()
     chosen = cfg.with_(subnet="192.168.140.0/24")
-    assert chosen.resolved and chosen.server_ip == "192.168.140.5"
+    assert chosen.resolved
+    assert chosen.server_ip == "192.168.140.5"
 
 
 def test_auto_subnet_refuses_addresses_given_with_it():

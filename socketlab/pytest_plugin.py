@@ -1,0 +1,302 @@
+"""socketlab's pytest plugin (entry point `pytest11`: installed with socketlab, on by itself).
+
+    def test_the_client_retries(lab, fault, capture):
+        with fault(lab, "server", "drop tcp flags=SA nth=1") as f, capture(lab) as wire:
+            done = lab.exec("client", ["python3", "/lab/programs/tcp_client.py",
+                                       "--host", lab.config.server_ip])
+        assert len(f.fired) == 1                          # exactly that SYN-ACK was dropped
+        assert len(wire.select("tcp", flags="S")) == 2    # so the client sent its SYN again
+
+Fixtures:
+  lab          a lab of this test's own (unique project name, a free subnet), always removed;
+               settings from `@pytest.mark.socketlab(...)` (LabConfig's fields). Its whole
+               traffic is recorded; kept only if the test fails (`record=False`: not at all).
+  lab_factory  session-wide: `with lab_factory(**settings) as lab:` in a fixture of any scope
+               (module, session) gives such a lab to many tests. Labs still up at the end of
+               the session (or on Ctrl-C, or SIGTERM) are removed.
+  capture      `with capture(lab) as wire:` tcpdump on every host around the block; after it,
+               `wire` is the dissected exchange (socketlab.observe.wire.Wire).
+  shape        `with shape(lab, "client", "loss 10% seed 7"):` cleared on the way out.
+  fault        `with fault(lab, "server", "drop tcp flags=SA nth=1") as f:` f.fired after.
+  counters     `counters(lab, "server")`: the host's kernel counters now, a dict.
+
+On a failing test, its pcaps and ladders (text and SVG) stay in
+`socketlab-artifacts/<test>/` (`--socketlab-artifacts DIR`), their paths go into the JUnit
+report as properties and into the terminal summary; a passing test's are removed.
+Without Docker a test that needs a lab is skipped, or fails when CI=true.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ARTIFACTS = "socketlab-artifacts"
+PROPERTY = "socketlab"  # JUnit property names start with it: socketlab pcap (client), ...
+LADDER_LINES = 60  # the most of a failing test's ladder the terminal summary shows
+_DIR = pytest.StashKey[Path]()
+_FAILED = pytest.StashKey[bool]()
+
+
+# ---------------------------------------------------------------- options and hooks
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("socketlab", "socketlab labs")
+    group.addoption("--socketlab-artifacts", metavar="DIR", default=None,
+                    help=f"where failing tests keep their pcaps and ladders (default: {ARTIFACTS}/ "
+                         "in the rootdir; ini socketlab_artifacts)")
+    parser.addini("socketlab_artifacts", f"where failing tests keep their pcaps and ladders "
+                  f"(default {ARTIFACTS})", default=ARTIFACTS)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "socketlab(**settings): the `lab` fixture's settings "
+                            "(LabConfig fields, e.g. offloads=True), record=False to not record")
+    if threading.current_thread() is threading.main_thread() \
+            and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _interrupt)  # `kill`: tear down as for Ctrl-C
+    config.pluginmanager.register(_Kept(), "socketlab-kept")
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    """Any failing phase marks the test; after teardown its files are kept (and named in the
+    teardown report's properties) or removed."""
+    if call.when == "teardown":
+        _settle_artifacts(item, failed=item.stash.get(_FAILED, False) or call.excinfo is not None)
+    outcome = yield
+    if outcome.get_result().failed:
+        item.stash[_FAILED] = True
+
+
+def _settle_artifacts(item: pytest.Item, failed: bool) -> None:
+    folder = item.stash.get(_DIR, None)
+    if folder is None or not folder.exists():
+        return
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    if not failed or not files:
+        shutil.rmtree(folder, ignore_errors=True)
+        return
+    for path in files:
+        item.user_properties.append((f"{PROPERTY} {_label(folder, path)}", str(path)))
+
+
+def _label(folder: Path, path: Path) -> str:
+    """`capture-1 ladder.txt` for folder/<time>-capture-1/ladder.txt."""
+    parent = re.sub(r"^\d{8}-\d{6}-", "", path.parent.name) if path.parent != folder else ""
+    return f"{parent} {path.name}".strip()
+
+
+class _Kept:
+    """The failing tests' files, from their teardown reports (which reach the controlling
+    process under pytest-xdist too), listed with their ladders at the end of the run."""
+
+    def __init__(self) -> None:
+        self.reports: list[pytest.TestReport] = []
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "teardown" and _kept_files(report):
+            self.reports.append(report)
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:
+        if not self.reports:
+            return
+        terminalreporter.section("socketlab: what crossed the wire in failing tests")
+        for report in self.reports:
+            terminalreporter.write_line(report.nodeid)
+            for name, path in _kept_files(report):
+                terminalreporter.write_line(f"  {name}: {path}")
+            for _name, path in _kept_files(report):
+                if path.endswith("ladder.txt") and Path(path).exists():
+                    lines = Path(path).read_text().splitlines()
+                    for line in lines[:LADDER_LINES]:
+                        terminalreporter.write_line(f"    {line}")
+                    if len(lines) > LADDER_LINES:
+                        terminalreporter.write_line(f"    ... {len(lines) - LADDER_LINES} more lines")
+
+
+def _kept_files(report: pytest.TestReport) -> list[tuple[str, str]]:
+    return [(name.removeprefix(PROPERTY).strip(), str(value))
+            for name, value in report.user_properties if name.startswith(f"{PROPERTY} ")]
+
+
+# ---------------------------------------------------------------- the engine and the image
+def _docker_or_skip():
+    from socketlab.errors import LabError
+    from socketlab.lab.docker_api import connect
+
+    try:
+        return connect()
+    except LabError as e:
+        reason = f"socketlab: Docker unavailable: {e}"
+    if os.environ.get("CI") == "true" or os.environ.get("SOCKETLAB_REQUIRE_DOCKER") == "1":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+class LabFactory:
+    """`with factory(**settings) as lab:` a started lab of its own, removed on the way out."""
+
+    def __init__(self, progress: Callable[[str], None] = lambda _msg: None) -> None:
+        self.progress = progress
+        self._client = None
+        self._live: dict[str, Any] = {}
+
+    @property
+    def client(self):
+        if self._client is None:
+            client = _docker_or_skip()
+            from socketlab.lab.assets import IMAGE_CONTEXT
+            from socketlab.lab.config import LabConfig
+            from socketlab.lab.images import ensure_lab_image
+
+            ensure_lab_image(client, LabConfig.from_env().image, IMAGE_CONTEXT, self.progress)
+            self._client = client
+        return self._client
+
+    @contextlib.contextmanager
+    def __call__(self, **settings: Any) -> Iterator[Any]:
+        from socketlab.lab.config import LabConfig, unique_project
+        from socketlab.lab.lab import Lab
+
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+        settings.setdefault("project", unique_project(f"socketlab-pytest-{worker}"))
+        lab = Lab(LabConfig.isolated(**settings), client=self.client)
+        self._live[lab.config.project] = lab
+        try:
+            with lab:
+                yield lab
+        finally:
+            self._live.pop(lab.config.project, None)
+
+    def close(self) -> None:
+        """Remove every lab still up (a generator fixture that was never finished)."""
+        for lab in list(self._live.values()):
+            with contextlib.suppress(Exception):
+                lab.down()
+        self._live.clear()
+
+
+@pytest.fixture(scope="session")
+def lab_factory() -> Iterator[LabFactory]:
+    factory = LabFactory()
+    try:
+        yield factory
+    finally:
+        factory.close()
+
+
+# ---------------------------------------------------------------- per test
+def _artifacts_root(config: pytest.Config) -> Path:
+    chosen = config.getoption("socketlab_artifacts") or config.getini("socketlab_artifacts")
+    return Path(config.rootpath, chosen)
+
+
+def _test_dir(request: pytest.FixtureRequest) -> Path:
+    """This test's folder for files (made on first use, emptied from an earlier run)."""
+    node = request.node
+    if _DIR not in node.stash:
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "-", node.nodeid).strip("-")[:150]
+        folder = _artifacts_root(request.config) / name
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        node.stash[_DIR] = folder
+    return node.stash[_DIR]
+
+
+@pytest.fixture
+def lab(request: pytest.FixtureRequest, lab_factory: LabFactory) -> Iterator[Any]:
+    marker = request.node.get_closest_marker("socketlab")
+    settings = dict(marker.kwargs) if marker else {}
+    record = settings.pop("record", True)
+    with lab_factory(**settings) as the_lab:
+        if not record:
+            yield the_lab
+            return
+        from socketlab.observe.wire import watching
+
+        with watching(the_lab, _test_dir(request), name="whole-test"):
+            yield the_lab
+
+
+@pytest.fixture
+def capture(request: pytest.FixtureRequest) -> Callable[..., Any]:
+    """`capture(lab, hosts=None, *, name="capture", between=("client", "server"))`."""
+    from socketlab.observe.wire import watching
+
+    count = iter(range(1, 1000))
+
+    def start(the_lab, hosts=None, *, name: str | None = None, **options: Any):
+        return watching(the_lab, _test_dir(request), hosts, name=name or f"capture-{next(count)}",
+                        **options)
+    return start
+
+
+class Shaping:
+    """What a shape or fault block did, read once it has ended: the backend that served it,
+    the faults that fired (lab-nfq's log lines), lab-nfq's counts, what was left (nothing)."""
+
+    def __init__(self, record: dict[str, Any]) -> None:
+        self.record = record
+
+    @property
+    def backend(self) -> str | None:
+        return self.record.get("backend")
+
+    @property
+    def fired(self) -> list[dict[str, Any]]:
+        return list(self.record.get("nfq_faults") or [])
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        return dict(self.record.get("nfq_summary") or {})
+
+    @property
+    def left(self) -> list[str]:
+        return list(self.record.get("left") or [])
+
+
+@contextlib.contextmanager
+def _shaped(the_lab, host: str, spec: str, direction: str, faults: list) -> Iterator[Shaping]:
+    from socketlab.act.shaping import shaped
+
+    with shaped(the_lab, host, spec, direction, faults=faults) as record:
+        yield Shaping(record)
+
+
+@pytest.fixture
+def shape() -> Callable[..., Any]:
+    """`shape(lab, host, spec, direction="egress")`: a netem-like spec for the block."""
+    def start(the_lab, host: str, spec: str, direction: str = "egress"):
+        return _shaped(the_lab, host, spec, direction, [])
+    return start
+
+
+@pytest.fixture
+def fault() -> Callable[..., Any]:
+    """`fault(lab, host, "drop tcp flags=SA nth=1", ...)`: packet-exact faults for the block."""
+    from socketlab.act.shaping import parse_fault
+
+    def start(the_lab, host: str, *faults: str, direction: str = "egress"):
+        return _shaped(the_lab, host, "", direction, [parse_fault(f) for f in faults])
+    return start
+
+
+@pytest.fixture
+def counters() -> Callable[[Any, str], dict[str, int]]:
+    """`counters(lab, host)`: /proc/net/snmp, /proc/net/netstat, link and qdisc counters."""
+    from socketlab.observe.counters import snapshot
+
+    return snapshot
