@@ -133,7 +133,9 @@ def _kept_files(report: pytest.TestReport) -> list[tuple[str, str]]:
 
 
 # ---------------------------------------------------------------- the engine and the image
-def _docker_or_skip():
+def docker_or_skip():
+    """A Docker client, or the test skipped saying why (failed instead when CI=true or
+    SOCKETLAB_REQUIRE_DOCKER=1: CI never goes green by skipping)."""
     from socketlab.errors import LabError
     from socketlab.lab.docker_api import connect
 
@@ -157,7 +159,7 @@ class LabFactory:
     @property
     def client(self):
         if self._client is None:
-            client = _docker_or_skip()
+            client = docker_or_skip()
             from socketlab.lab.assets import IMAGE_CONTEXT
             from socketlab.lab.config import LabConfig
             from socketlab.lab.images import ensure_lab_image

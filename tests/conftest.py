@@ -10,26 +10,20 @@ import pytest
 
 @pytest.fixture(scope="session")
 def docker_client():
-    from socketlab.errors import LabError
-    from socketlab.lab.docker_api import connect
+    from socketlab.pytest_plugin import docker_or_skip
 
-    try:
-        return connect()
-    except LabError as e:
-        reason = f"Docker unavailable: {e}"
-    if os.environ.get("SOCKETLAB_REQUIRE_DOCKER") == "1" or os.environ.get("CI") == "true":
-        pytest.fail(reason)
-    pytest.skip(reason)
+    return docker_or_skip()
 
 
 @pytest.fixture(scope="session")
 def lab_image(docker_client):
     """The lab image, built from this checkout (no-op when it already is)."""
     from socketlab.lab.assets import IMAGE_CONTEXT
-    from socketlab.lab.config import LAB_IMAGE
+    from socketlab.lab.config import LabConfig
     from socketlab.lab.images import ensure_lab_image
 
-    return ensure_lab_image(docker_client, LAB_IMAGE, IMAGE_CONTEXT, lambda _msg: None)
+    return ensure_lab_image(docker_client, LabConfig.from_env().image, IMAGE_CONTEXT,
+                            lambda _msg: None)
 
 
 def project_name(suffix: str = "") -> str:
