@@ -1,4 +1,5 @@
-"""Where the lab's own files are: the compose file (the topology) and the image's build context.
+"""Where the lab's own files are: the compose file (the default topology), the other example
+topologies (topologies/*.yml) and the image's build context.
 
 One rule, for a checkout and an installed package alike: the files live in the first of these
 folders that holds docker-compose.yml,
@@ -27,3 +28,4 @@ def find_root(candidates: tuple[Path, ...] = CANDIDATES) -> Path:
 ROOT = find_root()
 COMPOSE_FILE = ROOT / COMPOSE_NAME
 IMAGE_CONTEXT = ROOT / "images" / "lab"
+TOPOLOGIES = ROOT / "topologies"

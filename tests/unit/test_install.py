@@ -20,6 +20,7 @@ def test_the_checkout_is_found_when_no_package_data_is_there(tmp_path):
     assert assets.find_root((tmp_path / "_assets", ROOT)) == ROOT
     assert assets.COMPOSE_FILE.is_file()
     assert (assets.IMAGE_CONTEXT / "Dockerfile").is_file()
+    assert (assets.TOPOLOGIES / "router.yml").is_file()
 
 
 def test_package_data_wins_over_the_checkout(tmp_path):
@@ -31,7 +32,7 @@ def test_package_data_wins_over_the_checkout(tmp_path):
 
 def test_the_wheel_carries_the_files_where_assets_looks():
     text = (ROOT / "pyproject.toml").read_text()
-    for source in ("docker-compose.yml", "images/lab"):
+    for source in ("docker-compose.yml", "images/lab", "topologies"):
         assert f'"{source}" = "socketlab/_assets/{source}"' in text
     assert assets.CANDIDATES[0].name == "_assets"
 
