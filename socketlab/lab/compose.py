@@ -30,13 +30,15 @@ class Compose:
     def v2(self) -> bool:
         return not self.version.lstrip("v").startswith("1.")
 
-    def argv(self, project: str, file: Path, *args: str) -> list[str]:
-        """`compose -p PROJECT -f FILE ARGS...` as an argv list."""
-        return [*self.prefix, "-p", project, "-f", str(file), *args]
+    def argv(self, project: str, file: Path, *args: str, project_dir: Path | None = None) -> list[str]:
+        """`compose -p PROJECT -f FILE [--project-directory DIR] ARGS...` as an argv list
+        (DIR: where the file's relative paths start, when FILE is a rendered copy)."""
+        where = ["--project-directory", str(project_dir)] if project_dir is not None else []
+        return [*self.prefix, "-p", project, "-f", str(file), *where, *args]
 
 
 def create_args() -> list[str]:
-    """Create the network and both hosts without starting them (Lab.up starts them)."""
+    """Create the networks and the hosts without starting them (Lab.up starts them)."""
     return ["up", "--no-start", "--no-build", "--remove-orphans"]
 
 

@@ -46,6 +46,8 @@ LAB_LABEL = "io.socketlab.lab"
 ROLE_LABEL = "io.socketlab.role"
 INSTRUMENTS_LABEL = "io.socketlab.instruments"
 SIDECAR_LABEL = "io.socketlab.instruments-for"  # on a sidecar: the host it serves
+INDEX_LABEL = "io.socketlab.index"  # a host's place in the file (hosts are listed in that order)
+NETWORKS_LABEL = "io.socketlab.networks"  # a host's networks, in the file's order
 MTU_OPT = "com.docker.network.driver.mtu"
 NO_HOST_ADDRESS_OPT = "com.docker.network.bridge.inhibit_ipv4"
 _VAR = re.compile(r"\$(?:(\$)|\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}|([A-Za-z_][A-Za-z0-9_]*))")
@@ -214,11 +216,12 @@ def render(topo: Topology, *, lab_image: str, settings: Mapping[str, str] | None
     doc["networks"] = {n.name: _render_network(n, (doc.get("networks") or {}).get(n.name) or {},
                                                topo.routed) for n in topo.networks}
     services = {}
-    for h in topo.hosts:
+    for index, h in enumerate(topo.hosts):
         spec = dict(doc["services"][h.name] or {})
         spec["networks"] = {net: {"ipv4_address": ip} for net, ip in h.addresses}
         spec["labels"] = {**_mapping(spec.get("labels")), LAB_LABEL: "1", ROLE_LABEL: h.role,
-                          INSTRUMENTS_LABEL: h.instruments}
+                          INSTRUMENTS_LABEL: h.instruments, INDEX_LABEL: str(index),
+                          NETWORKS_LABEL: ",".join(h.networks)}
         if h.role == "router":
             spec["sysctls"] = {**_mapping(spec.get("sysctls")), "net.ipv4.ip_forward": "1"}
         if h.instruments == INLINE:

@@ -33,7 +33,8 @@ from socketlab.lab import compose as compose_cli
 from socketlab.lab.assets import COMPOSE_FILE
 from socketlab.lab.config import HOSTS, LabConfig
 from socketlab.lab.docker_api import connect
-from socketlab.lab.process import PID_PREFIX, ExecResult, RunningExec, bounded, demuxed
+from socketlab.lab.engine_compose import _demuxed
+from socketlab.lab.process import PID_PREFIX, ExecResult, RunningExec, bounded
 from socketlab.lab.subnets import claim_subnet
 
 PROJECT_LABEL = "com.docker.compose.project"
@@ -220,12 +221,18 @@ class Lab:
         launch = ["sh", "-c", f'echo "{PID_PREFIX}$$"; {wait}exec "$@"', "sh",
                   *bounded(argv, timeout)]
         exec_id = api.exec_create(container.id, launch, stdin=gated)["Id"]
+
+        def exit_code() -> int:
+            return api.exec_inspect(exec_id)["ExitCode"]
+
+        def kill(pid: str, sig: str) -> bool:
+            return self.exec(host, ["kill", f"-{sig}", pid], timeout=5).exit_code == 0
+
         if not gated:
-            return RunningExec(api, exec_id, api.exec_start(exec_id, stream=True, demux=True),
-                               self, host)
+            return RunningExec(api.exec_start(exec_id, stream=True, demux=True), exit_code, kill)
         attached = api.exec_start(exec_id, socket=True)
         sock = getattr(attached, "_sock", attached)
-        return RunningExec(api, exec_id, demuxed(frames_iter(sock, False)), self, host, sock)
+        return RunningExec(_demuxed(frames_iter(sock, False)), exit_code, kill, sock)
 
     def logs(self, host: str) -> str:
         return self.container(host).logs().decode(errors="replace")

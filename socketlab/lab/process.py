@@ -12,14 +12,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-from docker.utils.socket import STDOUT
 
 from socketlab.errors import LabTimeout
-
-if TYPE_CHECKING:
-    from socketlab.lab.lab import Lab
 
 PID_PREFIX = "socketlab-pid="  # the launcher's first line: the command's pid in its host
 
@@ -36,9 +30,11 @@ class RunningExec:
     """A command left running in a host; its output lines arrive as they are printed.
     Its first line (from the launcher) is its pid in the host, so it can be signalled."""
 
-    def __init__(self, api, exec_id: str, stream: Iterator, lab: Lab | None = None,
-                 host: str = "", gate=None) -> None:
-        self._api, self._id, self._lab, self._host = api, exec_id, lab, host
+    def __init__(self, stream: Iterator, exit_code: Callable[[], int],
+                 kill: Callable[[str, str], bool] | None = None, gate=None) -> None:
+        """stream: (stdout, stderr) chunks; exit_code: the ended command's exit code (from
+        its engine); kill(pid, signal name): signal a process in the same host."""
+        self._exit_code, self._kill = exit_code, kill
         self._gate = gate  # the exec's stdin socket, for a command started gated
         self.pid: str | None = None
         self._lines: queue.Queue[str | None] = queue.Queue()
@@ -87,7 +83,7 @@ class RunningExec:
         self._thread.join(timeout=1)
         if self._gate is not None:
             self._gate.close()
-        return self._api.exec_inspect(self._id)["ExitCode"]
+        return self._exit_code()
 
     @property
     def stdout(self) -> str:
@@ -102,15 +98,9 @@ class RunningExec:
         """Send a signal (TERM, INT, KILL, ...) to this command only; False if it has ended."""
         if self.pid is None:
             self.wait_for(lambda _line: True, 5)  # the pid line comes first
-        if self.pid is None or self._lab is None:
+        if self.pid is None or self._kill is None:
             return False
-        return self._lab.exec(self._host, ["kill", f"-{name}", self.pid], timeout=5).exit_code == 0
-
-
-def demuxed(frames: Iterator[tuple[int, bytes]]) -> Iterator[tuple[bytes | None, bytes | None]]:
-    """Docker's multiplexed frames as (stdout, stderr) chunks, as exec_start(demux=True) gives."""
-    for stream, data in frames:
-        yield (data, None) if stream == STDOUT else (None, data)
+        return self._kill(self.pid, name)
 
 
 def bounded(argv: Sequence[str], timeout: float | None) -> list[str]:

@@ -1,0 +1,337 @@
+"""The compose engine: one Docker engine; the lab made by the compose CLI, run through the SDK.
+
+Creation goes through compose, on the topology rendered as a compose file (so the lab is what
+compose would make of the user's own file, plus the lab's addresses, labels, routes and
+sidecars); starting, exec, copying and removal go through the Docker SDK, found by compose's
+labels (project, service), never by container names.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import ipaddress
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import docker
+import docker.errors
+from docker.utils.socket import STDOUT, frames_iter
+
+from socketlab.errors import ComposeError, ImageError, LabError, LabNotRunning
+from socketlab.lab import compose as compose_cli
+from socketlab.lab.composefile import (
+    INDEX_LABEL,
+    INSTRUMENTS_LABEL,
+    LAB_LABEL,
+    MTU_OPT,
+    NETWORKS_LABEL,
+    ROLE_LABEL,
+    SIDECAR_LABEL,
+    dump,
+    render,
+)
+from socketlab.lab.docker_api import connect
+from socketlab.lab.engine import Container, Engine, Running
+from socketlab.lab.process import PID_PREFIX, ExecResult, RunningExec, bounded
+from socketlab.lab.topology import DEFAULT_MTU, INLINE, Host, Network, Topology
+
+PROJECT_LABEL = "com.docker.compose.project"
+SERVICE_LABEL = "com.docker.compose.service"
+NETWORK_LABEL = "com.docker.compose.network"
+
+
+class ComposeEngine(Engine):
+    name = "compose"
+
+    def __init__(self, project: str, *, client: docker.DockerClient | None = None,
+                 compose: compose_cli.Compose | None = None,
+                 progress: Callable[[str], None] | None = None) -> None:
+        super().__init__(project, progress=progress)
+        self._client, self._compose = client, compose
+
+    @property
+    def client(self) -> docker.DockerClient:
+        if self._client is None:
+            self._client = connect()
+        return self._client
+
+    @property
+    def compose(self) -> compose_cli.Compose:
+        if self._compose is None:
+            self._compose = compose_cli.detect()
+        return self._compose
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def create(self, topology: Topology, settings: Mapping[str, str], *, lab_image: str) -> None:
+        doc = render(topology, lab_image=lab_image, settings=settings)
+        project_dir = Path(topology.source).resolve().parent if topology.source else Path.cwd()
+        with tempfile.TemporaryDirectory(prefix=f"socketlab-{self.project}-") as tmp:
+            rendered = Path(tmp) / "compose.yml"
+            rendered.write_text(dump(doc))
+            self._build_missing(topology, doc, rendered, project_dir, lab_image)
+            self._compose_run(rendered, project_dir, compose_cli.create_args(), settings)
+
+    def _build_missing(self, topology: Topology, doc: Mapping, rendered: Path, project_dir: Path,
+                       lab_image: str) -> None:
+        """Images of the user's own hosts that compose can build and that are not there yet."""
+        for h in topology.hosts:
+            if h.image == lab_image or self.has_image(h.image):
+                continue
+            if not doc["services"][h.name].get("build"):
+                raise ImageError(f"the image {h.image} of host {h.name!r} is missing",
+                                 hint=f"build or load it (`docker build -t {h.image} ...`), "
+                                      "or give the host a build: section")
+            self.progress(f"building {h.image} for host {h.name!r}")
+            self._compose_run(rendered, project_dir, ["build", h.name], {}, timeout=900)
+
+    def _compose_run(self, file: Path, project_dir: Path, args: list[str], env: Mapping[str, str],
+                     timeout: float = 120) -> None:
+        argv = self.compose.argv(self.project, file, *args, project_dir=project_dir)
+        compose_cli.run_compose(argv, env, timeout=timeout)
+
+    def start(self) -> None:
+        containers = self._project_containers()
+        hosts = [c for c in containers.values() if SIDECAR_LABEL not in c.labels]
+        sidecars = [c for c in containers.values() if SIDECAR_LABEL in c.labels]
+        if not hosts:
+            raise ComposeError("compose created no host", hint="run again with --debug")
+        _in_parallel(lambda c: c.start(), hosts)
+        _in_parallel(lambda c: c.start(), sidecars)  # each joins its host's namespace
+        stopped = [s for s, c in self._project_containers().items() if c.status != "running"]
+        if stopped:
+            raise ComposeError(f"the lab's {', '.join(stopped)} did not stay running",
+                               hint=f"see `docker logs {containers[stopped[0]].name}`")
+
+    def remove(self) -> list[str]:
+        containers = list(self._project_containers().values())
+        networks = self.client.networks.list(filters=self._filter())
+        if containers or networks:
+            self.progress(f"removing lab {self.project!r}")
+        sidecars = [c for c in containers if SIDECAR_LABEL in c.labels]
+        _in_parallel(_remove_container, sidecars)  # before the hosts whose namespace they hold
+        _in_parallel(_remove_container, [c for c in containers if c not in sidecars])
+        for network in networks:
+            with contextlib.suppress(docker.errors.NotFound):
+                network.remove()
+        left = _settled(self.leftovers)
+        if left:
+            raise ComposeError(f"lab {self.project!r} could not be removed entirely: "
+                               f"{', '.join(left)} still there",
+                               hint=f"try `socketlab -p {self.project} down` again; "
+                                    "see `docker ps -a` and `docker network ls`")
+        return [f"container {c.name}" for c in containers] + [f"network {n.name}" for n in networks]
+
+    def leftovers(self) -> list[str]:
+        containers = self._project_containers().values()
+        networks = self.client.networks.list(filters=self._filter())
+        return [f"container {c.name}" for c in containers] + [f"network {n.name}" for n in networks]
+
+    def containers(self) -> dict[str, Container]:
+        return {s: Container(s, c.status, c.short_id) for s, c in self._project_containers().items()}
+
+    def running(self) -> Running:
+        found = self._project_containers()
+        hosts = {s: c for s, c in found.items() if ROLE_LABEL in c.labels}
+        stopped = [s for s, c in found.items() if c.status != "running"]
+        if not hosts or stopped:
+            detail = f" ({', '.join(stopped)} not running)" if hosts and stopped else ""
+            raise LabNotRunning(f"lab {self.project!r} is not running{detail}")
+        networks = {}
+        for net in self.client.networks.list(filters=self._filter()):
+            attrs = net.attrs
+            subnet = ((attrs.get("IPAM") or {}).get("Config") or [{}])[0].get("Subnet")
+            name = (attrs.get("Labels") or {}).get(NETWORK_LABEL, net.name)
+            mtu = int((attrs.get("Options") or {}).get(MTU_OPT, DEFAULT_MTU))
+            networks[attrs["Id"]] = Network(name, subnet, mtu, bool(attrs.get("Internal")))
+        ordered = sorted(hosts.values(), key=lambda c: int(c.labels.get(INDEX_LABEL, "0")))
+        topo = Topology(tuple(_running_host(c, networks) for c in ordered),
+                        tuple(networks.values()), source=f"lab {self.project!r}")
+        lab_side = next((c for c in found.values() if SIDECAR_LABEL in c.labels
+                         or c.labels.get(INSTRUMENTS_LABEL) == INLINE), None)
+        env = _env(lab_side) if lab_side is not None else {}
+        return Running(topo, {k: v for k, v in env.items() if k.startswith("SOCKETLAB_")},
+                       lab_side.attrs["Config"]["Image"] if lab_side is not None else "")
+
+    def _filter(self) -> dict[str, str]:
+        return {"label": f"{PROJECT_LABEL}={self.project}"}
+
+    def _project_containers(self) -> dict[str, object]:
+        found = self.client.containers.list(all=True, filters=self._filter(),
+                                           ignore_removed=True)  # removed meanwhile: gone
+        return {c.labels.get(SERVICE_LABEL, c.name): c for c in found}
+
+    # -- the engine as a whole ----------------------------------------------------------------
+    def subnets_in_use(self) -> dict[str, ipaddress.IPv4Network]:
+        found = {}
+        for net in self.client.networks.list():
+            if (net.attrs.get("Labels") or {}).get(PROJECT_LABEL) == self.project:
+                continue
+            for cfg in (net.attrs.get("IPAM") or {}).get("Config") or []:
+                with contextlib.suppress(ValueError):
+                    found[net.name] = ipaddress.IPv4Network(cfg.get("Subnet", ""), strict=False)
+        return found
+
+    def has_image(self, image: str) -> bool:
+        try:
+            self.client.images.get(image)
+        except docker.errors.ImageNotFound:
+            return False
+        return True
+
+    def version(self) -> str:
+        return str(self.client.version().get("Version", "?"))
+
+    # -- in a container -----------------------------------------------------------------------
+    def _running(self, service: str):
+        found = self._project_containers().get(service)
+        if found is None or found.status != "running":
+            raise LabNotRunning(f"host {service!r} of lab {self.project!r} is not running")
+        return found
+
+    def exec(self, service: str, argv: Sequence[str], *, timeout: float | None = None) -> ExecResult:
+        container = self._running(service)
+        start = time.monotonic()
+        code, (out, err) = container.exec_run(bounded(argv, timeout), demux=True)
+        return ExecResult(code, (out or b"").decode(errors="replace"),
+                          (err or b"").decode(errors="replace"), time.monotonic() - start)
+
+    def start_exec(self, service: str, argv: Sequence[str], *, timeout: float,
+                   gated: bool = False) -> RunningExec:
+        container = self._running(service)
+        api = self.client.api
+        wait = 'read go; [ "$go" = go ] || exit 125; ' if gated else ""
+        launch = ["sh", "-c", f'echo "{PID_PREFIX}$$"; {wait}exec "$@"', "sh", *bounded(argv, timeout)]
+        exec_id = api.exec_create(container.id, launch, stdin=gated)["Id"]
+
+        def exit_code() -> int:
+            return api.exec_inspect(exec_id)["ExitCode"]
+
+        def kill(pid: str, sig: str) -> bool:
+            return self.exec(service, ["kill", f"-{sig}", pid], timeout=5).exit_code == 0
+
+        if not gated:
+            return RunningExec(api.exec_start(exec_id, stream=True, demux=True), exit_code, kill)
+        attached = api.exec_start(exec_id, socket=True)
+        sock = getattr(attached, "_sock", attached)
+        return RunningExec(_demuxed(frames_iter(sock, False)), exit_code, kill, sock)
+
+    def put(self, service: str, src: Path, dest: str) -> None:
+        if not dest.startswith("/"):
+            raise LabError(f"{dest!r} is not an absolute path", hint="give the path in the host from /")
+        data = io.BytesIO()
+        with tarfile.open(fileobj=data, mode="w") as tar:
+            tar.add(str(src), arcname=dest.strip("/"), filter=_owned_by_root)
+        if not self._running(service).put_archive("/", data.getvalue()):  # makes missing parents
+            raise LabError(f"copying {src} to {service}:{dest} failed")
+
+    def get(self, service: str, src: str, dest: Path) -> Path:
+        stream, _stat = self._running(service).get_archive(src)
+        with tarfile.open(fileobj=io.BufferedReader(_ChunkReader(stream)), mode="r|") as tar:
+            member = next(iter(tar), None)
+            data = tar.extractfile(member) if member is not None else None
+            if data is None:
+                raise LabError(f"{service}:{src} is not a file")
+            with open(dest, "wb") as out:
+                while chunk := data.read(1 << 20):
+                    out.write(chunk)
+        return dest
+
+    def logs(self, service: str) -> str:
+        return self._running(service).logs().decode(errors="replace")
+
+
+def _running_host(container, networks: Mapping[str, Network]) -> Host:
+    by_name = {}
+    for settings in container.attrs["NetworkSettings"]["Networks"].values():
+        net = networks.get(settings.get("NetworkID"))
+        if net is not None:
+            by_name[net.name] = settings.get("IPAddress") or \
+                (settings.get("IPAMConfig") or {}).get("IPv4Address")
+    order = [n for n in container.labels.get(NETWORKS_LABEL, "").split(",") if n in by_name]
+    order += [n for n in by_name if n not in order]
+    labels = container.labels
+    return Host(labels.get(SERVICE_LABEL, container.name), tuple((n, by_name[n]) for n in order),
+                container.attrs["Config"]["Image"], labels.get(ROLE_LABEL, "host"),
+                labels.get(INSTRUMENTS_LABEL, INLINE))
+
+
+def _env(container) -> dict[str, str]:
+    return dict(e.split("=", 1) for e in container.attrs["Config"].get("Env") or [] if "=" in e)
+
+
+def _owned_by_root(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    info.uid = info.gid = 0
+    info.uname = info.gname = "root"
+    return info
+
+
+def _demuxed(frames: Iterator[tuple[int, bytes]]) -> Iterator[tuple[bytes | None, bytes | None]]:
+    """Docker's multiplexed frames as (stdout, stderr) chunks, as exec_start(demux=True) gives."""
+    for stream, data in frames:
+        yield (data, None) if stream == STDOUT else (None, data)
+
+
+class _ChunkReader(io.RawIOBase):
+    """A readable file over an iterator of byte chunks (the Docker SDK's archive stream)."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks: Iterator[bytes] = iter(chunks)
+        self._rest = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf) -> int:  # type: ignore[override]
+        while not self._rest:
+            self._rest = next(self._chunks, b"")
+            if not self._rest:
+                return 0
+        n = min(len(buf), len(self._rest))
+        buf[:n], self._rest = self._rest[:n], self._rest[n:]
+        return n
+
+
+def _in_parallel(action: Callable[[object], object], items: Iterable[object]) -> None:
+    """Apply `action` to every item at once (threads: the work is waiting on the engine)."""
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for future in [pool.submit(action, item) for item in items]:
+            future.result()
+
+
+def _remove_container(container) -> None:
+    try:
+        container.remove(force=True)
+    except docker.errors.NotFound:
+        pass
+    except docker.errors.APIError as e:
+        if e.status_code != 409:  # 409: another `down` is removing it already
+            raise
+
+
+def _settled(look: Callable[[], list[str]], timeout: float = 10.0) -> list[str]:
+    """What `look` still finds once removals by others (a parallel `down`) have finished."""
+    deadline = time.monotonic() + timeout
+    while (left := look()) and time.monotonic() < deadline:
+        time.sleep(0.2)  # polling the engine for removals in progress
+    return left
+
+
+def remove_all_labs(client: docker.DockerClient) -> list[str]:
+    """Every container and network that any socketlab lab left behind (by label)."""
+    removed = []
+    found = client.containers.list(all=True, filters={"label": LAB_LABEL}, ignore_removed=True)
+    sidecars = [c for c in found if SIDECAR_LABEL in c.labels]
+    for container in sidecars + [c for c in found if c not in sidecars]:
+        _remove_container(container)
+        removed.append(f"container {container.name}")
+    for network in client.networks.list(filters={"label": LAB_LABEL}):
+        with contextlib.suppress(docker.errors.NotFound):
+            network.remove()
+        removed.append(f"network {network.name}")
+    return removed
+
