@@ -529,8 +529,9 @@ def judge_s3(ev: Evidence) -> Verdict:
     ratios = [p["ratio"] for p in pts]
     shape_ok = -0.75 <= f["slope"] <= -0.25
     near = all(0.5 <= r <= 2 for r in ratios)
-    text = (f"with {f['delay_ms']} ms of delay (RTT {pts[0]['rtt_ms']:.1f}-{pts[-1]['rtt_ms']:.1f} "
-            f"ms) goodput went from {pts[0]['goodput_bps'] / 1e6:.2f} Mbit/s at "
+    text = (f"with {f['delay_ms']} ms of delay (RTT {pts[0]['rtt_ms']:.1f} ms at the first "
+            f"point, {pts[-1]['rtt_ms']:.1f} ms at the last) goodput went from "
+            f"{pts[0]['goodput_bps'] / 1e6:.2f} Mbit/s at "
             f"{pts[0]['loss_pct']:g}% loss to {pts[-1]['goodput_bps'] / 1e6:.2f} Mbit/s at "
             f"{pts[-1]['loss_pct']:g}%, a log-log slope of {f['slope']} against the model's -0.5, "
             f"at {min(ratios):.2f}-{max(ratios):.2f} times the Mathis rate "

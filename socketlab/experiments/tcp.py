@@ -32,7 +32,7 @@ def _pkt_fact(hs: Handshake, pkt: Pkt | None) -> dict[str, Any] | None:
     rel_seq, rel_ack = hs.relative(pkt)
     return {"src": f"{pkt.src}:{pkt.sport}", "dst": f"{pkt.dst}:{pkt.dport}", "flags": pkt.flags,
             "seq": pkt.seq, "ack": pkt.ack, "rel_seq": rel_seq, "rel_ack": rel_ack,
-            "window": pkt.window, "mss": pkt.mss, "wscale": pkt.wscale, "ts": pkt.ts}
+            "window": hs.window(pkt), "mss": pkt.mss, "wscale": pkt.wscale, "ts": pkt.ts}
 
 
 def _pkt_line(host: str, name: str, p: dict[str, Any], t0: float) -> str:

@@ -254,7 +254,7 @@ def c8_udp_facts(ctx: Context, obs: Observation[PairRun]) -> dict[str, Any]:
     return {
         "udp_datagrams": [n for n in datagram_sizes(obs.packets["client"], cfg.client_ip,
                                                     cfg.port) if n],
-        "udp_fragments": [[p.frag_offset, p.length, p.mf, p.df]
+        "udp_fragments": [[p.frag_offset, p.ip_payload, p.mf, p.df]
                           for p in (sent[0].pieces if sent else ())],
         "udp_fragments_at_server": len(got[0].pieces) if got else 0,
         "udp_reassembly_complete": bool(got) and got[0].complete,
@@ -289,7 +289,7 @@ def c8_observations(f: Mapping[str, Any], udp: Observation[PairRun],
     return (
         f"eth0 MTU: client {f['mtu']['client']}, server {f['mtu']['server']}",
         f"UDP: one sendto() of {f['size']} bytes ({PATTERN!r} repeated) left the client as "
-        f"{len(f['udp_fragments'])} IP fragments [offset, bytes, MF, DF]: {f['udp_fragments']}",
+        f"{len(f['udp_fragments'])} IP fragments [offset, IP payload bytes, MF, DF]: {f['udp_fragments']}",
         f"UDP: {f['udp_fragments_at_server']} fragments reached the server, reassembled "
         f"{'whole' if f['udp_reassembly_complete'] else 'NOT whole'}; recvfrom("
         f"{BIG_BUFSIZE}) returned {f['udp_received']} bytes",

@@ -65,11 +65,25 @@ class Handshake:
         return self.syn.wscale, theirs
 
     def relative(self, pkt: Pkt) -> tuple[int, int]:
-        """(seq, ack) of a packet of this connection relative to the ISNs (absolute if unknown)."""
-        isns = (self.syn.seq, self.synack.seq if self.synack else None)
-        mine, theirs = isns if (pkt.src, pkt.sport) == self.client else isns[::-1]
-        seq = pkt.seq if mine is None else (pkt.seq - mine) % 2**32
-        return seq, (pkt.ack - theirs) % 2**32 if theirs is not None and "A" in pkt.flags else 0
+        """(seq, ack) of a packet of this connection relative to the ISNs, as Wireshark shows
+        them: a side whose SYN is not in the capture counts from the packet's seq - 1 (so the
+        RST that refuses a SYN reads 1/1), and ack is 0 without the ACK flag."""
+        mine, theirs = self.syn.seq, self.synack.seq if self.synack else None
+        if (pkt.src, pkt.sport) != self.client:
+            mine, theirs = theirs, mine
+        if mine is None:
+            mine = pkt.seq if "S" in pkt.flags else (pkt.seq - 1) % 2**32
+        if theirs is None:
+            theirs = (pkt.ack - 1) % 2**32
+        return (pkt.seq - mine) % 2**32, (pkt.ack - theirs) % 2**32 if "A" in pkt.flags else 0
+
+    def window(self, pkt: Pkt) -> int:
+        """The window a packet of this connection advertises, scaled as the handshake agreed
+        (a SYN's window is never scaled)."""
+        if "S" in pkt.flags:
+            return pkt.window
+        client, server = self.wscales
+        return pkt.window << (client if (pkt.src, pkt.sport) == self.client else server)
 
 
 def handshake(pkts: Iterable[Pkt], server: Endpoint | None = None) -> Handshake | None:
@@ -170,8 +184,11 @@ def tcp_flow(pkts: Iterable[Pkt], server: Endpoint, client: Endpoint | None = No
 def _number(conn: list[Pkt], client: Endpoint, isn: dict[bool, int | None],
             shift: dict[bool, int]) -> tuple[Segment, ...]:
     """Relative numbers (ISNs guessed as seq-1 / ack-1 without a handshake), scaled windows,
-    and retransmissions: the same seq and length (or SYN/FIN) seen again in one direction."""
-    seen: set[tuple] = set()
+    and retransmissions as Wireshark flags them: a segment carrying data (or SYN/FIN) that
+    starts below the highest sequence number already seen in its direction. That also flags a
+    resend whose original never reached the capture (dropped before the capture point), as
+    long as later data did; a keep-alive (one byte or none, just below that point) is not one."""
+    highest: dict[bool, int | None] = {True: None, False: None}
     segs = []
     for p in conn:
         fwd = (p.src, p.sport) == client
@@ -179,13 +196,23 @@ def _number(conn: list[Pkt], client: Endpoint, isn: dict[bool, int | None],
             isn[fwd] = (p.seq - 1) % 2**32 if "S" not in p.flags else p.seq
         if isn[not fwd] is None and "A" in p.flags:
             isn[not fwd] = (p.ack - 1) % 2**32
-        key = (fwd, p.seq, p.length, "S" in p.flags, "F" in p.flags)
-        retx = key in seen and (p.length > 0 or key[3] or key[4])
-        seen.add(key)
+        rel = (p.seq - isn[fwd]) % 2**32
+        spans = p.length + ("S" in p.flags) + ("F" in p.flags)
+        top = highest[fwd]
+        retx = spans > 0 and top is not None and _before(rel, top) \
+            and not (p.length <= 1 and "S" not in p.flags and "F" not in p.flags
+                     and (rel + 1) % 2**32 == top)
+        if top is None or _before(top, (rel + spans) % 2**32):
+            highest[fwd] = (rel + spans) % 2**32
         rel_ack = (p.ack - isn[not fwd]) % 2**32 if "A" in p.flags else 0
         win = p.window if "S" in p.flags else p.window << shift[fwd]
-        segs.append(Segment(p, fwd, (p.seq - isn[fwd]) % 2**32, rel_ack, win, retx))
+        segs.append(Segment(p, fwd, rel, rel_ack, win, retx))
     return tuple(segs)
+
+
+def _before(a: int, b: int) -> bool:
+    """a comes before b in sequence space (modulo 2**32, as TCP compares)."""
+    return 0 < (b - a) % 2**32 < 2**31
 
 
 # ---------------------------------------------------------------- UDP, ICMP, fragments
@@ -265,23 +292,16 @@ def fragments(pkts: Iterable[Pkt]) -> list[FragmentGroup]:
 
 # ---------------------------------------------------------------- whole captures
 def summary(pkts: Iterable[Pkt]) -> dict:
-    """Counts for benchmarks and reports (one pass)."""
-    protos: Counter[str] = Counter()
-    flags: Counter[str] = Counter()
-    n = ip_bytes = payload = frags = errors = 0
-    first = last = None
-    for p in pkts:
-        n, ip_bytes, payload = n + 1, ip_bytes + p.ip_len, payload + p.length
-        protos[p.proto] += 1
-        if p.flags:
-            flags[p.flags] += 1
-        frags += p.is_fragment
-        errors += p.icmp_type in ICMP_ERRORS
-        first = p.ts if first is None else min(first, p.ts)
-        last = p.ts if last is None else max(last, p.ts)
-    return {"packets": n, "ip_bytes": ip_bytes, "payload_bytes": payload,
-            "protocols": dict(protos), "tcp_flags": dict(flags), "fragments": frags,
-            "icmp_errors": errors, "duration": (last - first) if n else 0.0}
+    """Counts for benchmarks and reports (a few tight passes: each is one C-level loop)."""
+    pkts = pkts if isinstance(pkts, list | tuple) else list(pkts)
+    times = [p.ts for p in pkts]
+    return {"packets": len(pkts), "ip_bytes": sum(p.ip_len for p in pkts),
+            "payload_bytes": sum(p.length for p in pkts),
+            "protocols": dict(Counter(p.proto for p in pkts)),
+            "tcp_flags": dict(Counter(p.flags for p in pkts if p.flags)),
+            "fragments": sum(1 for p in pkts if p.mf or p.frag_offset),
+            "icmp_errors": sum(1 for p in pkts if p.icmp_type in ICMP_ERRORS),
+            "duration": (max(times) - min(times)) if times else 0.0}
 
 
 @dataclass(frozen=True)

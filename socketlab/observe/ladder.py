@@ -40,7 +40,19 @@ class Note:
     label: str
 
 
-Row = Arrow | Note
+@dataclass(frozen=True)
+class Gap:
+    """A stretch of time in which nothing happened, long beside the ladder's usual pace (a
+    retransmission timer, a program's sleep): drawn as a break, so the eye does not read the
+    rows on either side as close in time."""
+
+    t: float  # ms, where the silence starts
+    ms: float  # how long it lasted
+
+
+Row = Arrow | Note | Gap
+GAP_MIN_MS = 100.0  # a silence is a gap from this long ...
+GAP_PACE = 10.0  # ... and this many times the ladder's median step
 
 
 @dataclass(frozen=True)
@@ -79,7 +91,23 @@ def build_ladder(pkts: Iterable[Pkt], client: Host, server: Host, *,
                                     id(p) in lost_ids, bool(seg and seg.retransmission))))
     for j, (t, right, label) in enumerate(notes):
         rows.append((t, len(pkts) + j, Note((t - t0) * 1e3, right, label)))
-    return Ladder(client, server, tuple(r for _, _, r in sorted(rows, key=lambda r: r[:2])), t0)
+    ordered = [r for _, _, r in sorted(rows, key=lambda r: r[:2])]
+    return Ladder(client, server, tuple(with_gaps(ordered)), t0)
+
+
+def with_gaps(rows: list[Row]) -> list[Row]:
+    """The rows with a Gap wherever the time to the next row is long: at least GAP_MIN_MS and
+    GAP_PACE times the median step between rows."""
+    steps = sorted(b.t - a.t for a, b in zip(rows, rows[1:], strict=False))
+    if not steps:
+        return list(rows)
+    long = max(GAP_MIN_MS, GAP_PACE * steps[len(steps) // 2])
+    out: list[Row] = [rows[0]]
+    for before, row in zip(rows, rows[1:], strict=False):
+        if row.t - before.t >= long:
+            out.append(Gap(before.t, row.t - before.t))
+        out.append(row)
+    return out
 
 
 def ladder_from_captures(client_pkts: Iterable[Pkt], server_pkts: Iterable[Pkt],
@@ -130,7 +158,7 @@ def _label(p: Pkt) -> str:
         more = " MF" if p.mf else ""
         return f"IP frag {p.proto.upper()} id={p.ip_id} off={p.frag_offset} len={p.length}{more}"
     if p.proto == "udp":
-        frag = f" (frag off=0 len={p.length} MF)" if p.mf else ""
+        frag = f" (frag off=0 len={p.ip_payload} MF)" if p.mf else ""
         return f"UDP len={p.udp_len}{frag} {_quoted(p.payload)}".rstrip()
     if p.proto == "icmp":
         label = f"ICMP {UNREACH.get(p.icmp_code, 'unreachable')}" if p.icmp_type == 3 \
@@ -148,7 +176,7 @@ def _quoted(data: bytes) -> str:
 
 
 # ---------------------------------------------------------------- text
-_GLYPHS = {False: ("│", "─", "►", "◄", "…"), True: ("|", "-", ">", "<", "~")}
+_GLYPHS = {False: ("│", "─", "►", "◄", "…", "┆"), True: ("|", "-", ">", "<", "~", ":")}
 _TIME_W = 11  # "   1234.567" + a space
 
 
@@ -167,7 +195,10 @@ def render_text(ladder: Ladder, width: int = 100, ascii_only: bool = False) -> s
              " " * xl + bar + " " * span + bar]
     for row in ladder.rows:
         time = f"{row.t:10.3f} "
-        if isinstance(row, Arrow):
+        if isinstance(row, Gap):
+            gap = _GLYPHS[ascii_only][5]
+            lines.append(" " * xl + gap + f"{_duration(row.ms)} later".center(span) + gap)
+        elif isinstance(row, Arrow):
             body = _arrow_text(row, span, ascii_only)
             lines.append(time + " " * lw + bar + body + bar)
         elif row.right:
@@ -178,6 +209,10 @@ def render_text(ladder: Ladder, width: int = 100, ascii_only: bool = False) -> s
                          " " * span + bar)
     lines.append(" " * xl + bar + " " * span + bar)
     return "\n".join(line.rstrip() for line in lines) + "\n"
+
+
+def _duration(ms: float) -> str:
+    return f"{ms / 1e3:.2f} s" if ms >= 1e3 else f"{ms:.0f} ms"
 
 
 def _centred(items: list[tuple[int, str]], start: str) -> str:
@@ -193,7 +228,7 @@ def _cut(text: str, n: int, ascii_only: bool) -> str:
 
 
 def _arrow_text(a: Arrow, span: int, ascii_only: bool) -> str:
-    _, dash, right, left, _ = _GLYPHS[ascii_only]
+    _, dash, right, left, *_ = _GLYPHS[ascii_only]
     label = f" {_cut(a.label, span - 6, ascii_only)} "
     if a.dropped:  # the arrow stops in mid-air with an X, well short of the receiver
         reach = max(span * 3 // 5, min(len(label) + 4, span - 6))
@@ -216,7 +251,7 @@ def render_svg(ladder: Ladder) -> str:
     notes = [r for r in ladder.rows if isinstance(r, Note)]
     chars = max([len(a.label) for a in ladder.arrows] + [30])
     xl = 100 + max([len(n.label) * _CW + 20 for n in notes if not n.right] + [120])
-    xr = xl + chars * _CW + 60
+    xr = xl + chars * _CW + 80  # room past the longest label for a drop's X and "lost"
     width = int(xr + max([len(n.label) * _CW + 20 for n in notes if n.right] + [120]))
     height = _TOP + _ROW * len(ladder.rows) + 30
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
@@ -231,9 +266,24 @@ def render_svg(ladder: Ladder) -> str:
                 'stroke-width="2"/>']
     for i, row in enumerate(ladder.rows):
         y = _TOP + _ROW * i + _ROW // 2
+        if isinstance(row, Gap):
+            out += _svg_gap(row, xl, xr, y)
+            continue
         out.append(_svg_text(8, y + 4, f"{row.t:.3f}", fill="#666"))
         out += _svg_arrow(row, xl, xr, y) if isinstance(row, Arrow) else [_svg_note(row, xl, xr, y)]
     return "\n".join(out + ["</svg>"]) + "\n"
+
+
+def _svg_gap(g: Gap, xl: float, xr: float, y: float) -> list[str]:
+    """The lifelines broken by a white band with zig-zag edges, the silence's length between."""
+    h = _ROW // 2 - 3
+    out = [f'<rect x="0" y="{y - h}" width="{xr + 40:.0f}" height="{2 * h}" fill="white"/>']
+    for x in (xl, xr):
+        for edge in (y - h, y + h):
+            out.append(f'<path d="M{x - 8:.0f},{edge} l4,-3 l8,6 l4,-3" fill="none" '
+                       'stroke="#888" stroke-width="1.5"/>')
+    out.append(_svg_text((xl + xr) / 2, y + 4, f"{_duration(g.ms)} later", "middle", "#666"))
+    return out
 
 
 def _svg_defs() -> str:
@@ -251,10 +301,14 @@ def _svg_text(x: float, y: float, text: str, anchor: str = "start", fill: str = 
 
 
 def _svg_arrow(a: Arrow, xl: float, xr: float, y: float) -> list[str]:
+    """An arrow with its label above. A dropped one stops short with an X: its label over the
+    part drawn, its "lost" mark past the X where no line runs (the width leaves room)."""
     kind = "drop" if a.dropped else "retx" if a.retransmission else "arrow"
     colour = _COLOURS[kind]
     x1, x2 = (xl, xr) if a.rightward else (xr, xl)
-    end = x1 + (x2 - x1) * 0.6 if a.dropped else x2 - (4 if a.rightward else -4)
+    side = 1 if a.rightward else -1
+    reach = max(abs(x2 - x1) * 0.6, len(a.label) * _CW + 16)
+    end = x1 + side * reach if a.dropped else x2 - 4 * side
     dash = ' stroke-dasharray="6 3"' if a.retransmission else ""
     head = "" if a.dropped else f' marker-end="url(#head-{kind})"'
     out = [f'<line x1="{x1:.0f}" y1="{y}" x2="{end:.0f}" y2="{y}" stroke="{colour}" '
@@ -263,7 +317,7 @@ def _svg_arrow(a: Arrow, xl: float, xr: float, y: float) -> list[str]:
     if a.dropped:
         out.append(f'<path d="M{end - 6:.0f},{y - 6} L{end + 6:.0f},{y + 6} M{end - 6:.0f},'
                    f'{y + 6} L{end + 6:.0f},{y - 6}" stroke="{colour}" stroke-width="2"/>')
-        out.append(_svg_text(end + (10 if a.rightward else -10), y + 4, "lost",
+        out.append(_svg_text(end + 10 * side, y + 4, "lost",
                              "start" if a.rightward else "end", colour, "bold"))
     return out
 

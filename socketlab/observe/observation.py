@@ -73,7 +73,8 @@ def call_label(event: dict[str, Any], bufsize: int = 3) -> str:
         data = f"{data[:20]}… ({len(data)} bytes)"
     return {
         "listening": "listen()", "accepted": "accept() returned", "connected": "connect() returned",
-        "sent": f'send "{data}"', "recv": f'recv({bufsize}) -> "{data}"',
+        "sent": f"{'sendto' if 'peer' in event else 'sendall'}() returned",  # its moment
+        "recv": f'recv({bufsize}) -> "{data}"',
         "recvfrom": f'recvfrom({bufsize}) -> "{data}"', "closed": "close()",
         "error": f"{event.get('op')}() failed: {event.get('errno')}",
     }.get(name, name)

@@ -103,7 +103,8 @@ def test_handshake_refused_by_rst():
     assert hs.reset == rst
     assert hs.synack is None
     assert not hs.established
-    assert hs.relative(rst) == (0, 1)
+    assert hs.relative(rst) == (1, 1)  # as Wireshark reads it: no SYN-ACK, seq counts from seq-1
+    assert hs.window(rst) == 0
     assert an.handshake([rst], (S, PORT)) is None
     assert an.handshake([syn], (S, 7)) is None
 
@@ -188,7 +189,7 @@ def test_exchange_bundles_one_conversation(pkts):
 def test_match_captures_attributes_loss(pkts):
     sent = [p for p in pkts if p.src == C]
     # the receiver's copies: another file (other ordinals, later times), one lost on the way
-    recv = [an.Pkt(**{**vars(p), "index": i, "ts": p.ts + 5e-5})
+    recv = [p._replace(index=i, ts=p.ts + 5e-5)
             for i, p in enumerate(sent) if p.ip_id != 3]
     stray = an.Pkt(500, T0 + 9, C, S, "udp", sport=1, dport=2, ip_id=9)
     matched, only_sender, only_receiver = an.match_captures(sent, [*recv, stray])
@@ -216,3 +217,57 @@ def test_summary_of_50000_udp_packets(tmp_path):
     assert s["duration"] == pytest.approx(49.999, abs=1e-6)
     assert pkts[-1].payload == b"00049999"
     assert pkts[-1].index == 49_999
+
+
+def test_retransmission_flagged_when_the_original_never_reached_the_capture():
+    """Wireshark's rule: data starting below the highest sequence number already seen."""
+    def seg(i, seq, n, flags="PA"):
+        return an.Pkt(i, T0 + i * 0.01, C, S, "tcp", sport=CPORT, dport=PORT, flags=flags,
+                      seq=seq, ack=5001, length=n)
+    syn = an.Pkt(0, T0, C, S, "tcp", sport=CPORT, dport=PORT, flags="S", seq=1000)
+    pkts = [syn, syn._replace(index=1, ts=T0 + 1.0),  # the SYN sent again after its timeout
+            seg(2, 1001, 100), seg(3, 1201, 100),  # 1101..1200 was dropped before the tap
+            seg(4, 1101, 100),  # ... and resent: below the highest seen (1301)
+            seg(5, 1300, 1, "A"),  # a keep-alive: one byte just below the highest
+            seg(6, 1301, 0, "A"), seg(7, 1301, 0, "FA"), seg(8, 1301, 0, "FA")]
+    flow = an.tcp_flow(pkts, (S, PORT))
+    assert [s.pkt.index for s in flow.retransmissions] == [1, 4, 8]
+    assert flow.bytes_sent() == 200 + 1  # the resend is not counted twice; the keep-alive is
+
+
+def test_retransmission_across_the_sequence_wrap():
+    top = 2**32 - 50
+    pkts = [an.Pkt(i, T0 + i, C, S, "tcp", sport=CPORT, dport=PORT, flags="PA", seq=seq % 2**32,
+                   ack=1, length=100) for i, seq in enumerate((top, top + 100, top))]
+    assert [s.retransmission for s in an.tcp_flow(pkts, (S, PORT)).segments] == [
+        False, False, True]
+
+
+def test_read_pcap_reports_declared_lengths_on_frames_captured_short(tmp_path):
+    """A snap length of 128 keeps 62 bytes of a 1448-byte segment: the length is still 1448."""
+    data = bytes(range(256)) * 6
+    tcp = Ether() / IP(src=C, dst=S) / TCP(sport=CPORT, dport=PORT, flags="PA", seq=9,
+                                            options=[("NOP", None), ("NOP", None),
+                                                     ("Timestamp", (1, 2))]) / data[:1448]
+    udp = Ether() / IP(src=C, dst=S) / UDP(sport=CPORT, dport=PORT) / data[:1000]
+    path = str(tmp_path / "short.pcap")
+    with RawPcapWriter(path, linktype=1, snaplen=128) as w:
+        w.write_header(None)
+        for i, frame in enumerate((tcp, udp)):
+            raw = bytes(frame)
+            w.write_packet(raw[:128], sec=1_700_000_000, usec=i, wirelen=len(raw))
+    seg, gram = an.read_pcap(path)
+    assert (seg.ip_len, seg.length, len(seg.payload), seg.payload) == (
+        1500, 1448, 62 if an.PAYLOAD_KEEP >= 62 else an.PAYLOAD_KEEP, data[:62])
+    assert (gram.ip_len, gram.length, gram.udp_len) == (1028, 1000, 1000)
+
+
+def test_fragment_length_is_the_ip_payload_as_wireshark_counts_it(pkts):
+    first, *rest = an.fragments(pkts)[0].pieces
+    assert (first.length, first.ip_payload) == (1472, 1480)  # UDP payload vs IP payload
+    assert [p.ip_payload for p in rest] == [1480, 4008 - 2960]
+
+
+def test_handshake_window_is_scaled_like_the_ladder(pkts):
+    hs = an.handshake(pkts, (S, PORT))
+    assert [hs.window(p) for p in (hs.syn, hs.synack, hs.ack)] == [64240, 65160, 502 * 128]

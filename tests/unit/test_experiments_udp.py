@@ -43,7 +43,7 @@ C5_FACTS: dict[str, Any] = {
 }
 C8_FACTS: dict[str, Any] = {
     "size": 8000, "mtu": {"client": 1500, "server": 1500}, "udp_datagrams": [8000],
-    "udp_fragments": [[0, 1472, True, False], [1480, 1480, True, False],
+    "udp_fragments": [[0, 1480, True, False], [1480, 1480, True, False],
                       [2960, 1480, True, False], [4440, 1480, True, False],
                       [5920, 1480, True, False], [7400, 608, False, False]],
     "udp_fragments_at_server": 6, "udp_reassembly_complete": True, "udp_received": [8000],

@@ -79,8 +79,10 @@ def test_arrows_in_order_with_labels(tcp_ladder):
 
 def test_times_are_ms_from_first_item_and_notes_interleave(tcp_ladder):
     assert tcp_ladder.t0 == pytest.approx(T0 - 0.0001)
-    assert [r.t for r in tcp_ladder.rows] == pytest.approx(
+    assert [r.t for r in tcp_ladder.rows if not isinstance(r, ld.Gap)] == pytest.approx(
         [0.0, 0.1, 0.2, 0.3, 0.6, 1.1, 201.1, 201.2, 201.3], abs=2e-3)
+    gaps = [(i, r) for i, r in enumerate(tcp_ladder.rows) if isinstance(r, ld.Gap)]
+    assert [(i, round(g.t, 1), round(g.ms)) for i, g in gaps] == [(6, 1.1, 200)]
     notes = [r for r in tcp_ladder.rows if isinstance(r, ld.Note)]
     assert [(n.right, n.label) for n in notes] == [
         (False, "connect()"), (True, "accept() returned"), (True, 'recv(3) -> "hel"')]
@@ -156,3 +158,73 @@ def test_lost_udp_datagram_is_a_drop(tmp_path):
     text = ld.render_text(lad)
     assert [bool(re.search(r"►X +│$", line)) for line in text.splitlines() if "UDP" in line] == [
         False, True, False]
+
+
+def _rows(*times_ms: float) -> list:
+    return [ld.Arrow(t, True, f"ACK at {t}") for t in times_ms]
+
+
+def test_long_silences_become_gaps_and_steady_paces_do_not():
+    timer = ld.with_gaps(_rows(0, 9, 12, 1012, 1013))  # a 1 s retransmission timer
+    assert [type(r).__name__ for r in timer] == ["Arrow"] * 3 + ["Gap"] + ["Arrow"] * 2
+    assert timer[3].ms == pytest.approx(1000)
+    assert not any(isinstance(r, ld.Gap) for r in ld.with_gaps(_rows(0, 300, 600, 900)))
+    assert not any(isinstance(r, ld.Gap) for r in ld.with_gaps(_rows(0, 0.1, 0.2, 50)))
+    assert ld.with_gaps([]) == []
+
+
+def test_a_gap_is_drawn_in_text_and_svg():
+    ladder = ld.Ladder(CLIENT, SERVER, tuple(ld.with_gaps(_rows(0, 9, 12, 1012, 1013))), T0)
+    lines = ld.render_text(ladder).splitlines()
+    gap = next(line for line in lines if "later" in line)
+    assert gap.strip().startswith("┆")
+    assert gap.rstrip().endswith("┆")
+    assert "1.00 s later" in gap
+    assert lines.index(gap) == [i for i, line in enumerate(lines) if "ACK at 12" in line][0] + 1
+    assert ":" in ld.render_text(ladder, ascii_only=True)
+    texts = [t.text for t in ET.fromstring(ld.render_svg(ladder)).iter(f"{SVG}text")]
+    assert "1.00 s later" in texts
+
+
+@pytest.mark.parametrize("rightward", [True, False])
+def test_lost_mark_is_clear_of_its_label(rightward):
+    label = "SYN,ACK seq=0 ack=1 win=65160"
+    ladder = ld.Ladder(CLIENT, SERVER, (ld.Arrow(0.0, rightward, label, dropped=True),), T0)
+    root = ET.fromstring(ld.render_svg(ladder))
+    texts = {t.text: t for t in root.iter(f"{SVG}text")}
+    half = len(label) * ld._CW / 2
+    centre, lost = float(texts[label].get("x")), float(texts["lost"].get("x"))
+    line = next(ln for ln in root.iter(f"{SVG}line") if ln.get("stroke") == ld._COLOURS["drop"])
+    end = float(line.get("x2"))
+    if rightward:
+        assert centre + half < end - 6 < end + 6 < lost  # label, then the X, then "lost"
+    else:
+        assert lost < end - 6 < end + 6 < centre - half
+    lifelines = sorted(float(ln.get("x1")) for ln in root.iter(f"{SVG}line")
+                       if ln.get("stroke") == "#888")
+    word = 4 * ld._CW * 1.1  # "lost" in bold
+    if rightward:
+        assert lost + word < lifelines[1]  # short of the receiver's lifeline
+    else:
+        assert lost - word > lifelines[0]
+
+
+def test_send_note_says_it_is_when_the_call_returned():
+    from socketlab.observe.observation import call_label
+
+    assert call_label({"event": "sent", "n": 11, "data": "hello,world"}) == "sendall() returned"
+    assert call_label({"event": "sent", "n": 3, "data": "abc", "peer": "10.0.0.5:6666"}) == \
+        "sendto() returned"
+
+
+def test_fragment_labels_count_ip_payload_as_wireshark_does(tmp_path):
+    from scapy.all import UDP, fragment
+
+    big = IP(src=C, dst=S, id=7) / UDP(sport=50000, dport=6666) / (b"x" * 3000)
+    frames = [Ether() / f for f in fragment(big, 1480)]
+    for i, f in enumerate(frames):
+        f.time = T0 + i * 1e-4
+    labels = [a.label for a in ld.build_ladder(_write(tmp_path, "f.pcap", frames), CLIENT,
+                                               SERVER).arrows]
+    assert labels[0].startswith("UDP len=3000 (frag off=0 len=1480 MF)")
+    assert labels[1:] == ["IP frag UDP id=7 off=1480 len=1480 MF", "IP frag UDP id=7 off=2960 len=48"]
