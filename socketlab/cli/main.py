@@ -49,8 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
          err: TextIO | None = None) -> int:
     """Run one socketlab command; return its exit code (callable in-process by tests)."""
-    stdout = Console(file=out or sys.stdout, highlight=False)
-    stderr = Console(file=err or sys.stderr, highlight=False, stderr=err is None)
+    stdout = Console(file=out or sys.stdout, highlight=False, emoji=False)
+    stderr = Console(file=err or sys.stderr, highlight=False, emoji=False, stderr=err is None)
     parser = build_parser()
     try:  # argparse writes help and usage errors itself: to our streams, not sys's
         with contextlib.redirect_stdout(stdout.file), contextlib.redirect_stderr(stderr.file):

@@ -1,34 +1,28 @@
-"""The Docker engine's client: one connection that has answered a ping, or a clear error.
+"""The Docker SDK's client: one connection that has answered a ping, or a clear error.
 
-Everything in socketlab that speaks to an engine gets its client here.
+Everything in socketlab that speaks to an engine through the SDK gets its client here; the
+fast path (look-ups and exec in a running lab) speaks the Engine API itself (docker_http).
+The SDK is imported on first use: it costs about 0.1-0.3 s (through `requests`).
 """
 
 from __future__ import annotations
 
-import docker
-import docker.errors
+from typing import TYPE_CHECKING
 
-from socketlab.errors import DockerUnavailable
+from socketlab.lab.docker_http import unavailable
+
+if TYPE_CHECKING:
+    import docker
 
 
 def connect() -> docker.DockerClient:
     """A Docker client that has answered a ping, or DockerUnavailable saying why not."""
+    import docker
+    import docker.errors
+
     try:
         client = docker.from_env(timeout=120)
         client.ping()
         return client
     except docker.errors.DockerException as e:
-        raise _unavailable(e) from None
-
-
-def _unavailable(e: Exception) -> DockerUnavailable:
-    text = str(e)
-    if "Permission denied" in text or "PermissionError" in text:
-        return DockerUnavailable(
-            "no permission to use the Docker engine's socket",
-            hint="add yourself to the docker group (`sudo usermod -aG docker $USER`, then log in "
-                 "again) or run as root",
-        )
-    if "FileNotFoundError" in text or "No such file" in text or "Connection refused" in text:
-        return DockerUnavailable("the Docker engine is not running (nothing answers on its socket)")
-    return DockerUnavailable(f"cannot reach the Docker engine: {text}")
+        raise unavailable(e) from None

@@ -2,8 +2,9 @@
 
 Creation goes through compose, on the topology rendered as a compose file (so the lab is what
 compose would make of the user's own file, plus the lab's addresses, labels, routes and
-sidecars); starting, exec, copying and removal go through the Docker SDK, found by compose's
-labels (project, service), never by container names.
+sidecars); starting, copying and removal go through the Docker SDK; reading the running lab and
+exec go through the Engine API directly (docker_http: the fast path imports no SDK). Containers
+are found by compose's labels (project, service), never by container names.
 """
 
 from __future__ import annotations
@@ -17,10 +18,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-
-import docker
-import docker.errors
-from docker.utils.socket import STDOUT, frames_iter
+from typing import TYPE_CHECKING, TypeVar
 
 from socketlab.errors import ComposeError, ImageError, LabError, LabNotRunning
 from socketlab.lab import compose as compose_cli
@@ -36,13 +34,18 @@ from socketlab.lab.composefile import (
     render,
 )
 from socketlab.lab.docker_api import connect
+from socketlab.lab.docker_http import DockerHTTP
 from socketlab.lab.engine import Container, Engine, Running
-from socketlab.lab.process import PID_PREFIX, ExecResult, RunningExec, bounded
+from socketlab.lab.process import ExecResult, RunningExec, bounded
 from socketlab.lab.topology import DEFAULT_MTU, INLINE, Host, Network, Topology
+
+if TYPE_CHECKING:
+    import docker
 
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
 NETWORK_LABEL = "com.docker.compose.network"
+T = TypeVar("T")
 
 
 class ComposeEngine(Engine):
@@ -53,12 +56,21 @@ class ComposeEngine(Engine):
                  progress: Callable[[str], None] | None = None) -> None:
         super().__init__(project, progress=progress)
         self._client, self._compose = client, compose
+        self._http: DockerHTTP | None = None
+        self._ids: dict[str, str] = {}  # running containers by service, looked up once
 
     @property
     def client(self) -> docker.DockerClient:
         if self._client is None:
             self._client = connect()
         return self._client
+
+    @property
+    def http(self) -> DockerHTTP:
+        """The Engine API without the SDK: reading the running lab and exec (the fast path)."""
+        if self._http is None:
+            self._http = DockerHTTP.from_env()
+        return self._http
 
     @property
     def compose(self) -> compose_cli.Compose:
@@ -95,6 +107,7 @@ class ComposeEngine(Engine):
         compose_cli.run_compose(argv, env, timeout=timeout)
 
     def start(self) -> None:
+        self._ids.clear()
         containers = self._project_containers()
         hosts = [c for c in containers.values() if SIDECAR_LABEL not in c.labels]
         sidecars = [c for c in containers.values() if SIDECAR_LABEL in c.labels]
@@ -108,6 +121,7 @@ class ComposeEngine(Engine):
                                hint=f"see `docker logs {containers[stopped[0]].name}`")
 
     def remove(self) -> list[str]:
+        self._ids.clear()
         containers = list(self._project_containers().values())
         networks = self.client.networks.list(filters=self._filter())
         if containers or networks:
@@ -116,7 +130,7 @@ class ComposeEngine(Engine):
         _in_parallel(_remove_container, sidecars)  # before the hosts whose namespace they hold
         _in_parallel(_remove_container, [c for c in containers if c not in sidecars])
         for network in networks:
-            with contextlib.suppress(docker.errors.NotFound):
+            with contextlib.suppress(_sdk_errors().NotFound):
                 network.remove()
         left = _settled(self.leftovers)
         if left:
@@ -135,27 +149,33 @@ class ComposeEngine(Engine):
         return {s: Container(s, c.status, c.short_id) for s, c in self._project_containers().items()}
 
     def running(self) -> Running:
-        found = self._project_containers()
-        hosts = {s: c for s, c in found.items() if ROLE_LABEL in c.labels}
-        stopped = [s for s, c in found.items() if c.status != "running"]
+        flt = self._filter()
+        found = {c["Labels"].get(SERVICE_LABEL, c["Names"][0].lstrip("/")): c
+                 for c in self.http.containers(all=True, filters=flt)}
+        hosts = {s: c for s, c in found.items() if ROLE_LABEL in c["Labels"]}
+        stopped = [s for s, c in found.items() if c["State"] != "running"]
         if not hosts or stopped:
             detail = f" ({', '.join(stopped)} not running)" if hosts and stopped else ""
             raise LabNotRunning(f"lab {self.project!r} is not running{detail}")
         networks = {}
-        for net in self.client.networks.list(filters=self._filter()):
-            attrs = net.attrs
+        for attrs in self.http.networks(filters=flt):
             subnet = ((attrs.get("IPAM") or {}).get("Config") or [{}])[0].get("Subnet")
-            name = (attrs.get("Labels") or {}).get(NETWORK_LABEL, net.name)
+            name = (attrs.get("Labels") or {}).get(NETWORK_LABEL, attrs["Name"])
             mtu = int((attrs.get("Options") or {}).get(MTU_OPT, DEFAULT_MTU))
             networks[attrs["Id"]] = Network(name, subnet, mtu, bool(attrs.get("Internal")))
-        ordered = sorted(hosts.values(), key=lambda c: int(c.labels.get(INDEX_LABEL, "0")))
+        ordered = sorted(hosts.values(), key=lambda c: int(c["Labels"].get(INDEX_LABEL, "0")))
+        for c in ordered:  # the list names an image by id once its tag has moved on
+            if c["Image"].startswith("sha256:"):
+                c["Image"] = self.http.inspect_container(c["Id"])["Config"]["Image"]
         topo = Topology(tuple(_running_host(c, networks) for c in ordered),
                         tuple(networks.values()), source=f"lab {self.project!r}")
-        lab_side = next((c for c in found.values() if SIDECAR_LABEL in c.labels
-                         or c.labels.get(INSTRUMENTS_LABEL) == INLINE), None)
-        env = _env(lab_side) if lab_side is not None else {}
+        self._ids = {s: c["Id"] for s, c in found.items()}
+        lab_side = next((c for c in found.values() if SIDECAR_LABEL in c["Labels"]
+                         or c["Labels"].get(INSTRUMENTS_LABEL) == INLINE), None)
+        config = self.http.inspect_container(lab_side["Id"])["Config"] if lab_side else {}
+        env = _env(config)
         return Running(topo, {k: v for k, v in env.items() if k.startswith("SOCKETLAB_")},
-                       lab_side.attrs["Config"]["Image"] if lab_side is not None else "")
+                       config.get("Image", ""))
 
     def _filter(self) -> dict[str, str]:
         return {"label": f"{PROJECT_LABEL}={self.project}"}
@@ -179,7 +199,7 @@ class ComposeEngine(Engine):
     def has_image(self, image: str) -> bool:
         try:
             self.client.images.get(image)
-        except docker.errors.ImageNotFound:
+        except _sdk_errors().ImageNotFound:
             return False
         return True
 
@@ -193,32 +213,39 @@ class ComposeEngine(Engine):
             raise LabNotRunning(f"host {service!r} of lab {self.project!r} is not running")
         return found
 
+    def _id(self, service: str) -> str:
+        """The running container of a service: looked up once, then remembered."""
+        if service not in self._ids:
+            flt = {"label": [f"{PROJECT_LABEL}={self.project}", f"{SERVICE_LABEL}={service}"],
+                   "status": "running"}
+            found = self.http.containers(filters=flt)
+            if not found:
+                raise LabNotRunning(f"host {service!r} of lab {self.project!r} is not running")
+            self._ids[service] = found[0]["Id"]
+        return self._ids[service]
+
+    def _in(self, service: str, action: Callable[[str], T]) -> T:
+        """`action(container id)`; if a remembered container is gone, look it up once again."""
+        try:
+            return action(self._id(service))
+        except LabNotRunning:
+            if self._ids.pop(service, None) is None:
+                raise
+            return action(self._id(service))
+
     def exec(self, service: str, argv: Sequence[str], *, timeout: float | None = None) -> ExecResult:
-        container = self._running(service)
         start = time.monotonic()
-        code, (out, err) = container.exec_run(bounded(argv, timeout), demux=True)
-        return ExecResult(code, (out or b"").decode(errors="replace"),
-                          (err or b"").decode(errors="replace"), time.monotonic() - start)
+        code, out, err = self._in(service, lambda cid: self.http.exec_run(cid, bounded(argv, timeout)))
+        return ExecResult(code, out.decode(errors="replace"), err.decode(errors="replace"),
+                          time.monotonic() - start)
 
     def start_exec(self, service: str, argv: Sequence[str], *, timeout: float,
                    gated: bool = False) -> RunningExec:
-        container = self._running(service)
-        api = self.client.api
-        wait = 'read go; [ "$go" = go ] || exit 125; ' if gated else ""
-        launch = ["sh", "-c", f'echo "{PID_PREFIX}$$"; {wait}exec "$@"', "sh", *bounded(argv, timeout)]
-        exec_id = api.exec_create(container.id, launch, stdin=gated)["Id"]
-
-        def exit_code() -> int:
-            return api.exec_inspect(exec_id)["ExitCode"]
-
         def kill(pid: str, sig: str) -> bool:
             return self.exec(service, ["kill", f"-{sig}", pid], timeout=5).exit_code == 0
 
-        if not gated:
-            return RunningExec(api.exec_start(exec_id, stream=True, demux=True), exit_code, kill)
-        attached = api.exec_start(exec_id, socket=True)
-        sock = getattr(attached, "_sock", attached)
-        return RunningExec(_demuxed(frames_iter(sock, False)), exit_code, kill, sock)
+        return self._in(service, lambda cid: self.http.start_exec(cid, argv, timeout=timeout,
+                                                                 gated=gated, kill=kill))
 
     def put(self, service: str, src: Path, dest: str) -> None:
         if not dest.startswith("/"):
@@ -245,35 +272,31 @@ class ComposeEngine(Engine):
         return self._running(service).logs().decode(errors="replace")
 
 
-def _running_host(container, networks: Mapping[str, Network]) -> Host:
+def _running_host(container: Mapping, networks: Mapping[str, Network]) -> Host:
+    """A host as the engine's container list shows it."""
     by_name = {}
-    for settings in container.attrs["NetworkSettings"]["Networks"].values():
+    for settings in container["NetworkSettings"]["Networks"].values():
         net = networks.get(settings.get("NetworkID"))
         if net is not None:
             by_name[net.name] = settings.get("IPAddress") or \
                 (settings.get("IPAMConfig") or {}).get("IPv4Address")
-    order = [n for n in container.labels.get(NETWORKS_LABEL, "").split(",") if n in by_name]
+    labels = container["Labels"]
+    order = [n for n in labels.get(NETWORKS_LABEL, "").split(",") if n in by_name]
     order += [n for n in by_name if n not in order]
-    labels = container.labels
-    return Host(labels.get(SERVICE_LABEL, container.name), tuple((n, by_name[n]) for n in order),
-                container.attrs["Config"]["Image"], labels.get(ROLE_LABEL, "host"),
-                labels.get(INSTRUMENTS_LABEL, INLINE))
+    return Host(labels.get(SERVICE_LABEL, container["Names"][0].lstrip("/")),
+                tuple((n, by_name[n]) for n in order), container["Image"],
+                labels.get(ROLE_LABEL, "host"), labels.get(INSTRUMENTS_LABEL, INLINE))
 
 
-def _env(container) -> dict[str, str]:
-    return dict(e.split("=", 1) for e in container.attrs["Config"].get("Env") or [] if "=" in e)
+def _env(config: Mapping) -> dict[str, str]:
+    """A container's environment, from its inspected Config."""
+    return dict(e.split("=", 1) for e in config.get("Env") or [] if "=" in e)
 
 
 def _owned_by_root(info: tarfile.TarInfo) -> tarfile.TarInfo:
     info.uid = info.gid = 0
     info.uname = info.gname = "root"
     return info
-
-
-def _demuxed(frames: Iterator[tuple[int, bytes]]) -> Iterator[tuple[bytes | None, bytes | None]]:
-    """Docker's multiplexed frames as (stdout, stderr) chunks, as exec_start(demux=True) gives."""
-    for stream, data in frames:
-        yield (data, None) if stream == STDOUT else (None, data)
 
 
 class _ChunkReader(io.RawIOBase):
@@ -303,12 +326,19 @@ def _in_parallel(action: Callable[[object], object], items: Iterable[object]) ->
             future.result()
 
 
+def _sdk_errors():
+    """The Docker SDK's errors, imported with the SDK (never on the fast path)."""
+    import docker.errors
+
+    return docker.errors
+
+
 def _remove_container(container) -> None:
     try:
         container.remove(force=True)
-    except docker.errors.NotFound:
+    except _sdk_errors().NotFound:
         pass
-    except docker.errors.APIError as e:
+    except _sdk_errors().APIError as e:
         if e.status_code != 409:  # 409: another `down` is removing it already
             raise
 
@@ -330,7 +360,7 @@ def remove_all_labs(client: docker.DockerClient) -> list[str]:
         _remove_container(container)
         removed.append(f"container {container.name}")
     for network in client.networks.list(filters={"label": LAB_LABEL}):
-        with contextlib.suppress(docker.errors.NotFound):
+        with contextlib.suppress(_sdk_errors().NotFound):
             network.remove()
         removed.append(f"network {network.name}")
     return removed

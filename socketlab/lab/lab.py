@@ -4,8 +4,10 @@
         lab.exec("server", ["ss", "-tan"])         # an ExecResult: exit code, stdout, stderr
         proc = lab.start("server", [...])          # a program left running, read line by line
 
-Lifecycle goes through the compose CLI; exec, logs and look-ups go through the Docker SDK.
-Containers are found by compose's labels (project, service), never by their names.
+Lifecycle goes through the compose CLI and the Docker SDK; finding a running lab's hosts and
+exec in them go through the Engine API directly (docker_http: no SDK to import on the fast
+path), one look-up per host per Lab. Containers are found by compose's labels (project,
+service), never by their names.
 """
 
 from __future__ import annotations
@@ -17,10 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-
-import docker
-import docker.errors
-from docker.utils.socket import frames_iter
+from typing import TYPE_CHECKING, TypeVar
 
 from socketlab.errors import (
     ComposeError,
@@ -33,10 +32,14 @@ from socketlab.lab import compose as compose_cli
 from socketlab.lab.assets import COMPOSE_FILE
 from socketlab.lab.config import HOSTS, LabConfig
 from socketlab.lab.docker_api import connect
-from socketlab.lab.engine_compose import _demuxed
-from socketlab.lab.process import PID_PREFIX, ExecResult, RunningExec, bounded
+from socketlab.lab.docker_http import DockerHTTP
+from socketlab.lab.process import ExecResult, RunningExec, bounded
 from socketlab.lab.subnets import claim_subnet
 
+if TYPE_CHECKING:
+    import docker
+
+T = TypeVar("T")
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
 LAB_LABEL = "io.socketlab.lab"
@@ -51,33 +54,47 @@ class Lab:
         self.config = config or LabConfig.isolated()  # never another user's lab
         self._client = client
         self._compose = compose
+        self._http: DockerHTTP | None = None
+        self._ids: dict[str, str] = {}  # the running hosts' container ids, looked up once
         self.progress = progress or (lambda _msg: None)
 
     @classmethod
     def running(cls, project: str, *, client: docker.DockerClient | None = None,
                 progress: Callable[[str], None] | None = None) -> Lab:
         """The lab `project` as it runs now: its addresses and port read from its containers,
-        so `run` and `exec` work whatever settings it was started with."""
-        client = client or connect()
+        so `run` and `exec` work whatever settings it was started with. Three requests to the
+        engine (the hosts, the server's settings, the network), none through the SDK."""
+        engine = DockerHTTP.from_env()
         flt = {"label": f"{PROJECT_LABEL}={project}", "status": "running"}
-        found = {c.labels.get(SERVICE_LABEL): c for c in client.containers.list(filters=flt)}
+        found = {c["Labels"].get(SERVICE_LABEL): c for c in engine.containers(filters=flt)}
         if not all(h in found for h in HOSTS):
             raise LabNotRunning(f"lab {project!r} is not running")
         ips = {h: _lab_address(found[h]) for h in HOSTS}
-        env = dict(e.split("=", 1) for e in found["server"].attrs["Config"].get("Env") or [])
-        subnet = client.networks.get(ips["server"][1]).attrs["IPAM"]["Config"][0]["Subnet"]
+        server = engine.inspect_container(found["server"]["Id"])["Config"]
+        env = dict(e.split("=", 1) for e in server.get("Env") or [])
+        subnet = engine.inspect_network(ips["server"][1])["IPAM"]["Config"][0]["Subnet"]
         config = LabConfig(project=project, subnet=subnet, server_ip=ips["server"][0],
-                           client_ip=ips["client"][0], image=found["server"].attrs["Config"]["Image"],
+                           client_ip=ips["client"][0], image=server["Image"],
                            port=int(env.get("SOCKETLAB_PORT", LabConfig.port)),
                            offloads=env.get("SOCKETLAB_OFFLOADS") == "on")
-        return cls(config, client=client, progress=progress)
+        lab = cls(config, client=client, progress=progress)
+        lab._http, lab._ids = engine, {h: found[h]["Id"] for h in HOSTS}
+        return lab
 
     # -- the Docker side, made on first use ------------------------------------------------
     @property
     def client(self) -> docker.DockerClient:
+        """The Docker SDK's client: lifecycle, images, networks, archives."""
         if self._client is None:
             self._client = connect()
         return self._client
+
+    @property
+    def http(self) -> DockerHTTP:
+        """The Engine API without the SDK: look-ups and exec, the fast path."""
+        if self._http is None:
+            self._http = DockerHTTP.from_env()
+        return self._http
 
     @property
     def compose(self) -> compose_cli.Compose:
@@ -108,6 +125,7 @@ class Lab:
         the SDK then starts both at once (compose would start them one after the other,
         since the client depends on the server in the file's own `up`)."""
         self._check_image()
+        self._ids.clear()
         if self.config.resolved:
             self._create()
         else:
@@ -138,6 +156,7 @@ class Lab:
         Everything is found by the compose project's label and removed through the SDK,
         both hosts at once: the same as `compose down` for this file (it has no volumes),
         in a quarter of the time. A second Ctrl-C while this runs is ignored."""
+        self._ids.clear()
         with _sigint_ignored():
             containers = list(self._project_containers().values())
             networks = self.client.networks.list(filters=self._project_filter())
@@ -145,7 +164,7 @@ class Lab:
                 self.progress(f"removing lab {self.config.project!r}")
             _in_parallel(_remove_container, containers)
             for network in networks:
-                with contextlib.suppress(docker.errors.NotFound):
+                with contextlib.suppress(_sdk_errors().NotFound):
                     network.remove()
 
     def _project_filter(self) -> dict[str, str]:
@@ -159,7 +178,7 @@ class Lab:
     def _check_image(self) -> None:
         try:
             self.client.images.get(self.config.image)
-        except docker.errors.ImageNotFound:
+        except _sdk_errors().ImageNotFound:
             raise ImageError(f"the lab image {self.config.image} is missing") from None
 
     def _check_subnet_free(self) -> None:
@@ -200,14 +219,35 @@ class Lab:
                  "state": found[h].status if h in found else "absent",
                  "container": found[h].short_id if h in found else "-"} for h in HOSTS]
 
+    def container_id(self, host: str) -> str:
+        """The id of a running host's container: looked up once, then remembered."""
+        if host not in HOSTS:
+            raise UnknownHost(f"unknown host {host!r}", hint=f"the lab's hosts are {', '.join(HOSTS)}")
+        if host not in self._ids:
+            flt = {"label": [f"{PROJECT_LABEL}={self.config.project}", f"{SERVICE_LABEL}={host}"],
+                   "status": "running"}
+            found = self.http.containers(filters=flt)
+            if not found:
+                raise LabNotRunning(f"host {host!r} of lab {self.config.project!r} is not running")
+            self._ids[host] = found[0]["Id"]
+        return self._ids[host]
+
+    def _on_host(self, host: str, action: Callable[[str], T]) -> T:
+        """`action(container id)`; if a remembered container is gone, look it up once again."""
+        try:
+            return action(self.container_id(host))
+        except LabNotRunning:
+            if self._ids.pop(host, None) is None:
+                raise
+            return action(self.container_id(host))
+
     def exec(self, host: str, argv: Sequence[str], *, timeout: float | None = None) -> ExecResult:
         """Run a command in a host and wait for it (bounded by `timeout`, in the host)."""
-        container = self.container(host)
         argv = bounded(argv, timeout)
         start = time.monotonic()
-        code, (out, err) = container.exec_run(list(argv), demux=True)
-        return ExecResult(code, (out or b"").decode(errors="replace"),
-                          (err or b"").decode(errors="replace"), time.monotonic() - start)
+        code, out, err = self._on_host(host, lambda cid: self.http.exec_run(cid, argv))
+        return ExecResult(code, out.decode(errors="replace"), err.decode(errors="replace"),
+                          time.monotonic() - start)
 
     def start(self, host: str, argv: Sequence[str], *, timeout: float,
               gated: bool = False) -> RunningExec:
@@ -215,24 +255,11 @@ class Lab:
 
         gated: the command is set up now but waits for RunningExec.release() to run, so the
         cost of starting an exec (about 0.1 s on some engines) is paid before it matters."""
-        container = self.container(host)
-        api = self.client.api
-        wait = 'read go; [ "$go" = go ] || exit 125; ' if gated else ""
-        launch = ["sh", "-c", f'echo "{PID_PREFIX}$$"; {wait}exec "$@"', "sh",
-                  *bounded(argv, timeout)]
-        exec_id = api.exec_create(container.id, launch, stdin=gated)["Id"]
-
-        def exit_code() -> int:
-            return api.exec_inspect(exec_id)["ExitCode"]
-
         def kill(pid: str, sig: str) -> bool:
             return self.exec(host, ["kill", f"-{sig}", pid], timeout=5).exit_code == 0
 
-        if not gated:
-            return RunningExec(api.exec_start(exec_id, stream=True, demux=True), exit_code, kill)
-        attached = api.exec_start(exec_id, socket=True)
-        sock = getattr(attached, "_sock", attached)
-        return RunningExec(_demuxed(frames_iter(sock, False)), exit_code, kill, sock)
+        return self._on_host(host, lambda cid: self.http.start_exec(cid, argv, timeout=timeout,
+                                                                    gated=gated, kill=kill))
 
     def logs(self, host: str) -> str:
         return self.container(host).logs().decode(errors="replace")
@@ -245,8 +272,15 @@ def _in_parallel(action: Callable[[object], object], items: Iterable[object]) ->
             future.result()
 
 
+def _sdk_errors():
+    """The Docker SDK's errors, imported with the SDK (never on the fast path)."""
+    import docker.errors
+
+    return docker.errors
+
+
 def _remove_container(container) -> None:
-    with contextlib.suppress(docker.errors.NotFound):
+    with contextlib.suppress(_sdk_errors().NotFound):
         container.remove(force=True)
 
 
@@ -262,13 +296,13 @@ def _sigint_ignored() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
-def _lab_address(container) -> tuple[str, str]:
-    """(IP address, network id) of a lab host on its lab network."""
-    networks = container.attrs["NetworkSettings"]["Networks"]
-    for settings in networks.values():
+def _lab_address(container: dict) -> tuple[str, str]:
+    """(IP address, network id) of a lab host on its lab network (from the engine's list)."""
+    for settings in container["NetworkSettings"]["Networks"].values():
         if settings.get("IPAddress"):
             return settings["IPAddress"], settings["NetworkID"]
-    raise LabNotRunning(f"container {container.name} has no address on the lab network")
+    raise LabNotRunning(f"container {container['Names'][0].lstrip('/')} has no address on the "
+                        "lab network")
 
 
 def remove_all_labs(client: docker.DockerClient) -> list[str]:

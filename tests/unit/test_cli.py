@@ -16,8 +16,8 @@ from socketlab.act.programs import Options, PairRun
 from socketlab.cli import common
 from socketlab.cli.main import ExitCode, main
 from socketlab.errors import DockerUnavailable, LabNotRunning
-from socketlab.lab import docker_api as lab_module
 from socketlab.lab.config import LabConfig
+from socketlab.lab.docker_http import unavailable
 from socketlab.lab.lab import Lab
 from socketlab.lab.process import ExecResult
 from socketlab.observe.events import parse_output
@@ -170,7 +170,7 @@ def test_debug_lets_the_error_through():
         cli("--debug", "status")
 
 
-# -- lab._unavailable: the reasons Docker cannot be reached --------------------------------
+# -- docker_http.unavailable: the reasons Docker cannot be reached ------------------------
 @pytest.mark.parametrize(
     ("text", "message", "hint_part"),
     [
@@ -196,7 +196,7 @@ def test_debug_lets_the_error_through():
          "other"],
 )
 def test_unavailable_explains_why(text, message, hint_part):
-    error = lab_module._unavailable(Exception(text))
+    error = unavailable(Exception(text))
 
     assert isinstance(error, DockerUnavailable)
     assert str(error) == message

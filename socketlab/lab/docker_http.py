@@ -1,0 +1,272 @@
+"""The Docker Engine API over its socket, with the standard library only: the fast path.
+
+Finding a lab's containers and running commands in them (exec) is most of what a command on a
+running lab does; the Docker SDK costs about 0.1-0.3 s to import (through `requests`), more
+than an exec itself. This client speaks the same Engine API with `http.client`, one request per
+connection, and answers in the Engine API's own JSON (the SDK's `APIClient` gives the same
+dicts). Everything else (build, compose's containers, networks, archives) stays with the SDK.
+
+    engine = DockerHTTP.from_env()           # DOCKER_HOST: unix://, tcp:// (TLS as the SDK)
+    exec_id = engine.exec_create(cid, ["ss", "-tan"])
+    with engine.exec_attach(exec_id) as stream:
+        for out, err in stream.chunks(): ...
+    engine.exec_inspect(exec_id)["ExitCode"]
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import socket
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlencode, urlsplit
+
+from socketlab.errors import DockerUnavailable, LabError, LabNotRunning
+from socketlab.lab.process import PID_PREFIX, RunningExec, bounded
+
+if TYPE_CHECKING:
+    import ssl
+
+DEFAULT_SOCKET = "/var/run/docker.sock"
+TIMEOUT_S = 120.0
+STDOUT, STDERR = 1, 2
+Filters = Mapping[str, "Sequence[str] | str"]
+
+
+class EngineError(LabError):
+    """The engine answered with an error (its own message, one line)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message, hint="see `docker info`; run again with --debug for details")
+        self.status = status
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self._path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(self._path)
+        except OSError:
+            sock.close()
+            raise
+        self.sock = sock
+
+
+class DockerHTTP:
+    """One engine, reached through its socket; a new connection per request (cheap on a unix
+    socket, and exec's attached streams take their connection over anyway)."""
+
+    def __init__(self, address: str = f"unix://{DEFAULT_SOCKET}", *,
+                 tls: ssl.SSLContext | None = None, timeout: float = TIMEOUT_S) -> None:
+        url = urlsplit(address)
+        if url.scheme in ("unix", "http+unix") or (url.scheme == "" and address.startswith("/")):
+            self._unix: str | None = url.path or address
+        elif url.scheme in ("tcp", "http", "https"):
+            self._unix = None
+            self._hostport = (url.hostname or "localhost", url.port or (2376 if tls else 2375))
+        else:
+            raise DockerUnavailable(
+                f"socketlab cannot reach an engine at {address!r} (it speaks unix:// and tcp://)",
+                hint="forward the engine's socket, e.g. `ssh -nNT -L /tmp/d.sock:/var/run/docker.sock "
+                     "HOST` and DOCKER_HOST=unix:///tmp/d.sock")
+        self.address, self._tls, self.timeout = address, tls, timeout
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> DockerHTTP:
+        """The engine DOCKER_HOST names (TLS with DOCKER_TLS_VERIFY/DOCKER_CERT_PATH, as the
+        SDK and the docker CLI read them); the local socket by default."""
+        env = os.environ if environ is None else environ
+        address = env.get("DOCKER_HOST") or f"unix://{DEFAULT_SOCKET}"
+        tls, verify, certs = None, bool(env.get("DOCKER_TLS_VERIFY")), env.get("DOCKER_CERT_PATH")
+        if verify or certs:  # as the SDK reads them: either one turns TLS on
+            import ssl  # here: only a TLS engine pays for it
+
+            certs = certs or os.path.expanduser("~/.docker")
+            tls = ssl.create_default_context(cafile=os.path.join(certs, "ca.pem") if verify else None)
+            tls.check_hostname = False  # as the SDK: the engine's certificate names no host
+            if not verify:
+                tls.verify_mode = ssl.CERT_NONE
+            tls.load_cert_chain(os.path.join(certs, "cert.pem"), os.path.join(certs, "key.pem"))
+        return cls(address, tls=tls)
+
+    # -- plumbing -----------------------------------------------------------------------------
+    def _connection(self) -> http.client.HTTPConnection:
+        if self._unix is not None:
+            return _UnixConnection(self._unix, self.timeout)
+        if self._tls is not None:
+            return http.client.HTTPSConnection(*self._hostport, timeout=self.timeout,
+                                               context=self._tls)
+        return http.client.HTTPConnection(*self._hostport, timeout=self.timeout)
+
+    def _send(self, method: str, path: str, body: object = None,
+              headers: Mapping[str, str] | None = None):
+        conn = self._connection()
+        data = None if body is None else json.dumps(body).encode()
+        hdrs = {"Content-Type": "application/json", **(headers or {})}
+        try:
+            conn.request(method, path, body=data, headers=hdrs)
+            return conn, conn.getresponse()
+        except OSError as e:
+            conn.close()
+            raise unavailable(e, self.address) from None
+
+    def request(self, method: str, path: str, body: object = None,
+                query: Mapping[str, Any] | None = None) -> Any:
+        """One request; its JSON answer (None when empty). An engine error raises EngineError,
+        or LabNotRunning for a container that is gone or stopped."""
+        if query:
+            path += "?" + urlencode({k: v if isinstance(v, str) else json.dumps(v)
+                                     for k, v in query.items()})
+        conn, resp = self._send(method, path, body)
+        try:
+            raw = resp.read()
+        finally:
+            conn.close()
+        answer = json.loads(raw) if raw.strip() else None
+        if resp.status >= 400:
+            message = answer.get("message", "") if isinstance(answer, dict) else raw.decode()
+            if resp.status in (404, 409) and "container" in message.lower():
+                raise LabNotRunning(message)
+            raise EngineError(resp.status, f"the Docker engine refused {method} {path}: {message}")
+        return answer
+
+    # -- the Engine API, as the SDK's APIClient names it ---------------------------------------
+    def ping(self) -> None:
+        conn, resp = self._send("GET", "/_ping")
+        resp.read()
+        conn.close()
+
+    def containers(self, *, all: bool = False, filters: Filters | None = None) -> list[dict]:
+        return self.request("GET", "/containers/json",
+                            query={"all": "1" if all else "0", "filters": _filters(filters)})
+
+    def networks(self, *, filters: Filters | None = None) -> list[dict]:
+        return self.request("GET", "/networks", query={"filters": _filters(filters)})
+
+    def inspect_container(self, container: str) -> dict:
+        return self.request("GET", f"/containers/{quote(container)}/json")
+
+    def inspect_network(self, network: str) -> dict:
+        return self.request("GET", f"/networks/{quote(network)}")
+
+    def version(self) -> dict:
+        return self.request("GET", "/version")
+
+    def exec_create(self, container: str, cmd: Sequence[str], *, stdin: bool = False,
+                    tty: bool = False, user: str = "", environment: Sequence[str] = ()) -> str:
+        body = {"Cmd": list(cmd), "AttachStdin": stdin, "AttachStdout": True, "AttachStderr": True,
+                "Tty": tty, "User": user, "Env": list(environment)}
+        return self.request("POST", f"/containers/{quote(container)}/exec", body)["Id"]
+
+    def exec_attach(self, exec_id: str, *, tty: bool = False) -> ExecStream:
+        """Start an exec and take its connection over: its output, and its stdin if it has one."""
+        conn, resp = self._send("POST", f"/exec/{exec_id}/start", {"Detach": False, "Tty": tty},
+                                {"Connection": "Upgrade", "Upgrade": "tcp"})
+        if resp.status not in (101, 200):
+            message = resp.read().decode(errors="replace").strip()
+            conn.close()
+            raise EngineError(resp.status, f"the Docker engine could not start a command: {message}")
+        return ExecStream(conn, resp.fp, tty)
+
+    def exec_inspect(self, exec_id: str) -> dict:
+        return self.request("GET", f"/exec/{exec_id}/json")
+
+    def exec_resize(self, exec_id: str, rows: int, cols: int) -> None:
+        self.request("POST", f"/exec/{exec_id}/resize", query={"h": str(rows), "w": str(cols)})
+
+    def exec_run(self, container: str, cmd: Sequence[str], *, user: str = ""
+                 ) -> tuple[int, bytes, bytes]:
+        """Run a command to its end: (exit code, stdout, stderr)."""
+        exec_id = self.exec_create(container, cmd, user=user)
+        out, err = [], []
+        with self.exec_attach(exec_id) as stream:
+            for o, e in stream.chunks():
+                (out if o is not None else err).append(o if o is not None else e)
+        return self.exec_inspect(exec_id)["ExitCode"], b"".join(out), b"".join(err)
+
+    def start_exec(self, container: str, argv: Sequence[str], *, timeout: float, gated: bool = False,
+                   kill: Callable[[str, str], bool] | None = None) -> RunningExec:
+        """A command left running in a container, bounded by `timeout` there, read as it runs.
+        Its launcher prints the command's pid first; gated, it then waits for RunningExec.release()
+        (so the exec's start-up is paid before it matters). kill(pid, signal): see RunningExec."""
+        wait = 'read go; [ "$go" = go ] || exit 125; ' if gated else ""
+        launch = ["sh", "-c", f'echo "{PID_PREFIX}$$"; {wait}exec "$@"', "sh", *bounded(argv, timeout)]
+        exec_id = self.exec_create(container, launch, stdin=gated)
+        stream = self.exec_attach(exec_id)
+        return RunningExec(stream.chunks(), lambda: self.exec_inspect(exec_id)["ExitCode"], kill,
+                           stream if gated else None)
+
+
+class ExecStream:
+    """A started exec's connection: read its output as it comes, write to its stdin."""
+
+    def __init__(self, conn: http.client.HTTPConnection, reader, tty: bool) -> None:
+        self._conn, self._reader, self.tty = conn, reader, tty
+
+    @property
+    def socket(self) -> socket.socket:
+        return self._conn.sock
+
+    def sendall(self, data: bytes) -> None:
+        self._conn.sock.sendall(data)
+
+    def chunks(self) -> Iterator[tuple[bytes | None, bytes | None]]:
+        """(stdout, None) or (None, stderr) chunks until the command's end (as the SDK's
+        exec_start(stream=True, demux=True)); with a terminal, everything is stdout. The
+        connection is closed at the end."""
+        try:
+            yield from self._chunks()
+        finally:
+            self.close()
+
+    def _chunks(self) -> Iterator[tuple[bytes | None, bytes | None]]:
+        while True:
+            if self.tty:
+                data = self._reader.read1(65536)
+                if not data:
+                    return
+                yield data, None
+                continue
+            header = self._reader.read(8)
+            if len(header) < 8:
+                return
+            data = self._reader.read(int.from_bytes(header[4:8], "big"))
+            yield (data, None) if header[0] != STDERR else (None, data)
+
+    def close(self) -> None:
+        self._conn.close()
+        self._reader.close()
+
+    def __enter__(self) -> ExecStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _filters(filters: Filters | None) -> dict[str, list[str]]:
+    """Filters as the engine reads them: each a list of values."""
+    return {k: [v] if isinstance(v, str) else list(v) for k, v in (filters or {}).items()}
+
+
+def unavailable(e: BaseException, address: str = "") -> DockerUnavailable:
+    """Why the engine cannot be reached, in the user's words, with what to do."""
+    text = f"{type(e).__name__}: {e}" if isinstance(e, OSError) else str(e)
+    if isinstance(e, PermissionError) or "Permission denied" in text or "PermissionError" in text:
+        return DockerUnavailable(
+            "no permission to use the Docker engine's socket",
+            hint="add yourself to the docker group (`sudo usermod -aG docker $USER`, then log in "
+                 "again) or run as root",
+        )
+    if isinstance(e, (FileNotFoundError, ConnectionRefusedError)) or any(
+            s in text for s in ("FileNotFoundError", "No such file", "Connection refused")):
+        return DockerUnavailable("the Docker engine is not running (nothing answers on its socket)")
+    where = f" at {address}" if address else ""
+    return DockerUnavailable(f"cannot reach the Docker engine{where}: {text}")
