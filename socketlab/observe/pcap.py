@@ -74,6 +74,7 @@ class Pkt(NamedTuple):
     icmp_code: int | None = None
     quote: Quote | None = None
     ip_hl: int = 20  # IP header length in bytes
+    icmp_mtu: int | None = None  # "fragmentation needed": the next hop's MTU (RFC 1191)
 
     @property
     def is_fragment(self) -> bool:
@@ -166,8 +167,10 @@ class _Decoder:
         if proto == 1 and l4 + 4 <= stop:
             kind, code = data[l4], data[l4 + 1]
             quote = _quote(data[l4 + 8:stop]) if kind in ICMP_ERRORS else None
+            mtu = (data[l4 + 6] << 8) | data[l4 + 7] if (kind, code) == (3, 4) and l4 + 8 <= stop \
+                else None
             return Pkt(*head, length=max(declared - 8, 0), icmp_type=kind, icmp_code=code,
-                       quote=quote, ip_hl=hl)
+                       quote=quote, ip_hl=hl, icmp_mtu=mtu)
         return _pkt(head, data, l4, stop, declared, hl)
 
     def _ip_offset(self, data: bytes, off: int, end: int) -> int | None:

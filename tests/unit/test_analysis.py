@@ -271,3 +271,18 @@ def test_fragment_length_is_the_ip_payload_as_wireshark_counts_it(pkts):
 def test_handshake_window_is_scaled_like_the_ladder(pkts):
     hs = an.handshake(pkts, (S, PORT))
     assert [hs.window(p) for p in (hs.syn, hs.synack, hs.ack)] == [64240, 65160, 502 * 128]
+
+
+def test_fragmentation_needed_carries_the_next_hops_mtu(tmp_path):
+    """RFC 1191: the router names the MTU of the link the packet could not cross."""
+    big = IP(src="192.168.33.6", dst="192.168.35.5", flags="DF", id=7) / UDP(sport=4000, dport=6666) \
+        / (b"x" * 1400)
+    needed = IP(src="192.168.33.2", dst="192.168.33.6") / ICMP(type=3, code=4, nexthopmtu=1000) \
+        / bytes(big)[:28]
+    other = IP(src="192.168.35.5", dst="192.168.33.6") / ICMP(type=3, code=3) / bytes(big)[:28]
+    path = tmp_path / "pmtu.pcap"
+    wrpcap(str(path), [Ether() / needed, Ether() / other])
+    first, second = an.read_pcap(path)
+    assert (first.icmp_type, first.icmp_code, first.icmp_mtu) == (3, 4, 1000)
+    assert first.quote.dst == "192.168.35.5"
+    assert second.icmp_mtu is None

@@ -6,7 +6,9 @@ unreachable" that may come back never reaches this unconnected socket, so it exi
 --end-with-empty sends one zero-length datagram last: a real datagram, and the only
 thing that stops the post's UDP server loop ("stop on empty data").
 Variants for the load claims: --size (big datagrams, C7), --sndbuf (C7), --recverr (C9),
---quiet and --keep-going (a bounded fast sender that counts its failed calls, C6 and C9).
+--quiet and --keep-going (a bounded fast sender that counts its failed calls, C6 and C9);
+--pmtudisc (IP_MTU_DISCOVER: DF or not, P1) and --interval (a pause between datagrams, so an
+ICMP answer to one is in before the next).
 Peer: udp_server.py on the server host (192.168.33.5, port 6666).
 Run:  python3 udp_client.py --host 192.168.33.5 --port 6666 --message hello,world
 Prints one line per event: `EVENT key=value ... t=UNIXTIME` (strings are JSON-quoted).
@@ -17,11 +19,14 @@ import errno
 import json
 import os
 import socket
+import time
 from collections import Counter
 
 from lablog import addr, event, run, text
 
 IP_RECVERR = getattr(socket, "IP_RECVERR", 11)  # Linux's value; Python does not name it
+IP_MTU_DISCOVER = getattr(socket, "IP_MTU_DISCOVER", 10)
+PMTUDISC = {"dont": 0, "want": 1, "do": 2, "probe": 3}  # Linux's IP_PMTUDISC_* values
 
 
 def main():
@@ -51,6 +56,11 @@ def main():
     parser.add_argument(
         "--keep-going", action="store_true", help="C6/C9: count failed sends per errno, go on"
     )
+    parser.add_argument(
+        "--pmtudisc", choices=sorted(PMTUDISC),
+        help="P1: IP_MTU_DISCOVER: do (DF, never fragment), dont (no DF), want (Linux's default)",
+    )
+    parser.add_argument("--interval", type=float, default=0.0, help="P1: seconds between datagrams")
     args = parser.parse_args()
     message = args.message.encode()  # sockets carry bytes, not str (the post is Python 2)
     payloads = [(message * (n // max(len(message), 1) + 1))[:n] for n in args.size or []]
@@ -63,8 +73,13 @@ def main():
             event("sndbuf", set=args.sndbuf, got=sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF))
         if args.recverr:  # without it, Linux hides ENOBUFS and only counts Udp.SndbufErrors
             sock.setsockopt(socket.IPPROTO_IP, IP_RECVERR, 1)
+        if args.pmtudisc:
+            sock.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, PMTUDISC[args.pmtudisc])
+            event("pmtudisc", mode=args.pmtudisc)
         server = (args.host, args.port)  # no connect(): every sendto() names the peer
-        for datagram in datagrams:
+        for number, datagram in enumerate(datagrams):
+            if number and args.interval:
+                time.sleep(args.interval)
             try:
                 n = sock.sendto(datagram, server)  # success = queued for sending, not delivered
             except OSError as exc:
