@@ -44,6 +44,19 @@ class LabNotRunning(LabError):
     hint = "start it with `./scripts/lab up`"
 
 
+class LabExists(LabError):
+    """A lab of that name is already there: it is left exactly as it is.
+
+    differences: setting -> (asked for, what the running lab has); empty when the lab runs
+    with the settings asked for, or when it is there but not running (running is False)."""
+
+    def __init__(self, message: str, hint: str | None = None, *, running: bool = False,
+                 differences: dict[str, tuple[str, str]] | None = None) -> None:
+        super().__init__(message, hint)
+        self.running = running
+        self.differences = differences or {}
+
+
 class UnknownHost(LabError):
     """A host name that is not one of the lab's hosts."""
 

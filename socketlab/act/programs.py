@@ -11,6 +11,7 @@ inside its host, so nothing outlives a run, whatever happens on this side.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -114,25 +115,48 @@ def run_programs(lab: Lab, opts: Options, server: Sequence[str] | None, client: 
         client_proc.release(go=False)
         client_proc.wait(5)
         raise
-    client_proc.release()
-    client_exit = client_proc.wait(RUN_TIMEOUT_S + 2)
-    between = after_client() if after_client is not None else None
-    server_exit = None
-    if proc is not None:
-        if client_exit != 0:  # the server would wait for a client that never comes
-            proc.signal("TERM")
-        try:
-            server_exit = proc.wait(timeout=RUN_TIMEOUT_S + 2)
-        except LabTimeout as e:
-            raise ProgramFailed(f"the {opts.proto} server did not finish", hint=e.hint) from None
+    try:
+        client_proc.release()
+        client_exit = client_proc.wait(RUN_TIMEOUT_S + 2)
+        between = after_client() if after_client is not None else None
+        server_exit = _server_end(proc, opts.proto, client_exit)
+    except KeyboardInterrupt:  # the lab may stay up (a running lab was used): end them now
+        _kill(client_proc, proc)
+        raise
     return PairRun(opts, parse_output(proc.stdout) if proc else [],
                    parse_output(client_proc.stdout), server_exit, client_exit,
                    time.monotonic() - start, between)
 
 
+def _server_end(proc: RunningExec | None, proto: str, client_exit: int) -> int | None:
+    if proc is None:
+        return None
+    if client_exit != 0:  # the server would wait for a client that never comes
+        proc.signal("TERM")
+    try:
+        return proc.wait(timeout=RUN_TIMEOUT_S + 2)
+    except LabTimeout as e:
+        raise ProgramFailed(f"the {proto} server did not finish", hint=e.hint) from None
+
+
+def _kill(*procs: RunningExec | None) -> None:
+    """End programs at once, whatever state they are in (a second signal waits for this)."""
+    from socketlab.lab import signals
+
+    with signals.deferred(raise_after=False):
+        for proc in procs:
+            if proc is not None:
+                with contextlib.suppress(Exception):
+                    proc.signal("KILL")
+
+
 def _start_server(lab: Lab, proto: str, argv: Sequence[str]) -> RunningExec:
     proc = lab.start("server", argv, timeout=RUN_TIMEOUT_S)
-    ready = proc.wait_for(lambda ln: ln.startswith(("listening", "error")), READY_TIMEOUT_S)
+    try:
+        ready = proc.wait_for(lambda ln: ln.startswith(("listening", "error")), READY_TIMEOUT_S)
+    except KeyboardInterrupt:
+        _kill(proc)
+        raise
     if ready is None or ready.startswith("error"):
         proc.wait(5)
         raise ProgramFailed(f"the {proto} server did not start: "

@@ -51,6 +51,22 @@ def config_from(args: argparse.Namespace) -> LabConfig:
                               offloads=getattr(args, "offloads", None))
 
 
+# option -> (LabConfig setting, its environment variable)
+_SETTINGS = {"subnet": ("subnet", "SOCKETLAB_SUBNET"), "server_ip": ("server_ip", "SOCKETLAB_SERVER_IP"),
+             "client_ip": ("client_ip", "SOCKETLAB_CLIENT_IP"), "port": ("port", "SOCKETLAB_PORT"),
+             "offloads": ("offloads", "SOCKETLAB_OFFLOADS"), "image": ("image", "SOCKETLAB_IMAGE")}
+
+
+def asked(args: argparse.Namespace, environ=None) -> set[str]:
+    """The lab settings the user asked for, by an option or a SOCKETLAB_* variable (a lab
+    that already runs may differ in the others)."""
+    import os
+
+    env = os.environ if environ is None else environ
+    return {setting for option, (setting, var) in _SETTINGS.items()
+            if getattr(args, option, None) is not None or env.get(var)}
+
+
 def dump_json(console: Console, data: object) -> None:
     console.print_json(json.dumps(data, default=str))
 

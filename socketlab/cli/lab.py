@@ -7,9 +7,10 @@ import argparse
 from rich.console import Console
 
 from socketlab.cli import common
-from socketlab.errors import LabNotRunning
+from socketlab.errors import LabExists, LabNotRunning
 from socketlab.lab.assets import IMAGE_CONTEXT
 from socketlab.lab.docker_api import connect
+from socketlab.lab.existing import differences
 from socketlab.lab.lab import Lab, remove_all_labs
 
 
@@ -45,16 +46,24 @@ def ensure_image(lab: Lab, err: Console) -> None:
 
 
 def up(args: argparse.Namespace, out: Console, err: Console) -> int:
+    """Start the lab; a lab of that name already there is left as it is (and if it runs
+    with every setting asked for, that is success: nothing to do)."""
     lab = common.lab_for(args, err)
     ensure_image(lab, err)
     try:
         lab.up()
-    except BaseException:
-        lab.down()
-        raise
-    status(args, out, err, lab)
-    out.print("the lab stays up: `socketlab run tcp`, `socketlab exec server ss -tan`, "
-              "then `socketlab down`")
+    except LabExists as e:
+        running = e.running and common.running_lab(args, err)
+        if not running or differences(lab.config, running.config, common.asked(args)):
+            raise
+        status(args, out, err, running)
+        out.print(f"lab {lab.config.project!r} was already running with these settings: "
+                  "nothing changed", soft_wrap=True)
+        return common.ExitCode.OK
+    with lab.removed_if_interrupted():
+        status(args, out, err, lab)
+        out.print("the lab stays up: `socketlab run tcp`, `socketlab exec server ss -tan`, "
+                  "then `socketlab down`", soft_wrap=True)
     return common.ExitCode.OK
 
 
@@ -63,12 +72,16 @@ def down(args: argparse.Namespace, out: Console, err: Console) -> int:
         removed = remove_all_labs(connect())
         out.print("\n".join(f"removed {r}" for r in removed) or "no socketlab lab was left")
         return common.ExitCode.OK
-    common.lab_for(args, err).down()
-    out.print("lab removed")
+    lab = common.lab_for(args, err)
+    removed = lab.down()
+    project = lab.config.project
+    out.print(f"lab {project!r} removed ({', '.join(removed)})" if removed
+              else f"there was no lab {project!r}: nothing to remove", soft_wrap=True)
     return common.ExitCode.OK
 
 
 def status(args: argparse.Namespace, out: Console, err: Console, lab: Lab | None = None) -> int:
+    """The lab's hosts as they are now; a lab that is not there says so."""
     from rich.table import Table
 
     if lab is None:
@@ -76,8 +89,12 @@ def status(args: argparse.Namespace, out: Console, err: Console, lab: Lab | None
             lab = common.running_lab(args, err)
         except LabNotRunning:
             lab = common.lab_for(args, err)
-    rows = lab.status()
-    table = Table(title=f"lab {lab.config.project!r} on {lab.config.subnet}", title_justify="left")
+    rows, subnet, project = lab.status(), lab.subnet_in_use(), lab.config.project
+    if subnet is None and all(r["state"] == "absent" for r in rows):
+        out.print(f"lab {project!r} is not running: it has no hosts and no network", soft_wrap=True)
+        return common.ExitCode.FAILED
+    where = f"on {subnet}" if subnet else "(its network is gone)"
+    table = Table(title=f"lab {project!r} {where}", title_justify="left")
     for column in ("host", "address", "state", "container"):
         table.add_column(column)
     for row in rows:

@@ -67,9 +67,19 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
         if e.hint:
             stderr.print(f"[dim]hint:[/] {e.hint}", markup=True, soft_wrap=True)
         return ExitCode.LAB_ERROR
-    except KeyboardInterrupt:
-        stderr.print("interrupted: whatever had started was removed")
+    except KeyboardInterrupt as e:  # SIGINT, or SIGTERM (below): the outcome only if checked
+        outcome = getattr(e, "outcome", "")
+        stderr.print(f"interrupted: {outcome}" if outcome else "interrupted", soft_wrap=True)
         return ExitCode.INTERRUPTED
+    except Exception as e:
+        if args.debug or not type(e).__module__.startswith("docker."):
+            raise
+        # The engine said no to something the lab's own checks did not foresee: one line.
+        said = getattr(e, "explanation", None) or str(e)
+        stderr.print(f"[bold red]error:[/] the Docker engine refused: {said}", markup=True,
+                     soft_wrap=True)
+        stderr.print("[dim]hint:[/] run again with --debug to see where", markup=True, soft_wrap=True)
+        return ExitCode.LAB_ERROR
     finally:
         signal.signal(signal.SIGTERM, previous)
 

@@ -77,11 +77,12 @@ def _run_json(result) -> dict:
 
 def demo(args: argparse.Namespace, out: Console, err: Console) -> int:
     from socketlab.act.programs import Options, run_pair
+    from socketlab.lab.existing import this_or_running
 
     lab = common.lab_for(args, err)
     ensure_image(lab, err)
     ok = True
-    with lab:
+    with this_or_running(lab, common.asked(args)) as lab:  # a running lab: used, left running
         for proto in ("tcp", "udp"):
             result = run_pair(lab, Options(proto=proto))
             _show_run(out, lab, result)

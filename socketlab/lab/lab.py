@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-import signal
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -29,10 +27,12 @@ from socketlab.errors import (
     UnknownHost,
 )
 from socketlab.lab import compose as compose_cli
+from socketlab.lab import signals
 from socketlab.lab.assets import COMPOSE_FILE
 from socketlab.lab.config import HOSTS, LabConfig
 from socketlab.lab.docker_api import connect
 from socketlab.lab.docker_http import DockerHTTP
+from socketlab.lab.existing import differences, exists_error
 from socketlab.lab.process import ExecResult, RunningExec, bounded
 from socketlab.lab.subnets import claim_subnet
 
@@ -107,72 +107,144 @@ class Lab:
         compose_cli.run_compose(argv, self.config.compose_env(mode), timeout=timeout)
 
     # -- lifecycle --------------------------------------------------------------------------
+    # A lab is started whole or not at all, and removed whole: a failed or interrupted start
+    # removes what it created, and never touches a lab of the same name that was already there.
     def __enter__(self) -> Lab:
-        try:
-            self.up()
-        except BaseException:
-            self.down()  # a failed (or interrupted) start leaves nothing behind
-            raise
-        return self
+        return self.up()  # a failed or interrupted start has already rolled itself back
 
-    def __exit__(self, *exc: object) -> None:
-        self.down()
+    def __exit__(self, _type: object, exc: BaseException | None, _tb: object) -> None:
+        self.down()  # raises Interrupted itself if a signal comes while it removes
+        if isinstance(exc, KeyboardInterrupt) and not signals.outcome_of(exc):
+            raise signals.Interrupted(self._gone(removed=True)) from exc
 
     def up(self) -> Lab:
         """Start the two hosts (idle) on the lab's bridge; return once both are running.
 
-        Compose creates the network and the containers exactly as docker-compose.yml says;
-        the SDK then starts both at once (compose would start them one after the other,
-        since the client depends on the server in the file's own `up`)."""
+        A lab of this name that is already there (running or not) is left exactly as it is:
+        LabExists says how it differs from this one. Anything else that stops the start
+        (an error, SIGINT or SIGTERM) removes what the start had created, then goes on;
+        an interruption then says, as Interrupted, that nothing of the lab is left."""
         self._check_image()
+        self._refuse_if_there()
         self._ids.clear()
-        if self.config.resolved:
+        try:
             self._create()
-        else:
-            with claim_subnet(self.client) as subnet:  # held until the network exists
+            self._start()
+        except BaseException as e:
+            self._roll_back()
+            if isinstance(e, KeyboardInterrupt) and not signals.outcome_of(e):
+                raise signals.Interrupted(self._gone(removed=False)) from e
+            raise
+        return self
+
+    def _refuse_if_there(self) -> None:
+        """LabExists if anything of a lab of this name is there (nothing is changed)."""
+        there = self.leftovers()
+        if not there:
+            return
+        try:
+            running = Lab.running(self.config.project, client=self.client).config
+        except LabNotRunning:
+            raise exists_error(self.config.project, None, there) from None
+        raise exists_error(self.config.project, differences(self.config, running))
+
+    def _create(self) -> None:
+        """Compose creates the network and the hosts (not started), on a free subnet if the
+        subnet is "auto" (chosen under the machine-wide lock, held until the network exists)."""
+        if not self.config.resolved:
+            with claim_subnet(self.client) as subnet:
                 self.config = self.config.with_(subnet=subnet)
                 self._create()
+            return
+        self._check_subnet_free()
+        self.progress(f"starting lab {self.config.project!r} on {self.config.subnet} "
+                      f"(server {self.config.server_ip}, client {self.config.client_ip})")
+        with signals.deferred():  # compose runs to its end: no half-made network to chase
+            self._compose_run(compose_cli.create_args())
+
+    def _start(self) -> None:
+        """Start both hosts at once (compose would start them one after the other, since
+        the client depends on the server in the file's own `up`)."""
         containers = self._project_containers()
         missing = [h for h in HOSTS if h not in containers]
         if missing:
             raise ComposeError(f"compose did not create {', '.join(missing)}",
                                hint="run again with --debug to see compose's output")
-        _in_parallel(lambda c: c.start(), containers.values())
+        with signals.deferred():
+            _in_parallel(lambda c: c.start(), containers.values())
         if set(self._containers()) != set(HOSTS):
             raise ComposeError("the lab's hosts did not stay running",
                                hint=f"see `docker logs {containers['server'].name}`")
-        return self
 
-    def _create(self) -> None:
-        """Compose creates the network and the hosts (not started)."""
-        self._check_subnet_free()
-        self.progress(f"starting lab {self.config.project!r} on {self.config.subnet} "
-                      f"(server {self.config.server_ip}, client {self.config.client_ip})")
-        self._compose_run(compose_cli.create_args())
+    def _roll_back(self) -> None:
+        """Remove what a failed start created; further signals wait until that is done."""
+        with signals.deferred(raise_after=False):
+            self._remove()
 
-    def down(self) -> None:
-        """Remove the hosts and the bridge; safe to call at any time, also twice.
+    def down(self) -> list[str]:
+        """Remove the hosts and the bridge; safe to call at any time, also twice. Returns
+        what was removed (empty: there was no such lab).
 
         Everything is found by the compose project's label and removed through the SDK,
         both hosts at once: the same as `compose down` for this file (it has no volumes),
-        in a quarter of the time. A second Ctrl-C while this runs is ignored."""
+        in a quarter of the time. A signal while this runs waits until it is done, then is
+        raised as Interrupted saying what became of the lab."""
+        with signals.deferred(raise_after=False) as held:
+            removed = self._remove()
+        if held:
+            raise signals.Interrupted(self._gone(removed=bool(removed)))
+        return removed
+
+    def _remove(self) -> list[str]:
+        """Remove every container and network of this lab; LabError if any is still there
+        afterwards (then nothing claims that it is gone)."""
         self._ids.clear()
-        with _sigint_ignored():
-            containers = list(self._project_containers().values())
-            networks = self.client.networks.list(filters=self._project_filter())
-            if containers or networks:
-                self.progress(f"removing lab {self.config.project!r}")
-            _in_parallel(_remove_container, containers)
-            for network in networks:
-                with contextlib.suppress(_sdk_errors().NotFound):
-                    network.remove()
+        containers = list(self._project_containers().values())
+        networks = self.client.networks.list(filters=self._project_filter())
+        if containers or networks:
+            self.progress(f"removing lab {self.config.project!r}")
+        _in_parallel(_remove_container, containers)
+        for network in networks:
+            with contextlib.suppress(_sdk_errors().NotFound):
+                network.remove()
+        left = _settled(self.leftovers)
+        if left:
+            raise ComposeError(f"lab {self.config.project!r} could not be removed entirely: "
+                               f"{', '.join(left)} still there",
+                               hint=f"try `socketlab -p {self.config.project} down` again; "
+                                    "see `docker ps -a` and `docker network ls`")
+        return [f"container {c.name}" for c in containers] + [f"network {n.name}" for n in networks]
+
+    def leftovers(self) -> list[str]:
+        """Every container and network of this lab that exists now, running or not."""
+        containers = self._project_containers().values()
+        networks = self.client.networks.list(filters=self._project_filter())
+        return [f"container {c.name}" for c in containers] + [f"network {n.name}" for n in networks]
+
+    def _gone(self, *, removed: bool) -> str:
+        """What an interrupted command says it left, once _remove has checked it."""
+        if removed:
+            return f"lab {self.config.project!r} was removed; nothing of it is left"
+        return f"lab {self.config.project!r} was not started; nothing of it is left"
+
+    @contextlib.contextmanager
+    def removed_if_interrupted(self) -> Iterator[Lab]:
+        """Keep this (just started) lab, unless SIGINT/SIGTERM comes during the block."""
+        try:
+            yield self
+        except KeyboardInterrupt as e:
+            if signals.outcome_of(e):
+                raise
+            self._roll_back()
+            raise signals.Interrupted(self._gone(removed=True)) from e
 
     def _project_filter(self) -> dict[str, str]:
         return {"label": f"{PROJECT_LABEL}={self.config.project}"}
 
     def _project_containers(self) -> dict[str, object]:
         """Every container of this lab, running or not, by service name."""
-        found = self.client.containers.list(all=True, filters=self._project_filter())
+        found = self.client.containers.list(all=True, filters=self._project_filter(),
+                                           ignore_removed=True)  # removed meanwhile: gone
         return {c.labels.get(SERVICE_LABEL, c.name): c for c in found}
 
     def _check_image(self) -> None:
@@ -213,11 +285,20 @@ class Lab:
         return found
 
     def status(self) -> list[dict[str, str]]:
-        """One row per host: name, address, state, container id."""
+        """One row per host as it is now: name, address, state, container id (an absent
+        host has no address: the settings asked for are not what is there)."""
         found = self._project_containers()
-        return [{"host": h, "address": self.config.ip_of(h),
+        return [{"host": h, "address": _configured_address(found[h]) if h in found else "-",
                  "state": found[h].status if h in found else "absent",
                  "container": found[h].short_id if h in found else "-"} for h in HOSTS]
+
+    def subnet_in_use(self) -> str | None:
+        """The subnet of this lab's network as it is now; None if it has none."""
+        for network in self.client.networks.list(filters=self._project_filter()):
+            for cfg in (network.attrs.get("IPAM") or {}).get("Config") or []:
+                if cfg.get("Subnet"):
+                    return cfg["Subnet"]
+        return None
 
     def container_id(self, host: str) -> str:
         """The id of a running host's container: looked up once, then remembered."""
@@ -280,20 +361,31 @@ def _sdk_errors():
 
 
 def _remove_container(container) -> None:
-    with contextlib.suppress(_sdk_errors().NotFound):
-        container.remove(force=True)
-
-
-@contextlib.contextmanager
-def _sigint_ignored() -> Iterator[None]:
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    errors = _sdk_errors()
     try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
+        container.remove(force=True)
+    except errors.NotFound:
+        pass
+    except errors.APIError as e:
+        if e.status_code != 409:  # 409: another `down` is removing it already
+            raise
+
+
+def _settled(look: Callable[[], list[str]], timeout: float = 10.0) -> list[str]:
+    """What `look` still finds once removals by others (a parallel `down`) have finished."""
+    deadline = time.monotonic() + timeout
+    while (left := look()) and time.monotonic() < deadline:
+        time.sleep(0.2)  # polling the engine for removals in progress
+    return left
+
+
+def _configured_address(container) -> str:
+    """A host's address on the lab network: the one it has, else the one it is given."""
+    for settings in container.attrs["NetworkSettings"]["Networks"].values():
+        given = (settings.get("IPAMConfig") or {}).get("IPv4Address")
+        if settings.get("IPAddress") or given:
+            return settings.get("IPAddress") or given
+    return "-"
 
 
 def _lab_address(container: dict) -> tuple[str, str]:
@@ -308,8 +400,9 @@ def _lab_address(container: dict) -> tuple[str, str]:
 def remove_all_labs(client: docker.DockerClient) -> list[str]:
     """Every container and network that any socketlab lab left behind (by label)."""
     removed = []
-    for container in client.containers.list(all=True, filters={"label": LAB_LABEL}):
-        container.remove(force=True)
+    for container in client.containers.list(all=True, filters={"label": LAB_LABEL},
+                                            ignore_removed=True):
+        _remove_container(container)
         removed.append(f"container {container.name}")
     for network in client.networks.list(filters={"label": LAB_LABEL}):
         network.remove()

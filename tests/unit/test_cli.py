@@ -209,6 +209,7 @@ class FakeLab:
 
     instances: list[FakeLab] = []
     not_running = False  # True: running() finds no lab, as when its hosts are down
+    there = True  # False: no container or network of the lab exists
 
     @classmethod
     def running(cls, project: str, *, progress=None) -> FakeLab:
@@ -233,8 +234,12 @@ class FakeLab:
     def status(self):
         return self.rows
 
+    def subnet_in_use(self):
+        return None if all(r["state"] == "absent" for r in self.status()) else self.config.subnet
+
     def down(self):
         self.downs += 1
+        return ["container x-server-1", "network x_labnet"] if self.there else []
 
 
 @pytest.fixture
@@ -266,13 +271,25 @@ def test_status_shows_each_host_and_fails_when_one_is_not_running(fake_lab):
     assert client.split()[5] == "exited"
 
 
-def test_status_of_a_lab_that_is_not_running_shows_its_configured_hosts(fake_lab, monkeypatch):
+def test_status_of_a_lab_whose_hosts_stopped_shows_them(fake_lab, monkeypatch):
     monkeypatch.setattr(FakeLab, "not_running", True)
 
     code, out, _err = cli("-p", "other", "status")
 
     assert code == ExitCode.FAILED
     assert "lab 'other' on 192.168.33.0/24" in out
+
+
+def test_status_of_an_absent_lab_says_so_and_shows_no_subnet(fake_lab, monkeypatch):
+    monkeypatch.setattr(FakeLab, "not_running", True)
+    monkeypatch.setattr(FakeLab, "status", lambda self: [
+        {"host": h, "address": "-", "state": "absent", "container": "-"}
+        for h in ("server", "client")])
+
+    code, out, err = cli("-p", "other", "status")
+
+    assert (code, err) == (ExitCode.FAILED, "")
+    assert out.strip() == "lab 'other' is not running: it has no hosts and no network"
 
 
 def test_status_all_running_is_ok(fake_lab, monkeypatch):
@@ -282,11 +299,20 @@ def test_status_all_running_is_ok(fake_lab, monkeypatch):
     assert cli("status")[0] == ExitCode.OK
 
 
-def test_down_calls_down_once(fake_lab):
+def test_down_calls_down_once_and_says_what_it_removed(fake_lab):
     code, out, err = cli("down")
 
-    assert (code, out.strip(), err) == (0, "lab removed", "")
+    assert (code, out.strip(), err) == (
+        0, "lab 'socketlab' removed (container x-server-1, network x_labnet)", "")
     assert fake_lab.instances[0].downs == 1
+
+
+def test_down_of_a_lab_that_never_existed_says_there_was_none(fake_lab, monkeypatch):
+    monkeypatch.setattr(FakeLab, "there", False)
+
+    code, out, err = cli("-p", "never", "down")
+
+    assert (code, out.strip(), err) == (0, "there was no lab 'never': nothing to remove", "")
 
 
 class NoDocker:
@@ -368,3 +394,41 @@ def test_run_json(fake_run_pair):
     assert data["client"][1] == {"event": "sent", "n": 11, "data": "hello,world", "t": 10.006}
     assert [e["event"] for e in data["server"]] == [
         "listening", "accepted", "recv", "recv", "recv", "recv", "recv", "closed"]
+
+
+# -- a lab of the same name is never touched ----------------------------------------------------
+@pytest.fixture
+def lab_already_running(fake_lab, monkeypatch) -> type[FakeLab]:
+    """FakeLab whose up() finds lab 'socketlab' running on 192.168.131.0/24."""
+    import socketlab.cli.lab as cli_lab
+    from socketlab.lab.existing import differences, exists_error
+
+    there = LabConfig(subnet="192.168.131.0/24")
+
+    def up(self):
+        raise exists_error(self.config.project, differences(self.config, there))
+
+    monkeypatch.setattr(cli_lab, "ensure_image", lambda _lab, _err: None)
+    monkeypatch.setattr(FakeLab, "up", up, raising=False)
+    monkeypatch.setattr(FakeLab, "running", classmethod(lambda cls, _p, progress=None: cls(there)))
+    return fake_lab
+
+
+def test_up_with_other_settings_refuses_and_removes_nothing(lab_already_running):
+    code, out, err = cli("up", "--subnet", "192.168.40.0/24")
+
+    assert (code, out) == (ExitCode.LAB_ERROR, "")
+    assert err.splitlines()[0] == (
+        "error: lab 'socketlab' is already running with other settings (subnet 192.168.131.0/24, "
+        "not 192.168.40.0/24, server ip 192.168.131.5, not 192.168.40.5, client ip "
+        "192.168.131.6, not 192.168.40.6)")
+    assert all(lab.downs == 0 for lab in lab_already_running.instances)
+
+
+def test_up_asking_nothing_the_running_lab_lacks_is_a_no_op(lab_already_running):
+    code, out, err = cli("up")
+
+    assert (code, err) == (ExitCode.OK, "")
+    assert "lab 'socketlab' on 192.168.131.0/24" in out
+    assert out.rstrip().endswith("was already running with these settings: nothing changed")
+    assert all(lab.downs == 0 for lab in lab_already_running.instances)

@@ -1,0 +1,161 @@
+"""The lifecycle for real: a lab of the same name is never touched by a command that cannot
+start one, and SIGINT/SIGTERM sent to the main process alone, at a random moment of `up`,
+`demo` or `down`, leaves nothing behind and a last line that is true."""
+
+from __future__ import annotations
+
+import io
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from socketlab.cli.main import main
+from socketlab.lab.lab import Lab
+from tests.conftest import lab_config, project_name
+
+pytestmark = pytest.mark.integration
+
+
+def cli(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(argv), out=out, err=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def hosts_of(lab: Lab) -> dict[str, tuple[str, str]]:
+    """Each host's container id and state, as the engine has them now."""
+    return {h: (c.id, c.status) for h, c in lab._project_containers().items()}
+
+
+# -- never destroy ------------------------------------------------------------------------------
+def test_up_on_a_running_lab_with_another_subnet_refuses_and_leaves_it(lab):
+    before = hosts_of(lab)
+
+    code, out, err = cli("-p", lab.config.project, "up", "--subnet", "192.168.39.0/24")
+
+    assert (code, out) == (2, "")
+    assert err.startswith(f"error: lab {lab.config.project!r} is already running with other "
+                          f"settings (subnet {lab.config.subnet}, not 192.168.39.0/24")
+    assert "Traceback" not in err
+    assert hosts_of(lab) == before
+    assert all(state == "running" for _id, state in before.values())
+
+
+def test_up_on_a_running_lab_asking_nothing_else_changes_nothing(lab):
+    before = hosts_of(lab)
+
+    code, out, err = cli("-p", lab.config.project, "up")
+
+    assert code == 0, err
+    assert "was already running with these settings: nothing changed" in out
+    assert hosts_of(lab) == before
+
+
+def test_demo_on_a_running_lab_runs_in_it_and_leaves_it_running(lab):
+    before = hosts_of(lab)
+
+    code, out, err = cli("-p", lab.config.project, "demo")
+
+    assert code == 0, err
+    assert f"lab {lab.config.project!r} is already running on {lab.config.subnet}" in err
+    assert 'recv(3) -> "hel"' in out
+    assert "removing lab" not in err
+    assert hosts_of(lab) == before
+
+
+def test_experiments_refuse_a_running_lab_rather_than_remove_it(lab, tmp_path):
+    before = hosts_of(lab)
+
+    code, _out, err = cli("-p", lab.config.project, "experiment", "C1", "--out", str(tmp_path))
+
+    assert code == 2
+    assert "is already running" in err
+    assert hosts_of(lab) == before
+
+
+def test_down_of_a_lab_that_never_existed_says_so(docker_client):
+    code, out, err = cli("-p", project_name("-never"), "down")
+
+    assert (code, err) == (0, "")
+    assert out.strip() == f"there was no lab {project_name('-never')!r}: nothing to remove"
+
+
+def test_status_of_an_absent_lab_names_no_subnet(docker_client):
+    code, out, _err = cli("-p", project_name("-absent"), "status")
+
+    assert code == 1
+    assert out.strip() == f"lab {project_name('-absent')!r} is not running: it has no hosts and no network"
+
+
+# -- never leave anything, never say so falsely --------------------------------------------------
+KILLS = int(os.environ.get("SOCKETLAB_KILLS", "3"))  # per command; the full sweep sets more
+SEED = int(os.environ.get("SOCKETLAB_KILL_SEED", str(int(time.time()))))
+# When to signal: from before the command's imports are done to past its usual end (s).
+WINDOWS = {"up": (0.2, 6.0), "demo": (0.2, 10.0), "down": (0.2, 2.5)}
+
+
+def signalled(argv: list[str], delay: float, signum: int) -> tuple[int, str, str]:
+    """Run socketlab, signal its main process alone after `delay` s; its code, out, err."""
+    proc = subprocess.Popen([sys.executable, "-m", "socketlab", *argv], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        proc.wait(timeout=delay)
+    except subprocess.TimeoutExpired:
+        os.kill(proc.pid, signum)  # the process only, not its group: as `kill PID` does
+    out, err = proc.communicate(timeout=120)
+    return proc.returncode, out, err
+
+
+def last_line(code: int, out: str, err: str) -> str:
+    lines = (err if code != 0 else out).strip().splitlines()
+    return lines[-1] if lines else ""
+
+
+@pytest.mark.parametrize("command", ["up", "demo", "down"])
+def test_a_signal_at_a_random_moment_leaves_nothing_and_no_false_word(command, docker_client,
+                                                                     lab_image):
+    rng = random.Random(f"{SEED}-{command}")
+    for n in range(KILLS):
+        config = lab_config(f"-kill-{command}-{n}")
+        lab = Lab(config, client=docker_client)
+        delay, signum = rng.uniform(*WINDOWS[command]), rng.choice([signal.SIGINT, signal.SIGTERM])
+        seen = f"seed {SEED}, {command} #{n}, {signal.Signals(signum).name} after {delay:.2f} s"
+        try:
+            if command == "down":
+                lab.up()
+            before = sorted(lab.leftovers())
+            argv = ["-p", config.project, command] + (["--subnet", "auto"] * (command != "down"))
+            code, out, err = signalled(argv, delay, signum)
+            line = last_line(code, out, err)
+            assert "Traceback" not in err, f"{seen}: {err}"
+            assert_true_to_the_end(command, config.project, code, line,
+                                   (before, sorted(lab.leftovers())), seen)
+        finally:
+            lab.down()
+
+
+def assert_true_to_the_end(command: str, project: str, code: int, line: str,
+                           states: tuple[list[str], list[str]], seen: str) -> None:
+    """The command finished or rolled back, and its last line says which, truly.
+    states: what of the lab was there before the command, and after it."""
+    before, left = states
+    if line == "interrupted":  # stopped before it changed anything, and says no more
+        assert (code, left) == (130, before), f"{seen}: exit {code}, {left} left of {before}"
+        return
+    if code == 0 and command == "up":  # it finished: the lab runs, and says how to use it
+        assert line.startswith("the lab stays up"), f"{seen}: {line!r}"
+        assert len([x for x in left if x.startswith("container")]) == 2, f"{seen}: {left}"
+        return
+    assert left == [], f"{seen}: {left} left behind; the last line was {line!r}"
+    if code == 0:  # demo ran to its end, or down removed the lab
+        assert command in ("demo", "down"), f"{seen}: {line!r}"
+        return
+    assert code == 130, f"{seen}: exit {code}, {line!r}"
+    assert line in (f"interrupted: lab {project!r} was not started; nothing of it is left",
+                    f"interrupted: lab {project!r} was removed; nothing of it is left"), \
+        f"{seen}: {line!r}"
