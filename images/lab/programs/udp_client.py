@@ -6,9 +6,8 @@ unreachable" that may come back never reaches this unconnected socket, so it exi
 --end-with-empty sends one zero-length datagram last: a real datagram, and the only
 thing that stops the post's UDP server loop ("stop on empty data").
 Variants for the load claims: --size (big datagrams, C7), --sndbuf (C7), --recverr (C9),
---quiet and --keep-going (a bounded fast sender that counts its failed calls, C6 and C9);
---pmtudisc (IP_MTU_DISCOVER: DF or not, P1) and --interval (a pause between datagrams, so an
-ICMP answer to one is in before the next).
+--quiet and --keep-going (a bounded fast sender that counts its failed calls, C6 and C9),
+--pmtudisc (DF or not) and --interval (a pause between datagrams) for path MTU discovery (P1).
 Peer: udp_server.py on the server host (192.168.33.5, port 6666).
 Run:  python3 udp_client.py --host 192.168.33.5 --port 6666 --message hello,world
 Prints one line per event: `EVENT key=value ... t=UNIXTIME` (strings are JSON-quoted).
@@ -25,8 +24,7 @@ from collections import Counter
 from lablog import addr, event, run, text
 
 IP_RECVERR = getattr(socket, "IP_RECVERR", 11)  # Linux's value; Python does not name it
-IP_MTU_DISCOVER = getattr(socket, "IP_MTU_DISCOVER", 10)
-PMTUDISC = {"dont": 0, "want": 1, "do": 2, "probe": 3}  # Linux's IP_PMTUDISC_* values
+IP_MTU_DISCOVER, PMTUDISC = 10, {"dont": 0, "want": 1, "do": 2, "probe": 3}  # Linux's values
 
 
 def main():
@@ -35,31 +33,15 @@ def main():
     parser.add_argument("--port", type=int, default=int(os.environ.get("SOCKETLAB_PORT", 6666)))
     parser.add_argument("--message", default=os.environ.get("SOCKETLAB_MESSAGE", "hello,world"))
     parser.add_argument("--count", type=int, default=1, help="send the message this many times")
-    parser.add_argument(
-        "--end-with-empty",
-        action="store_true",
-        help="then send one zero-length datagram (stops the post's UDP server)",
-    )
-    parser.add_argument(
-        "--size",
-        type=int,
-        action="append",
-        help="C7: send datagrams of N bytes (the message repeated; repeat for several sizes)",
-    )
+    parser.add_argument("--end-with-empty", action="store_true",
+                        help="then send one zero-length datagram (stops the post's UDP server)")
+    parser.add_argument("--size", type=int, action="append",
+                        help="C7: send datagrams of N bytes (the message repeated; repeat for several sizes)")
     parser.add_argument("--sndbuf", type=int, help="C7: set SO_SNDBUF to BYTES first")
-    parser.add_argument(
-        "--recverr", action="store_true", help="C9: set IP_RECVERR, so Linux reports ENOBUFS"
-    )
-    parser.add_argument(
-        "--quiet", action="store_true", help="C6: one summary line, not one line per datagram"
-    )
-    parser.add_argument(
-        "--keep-going", action="store_true", help="C6/C9: count failed sends per errno, go on"
-    )
-    parser.add_argument(
-        "--pmtudisc", choices=sorted(PMTUDISC),
-        help="P1: IP_MTU_DISCOVER: do (DF, never fragment), dont (no DF), want (Linux's default)",
-    )
+    parser.add_argument("--recverr", action="store_true", help="C9: set IP_RECVERR, so Linux reports ENOBUFS")
+    parser.add_argument("--quiet", action="store_true", help="C6: one summary line, not one line per datagram")
+    parser.add_argument("--keep-going", action="store_true", help="C6/C9: count failed sends per errno, go on")
+    parser.add_argument("--pmtudisc", choices=sorted(PMTUDISC), help="P1: IP_MTU_DISCOVER")
     parser.add_argument("--interval", type=float, default=0.0, help="P1: seconds between datagrams")
     args = parser.parse_args()
     message = args.message.encode()  # sockets carry bytes, not str (the post is Python 2)
