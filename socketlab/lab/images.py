@@ -17,7 +17,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,9 +85,22 @@ def lab_image_status(client: docker.DockerClient, tag: str, context: Path) -> st
 def ensure_lab_image(client: docker.DockerClient, tag: str, context: Path, progress: Progress,
                      *, base: str | None = None, force: bool = False, nocache: bool = False
                      ) -> ImageInfo:
-    """Build the lab image unless an image from the same context is already there. Builds
-    on this machine take turns (a lock file): pytest-xdist workers or parallel CI jobs that
-    all need the image build it once, and the others find it built."""
+    """Build the lab image unless an image from the same context is already there; its base
+    is found or made (ensure_base) only when a build is needed."""
+    def buildargs() -> dict[str, str]:
+        return {"BASE": ensure_base(client, base or os.environ.get("SOCKETLAB_BASE") or DEFAULT_BASE,
+                                    packages(context / "Dockerfile"), progress)}
+    return ensure_image(client, tag, context, progress, buildargs=buildargs, force=force,
+                        nocache=nocache)
+
+
+def ensure_image(client: docker.DockerClient, tag: str, context: Path, progress: Progress, *,
+                 buildargs: Mapping[str, str] | Callable[[], Mapping[str, str]] | None = None,
+                 force: bool = False, nocache: bool = False) -> ImageInfo:
+    """Any image built from a folder (the lab's, or your own service's), unless an image from
+    the same context is already there. Builds on this machine take turns (a lock file):
+    pytest-xdist workers or parallel CI jobs that all need an image build it once, and the
+    others find it built."""
     start = time.monotonic()
     want = context_hash(context)
     with open(BUILD_LOCK, "a+") as lock:
@@ -96,16 +109,16 @@ def ensure_lab_image(client: docker.DockerClient, tag: str, context: Path, progr
         if image is not None and image.labels.get(CONTEXT_LABEL) == want and not force:
             return ImageInfo(tag, image.id, image.attrs.get("Size", 0), False,
                              time.monotonic() - start)
-        base = ensure_base(client, base or os.environ.get("SOCKETLAB_BASE") or DEFAULT_BASE,
-                           packages(context / "Dockerfile"), progress)
-        progress(f"building {tag} from {context} on {base}")
-        image = _build(client, tag, context, base, want, progress, nocache)
+        args = dict(buildargs() if callable(buildargs) else buildargs or {})
+        on = f" on {args['BASE']}" if "BASE" in args else ""
+        progress(f"building {tag} from {context}{on}")
+        image = _build(client, tag, context, args, want, progress, nocache)
     return ImageInfo(tag, image.id, image.attrs.get("Size", 0), True, time.monotonic() - start)
 
 
-def _build(client, tag, context, base, label, progress, nocache):
+def _build(client, tag, context, buildargs, label, progress, nocache):
     try:
-        for chunk in client.api.build(path=str(context), tag=tag, buildargs={"BASE": base},
+        for chunk in client.api.build(path=str(context), tag=tag, buildargs=buildargs,
                                       labels={CONTEXT_LABEL: label}, rm=True, forcerm=True,
                                       pull=False, nocache=nocache, decode=True):
             if "error" in chunk:

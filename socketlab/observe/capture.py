@@ -46,6 +46,7 @@ STOP_TIMEOUT_S = 10.0
 MAX_SECONDS = 600.0  # the most a tcpdump may live in its host, whatever happens on this side
 # Prints its pid (which `exec` hands to tcpdump), then runs tcpdump with stderr on stdout.
 _LAUNCH = 'echo "pid=$$"; exec "$@" 2>&1'
+_STATS_LINE = re.compile(r"\d+ packets? captured")  # "1 packet captured" too
 _COUNTERS = {"captured": "captured", "received": "received by filter",
              "dropped": "dropped by kernel", "if_dropped": "dropped by interface"}
 
@@ -152,7 +153,7 @@ class _Tcpdump:
         deadline = time.monotonic() + timeout
         last: TcpdumpStats | None = None
         while time.monotonic() < deadline and self.signal("USR1"):
-            line = self.proc.wait_for(lambda ln: "packets captured" in ln, timeout)
+            line = self.proc.wait_for(_STATS_LINE.search, timeout)
             stats = parse_stats(line or "")
             if stats is None:
                 return False

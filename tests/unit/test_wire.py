@@ -81,3 +81,14 @@ def test_a_watch_reads_as_its_wire_only_after_the_block(host):
     watch._wire = Wire({"server": host}, view="server")
     assert watch.handshakes == host.handshakes
     assert watch["server"] is host
+
+
+def test_a_capture_settles_on_tcpdumps_singular_line_too():
+    """tcpdump says "1 packet captured": a capture nested in another (the plugin's whole-test
+    recording around a test's own capture) once waited 5 s for "packets" and failed."""
+    from socketlab.observe.capture import _STATS_LINE, parse_stats
+
+    line = "tcpdump: 1 packet captured, 11 packets received by filter, 0 packets dropped by kernel"
+    assert _STATS_LINE.search(line)
+    assert parse_stats(line).captured == 1
+    assert not _STATS_LINE.search("tcpdump: listening on eth0")
