@@ -97,6 +97,7 @@ def test_a_failing_test_keeps_its_pcaps_and_ladders_and_names_them(
 
 
 PARALLEL = RECORD + '''
+import os, time
 import pytest
 from socketlab import Options, run_pair
 
@@ -104,6 +105,10 @@ from socketlab import Options, run_pair
 @pytest.mark.socketlab(record=False)
 def test_a_lab_of_its_own(lab, n):
     record(lab)
+    deadline = time.monotonic() + 120  # all three labs up at once, or this fails
+    while len(open(os.environ["SOCKETLAB_TEST_RECORD"]).readlines()) < 3:
+        assert time.monotonic() < deadline, "the other workers' labs never came up"
+        time.sleep(0.2)
     assert run_pair(lab, Options(proto="udp", message=f"lab {n}")).ok
 '''
 
