@@ -106,7 +106,8 @@ def shape(lab: Lab, host: str, spec: str | Any, direction: str = "egress",
     """Replace `host`'s shaping of `direction` by `spec` (text or an Impairment).
 
     Everything is validated first; in the host, a step that fails puts back what was
-    there (ShapeFailed), a parameter no backend there can honour is refused (ConfigError)."""
+    there (ShapeFailed), a parameter no backend there can honour is refused (LabError: the
+    value is good, this host cannot serve it)."""
     check_request(host, direction, backend)
     impairment = parse(spec, faults) if isinstance(spec, str) else spec
     if faults and not isinstance(spec, str):
@@ -115,7 +116,7 @@ def shape(lab: Lab, host: str, spec: str | Any, direction: str = "egress",
     if result.exit_code != 0:
         message = _last_line(result.stderr or result.stdout).removeprefix("lab-shape: ")
         if result.exit_code == EXIT_REFUSED:
-            raise ConfigError(f"{host}: {message}", hint="see `socketlab shape HOST --backends`")
+            raise LabError(f"{host}: {message}", hint="see `socketlab shape HOST --backends`")
         raise ShapeFailed(f"{host}: {message}")
     return Shaped(host, direction, impairment.to_spec(), _backend_of(result.stdout, backend))
 

@@ -1,14 +1,8 @@
 """socketlab's command line: parse, call one API function, render. The one error boundary.
 
-    socketlab demo                 build if needed, up, the TCP then the UDP exchange, down
-    socketlab up | status | down   a lab that stays up between commands
-    socketlab run tcp|udp          the post's server and client, side by side
-    socketlab exec HOST CMD...     any command in a lab host
-    socketlab doctor               what this machine offers the lab
-    socketlab bench lifecycle      measured build, start, run and stop times
-
 Each group of commands lives in its own module (lab, run, experiments, shape, tools) and adds
-its subcommands through `register`; this module only assembles them and runs one.
+its subcommands through `register`; this module only assembles them and runs one. The
+top-level help (HELP below) is written for the people who type the commands.
 """
 
 from __future__ import annotations
@@ -24,26 +18,72 @@ from rich.console import Console
 
 from socketlab import __version__
 from socketlab.cli.common import ExitCode
-from socketlab.errors import LabError
+from socketlab.errors import ConfigError, LabError, UnknownHost
+
+HELP = """\
+A network lab in containers: two hosts on their own private bridge, the post's TCP and UDP
+socket programs run between them, real packets, and answers computed from what was observed.
+
+start here:
+  socketlab demo              the post's TCP and UDP exchanges, start to finish (builds, up, down)
+  socketlab up                start the lab and leave it running; then, as often as you like:
+  socketlab run tcp           the TCP server and client, side by side (run udp: the UDP pair)
+  socketlab shell client      a terminal in a host: ping, nc, iperf3, tracepath, ss, tcpdump
+  socketlab shape client --delay 100ms --loss 5%
+                              impair the client's link (socketlab shape client --clear)
+  socketlab experiments       check the post's claims C1-C10 in a fresh lab; writes a report
+  socketlab down              remove the lab (socketlab ls: every lab on this engine)
+"""
+
+EPILOG = """\
+-p NAME and --debug work before or after the command. `socketlab COMMAND --help` tells more.
+exit codes: 0 done, 1 what ran failed (e.g. connect() refused; a claim that failed with
+--fail-on), 2 socketlab could not do it (the message says why and what to do), 64 bad usage
+(an unknown command or option, or a value that cannot work), 130 interrupted.
+shell completion: eval "$(socketlab completion bash)" (or zsh): see `socketlab completion -h`.
+"""
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from socketlab.cli import experiments, lab, run, shape, tools
+    from socketlab.cli import experiments, lab, ls, run, shape, tools
 
-    parser = argparse.ArgumentParser(prog="socketlab", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="socketlab", description=HELP, epilog=EPILOG,
+                                     formatter_class=_TopHelp)
     parser.add_argument("--version", action="version", version=f"socketlab {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks and compose output")
-    parser.add_argument("-p", "--project", help="lab name (compose project; env SOCKETLAB_PROJECT)")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _shared_options(parser, after_command=False)
+    shared = argparse.ArgumentParser(add_help=False)  # the same options after the command
+    _shared_options(shared, after_command=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                title="commands")
 
     def command(name: str, help_: str, handler: Callable) -> argparse.ArgumentParser:
-        cmd = sub.add_parser(name, help=help_, description=help_)
+        cmd = sub.add_parser(name, help=help_, description=help_, parents=[shared])
         cmd.set_defaults(handler=handler)
         return cmd
 
-    for group in (lab, run, experiments, shape, tools):
+    for group in (lab, ls, run, experiments, shape, tools):
         group.register(command)
     return parser
+
+
+class _TopHelp(argparse.RawDescriptionHelpFormatter):
+    """The help as written (HELP, EPILOG), and the commands listed without a COMMAND line."""
+
+    def _format_action(self, action: argparse.Action) -> str:
+        if isinstance(action, argparse._SubParsersAction):  # argparse has no public hook for it
+            return "".join(self._format_action(a) for a in action._get_subactions())
+        return super()._format_action(action)
+
+
+def _shared_options(parser: argparse.ArgumentParser, *, after_command: bool) -> None:
+    """-p and --debug. After the command they have no default (SUPPRESS), so that one given
+    before the command stands unless it is given again after it."""
+    unset = argparse.SUPPRESS
+    parser.add_argument("--debug", action="store_true", default=unset if after_command else False,
+                        help="show tracebacks and compose output")
+    parser.add_argument("-p", "--project", metavar="NAME", default=unset if after_command else None,
+                        help="the lab's name (a compose project; default socketlab; "
+                             "env SOCKETLAB_PROJECT)")
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
@@ -66,7 +106,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
         stderr.print(f"[bold red]error:[/] {e}", markup=True, soft_wrap=True)
         if e.hint:
             stderr.print(f"[dim]hint:[/] {e.hint}", markup=True, soft_wrap=True)
-        return ExitCode.LAB_ERROR
+        # a value or a name that cannot work is bad usage, as argparse's own refusals are
+        return ExitCode.USAGE if isinstance(e, (ConfigError, UnknownHost)) else ExitCode.LAB_ERROR
     except KeyboardInterrupt as e:  # SIGINT, or SIGTERM (below): the outcome only if checked
         outcome = getattr(e, "outcome", "")
         stderr.print(f"interrupted: {outcome}" if outcome else "interrupted", soft_wrap=True)

@@ -1,4 +1,4 @@
-"""Commands about socketlab itself: what this machine offers it, and how fast it is."""
+"""Commands about socketlab itself: what this machine offers it, how fast it is, completion."""
 
 from __future__ import annotations
 
@@ -22,6 +22,21 @@ def register(command) -> None:
                         help="also time a cold image build (no cache) and, with --cold-base, the base")
     bench_.add_argument("--cold-base", action="store_true", help="also time making the Debian base")
     bench_.add_argument("--json", action="store_true", help="print the figures as JSON")
+    comp = command("completion", "print the shell completion script for bash or zsh", completion)
+    comp.add_argument("shell", choices=["bash", "zsh"])
+    comp.epilog = ('bash: eval "$(socketlab completion bash)" in ~/.bashrc, or save it in '
+                   "/etc/bash_completion.d/socketlab; zsh: socketlab completion zsh > "
+                   '"${fpath[1]}/_socketlab", then start a new shell')
+
+
+def completion(args: argparse.Namespace, out: Console, err: Console) -> int:
+    """The completion script for a shell, made from the parser itself (shtab)."""
+    import shtab
+
+    from socketlab.cli.main import build_parser
+
+    out.file.write(shtab.complete(build_parser(), shell=args.shell))
+    return common.ExitCode.OK
 
 
 def doctor(args: argparse.Namespace, out: Console, err: Console) -> int:

@@ -42,10 +42,11 @@ def cli(*argv: str) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
-def assert_lab_error(result: tuple[int, str, str], error: str, hint: str) -> None:
-    """Exit 2, nothing on out, exactly `error: ...` then `hint: ...` on err."""
+def assert_lab_error(result: tuple[int, str, str], error: str, hint: str,
+                     exit_code: int = ExitCode.LAB_ERROR) -> None:
+    """Exit 2 (or exit_code), nothing on out, exactly `error: ...` then `hint: ...` on err."""
     code, out, err = result
-    assert code == ExitCode.LAB_ERROR == 2
+    assert code == exit_code
     assert out == ""
     assert err.splitlines() == [f"error: {error}", f"hint: {hint}"]
 
@@ -120,8 +121,8 @@ def test_usage_error_goes_to_the_given_err():
          "up-subnet-too-small", "up-subnet-host-bits", "up-port", "demo-gateway-address",
          "up-same-address", "bad-project"],
 )
-def test_invalid_input_is_a_lab_error(argv, error, hint):
-    assert_lab_error(cli(*argv), error, hint)
+def test_invalid_input_is_a_usage_error_with_a_hint(argv, error, hint):
+    assert_lab_error(cli(*argv), error, hint, ExitCode.USAGE)
 
 
 def test_a_long_error_stays_on_one_line_in_a_narrow_terminal(monkeypatch):
@@ -130,13 +131,15 @@ def test_a_long_error_stays_on_one_line_in_a_narrow_terminal(monkeypatch):
     assert_lab_error(cli("up", "--server-ip", "10.1.1.1"),
                      "server address 10.1.1.1 is not usable in subnet 192.168.33.0/24",
                      "give an address inside 192.168.33.0/24, not its first two or its "
-                     "broadcast address (the bridge's gateway takes the first host address)")
+                     "broadcast address (the bridge's gateway takes the first host address)",
+                     ExitCode.USAGE)
 
 
 def test_environment_settings_are_validated_too(monkeypatch):
     monkeypatch.setenv("SOCKETLAB_PORT", "sixty")
 
-    assert_lab_error(cli("status"), "port 'sixty' is not a number", "use a port from 1 to 65535")
+    assert_lab_error(cli("status"), "port 'sixty' is not a number", "use a port from 1 to 65535",
+                     ExitCode.USAGE)
 
 
 # -- Docker not running --------------------------------------------------------------------
@@ -328,12 +331,12 @@ def test_exec_unknown_host_on_a_running_lab(monkeypatch):
         lambda cls, project, progress=None: Lab(LabConfig(project=project), client=NoDocker())))
 
     assert_lab_error(cli("exec", "router", "ip", "addr"), "unknown host 'router'",
-                     "the lab's hosts are server, client")
+                     "the lab's hosts are server, client", ExitCode.USAGE)
 
 
 def test_exec_unknown_host_is_refused_before_docker_is_touched():
     assert_lab_error(cli("exec", "router", "ip", "addr"), "unknown host 'router'",
-                     "the lab's hosts are server, client")
+                     "the lab's hosts are server, client", ExitCode.USAGE)
 
 
 TCP_SERVER_OUT = """\

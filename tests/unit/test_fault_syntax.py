@@ -91,7 +91,7 @@ def test_faults_go_with_a_spec(lab):
 
 def test_a_bad_fault_touches_nothing(lab):
     code, out, err = cli("shape", "client", "--fault", "drop tcp nth=zero")
-    assert code == ExitCode.LAB_ERROR
+    assert code == ExitCode.USAGE
     assert out == ""
     assert lab.calls == []
     assert err.splitlines()[0].startswith("error: fault 'drop tcp nth=zero': nth=zero")
@@ -99,7 +99,7 @@ def test_a_bad_fault_touches_nothing(lab):
 
 def test_a_fault_cannot_go_with_show(lab):
     code, _out, err = cli("shape", "client", "--show", "--fault", "drop tcp")
-    assert code == ExitCode.LAB_ERROR
+    assert code == ExitCode.USAGE
     assert lab.calls == []
     assert "cannot go with --show" in err
 

@@ -20,9 +20,9 @@ from tests.unit.conftest import cli
                                "it (e.g. delay 50ms reorder 25%)"),
     ([], "error: nothing to do: give a spec, or --show, --clear or --backends"),
 ])
-def test_a_bad_spec_is_one_line_exit_2_and_nothing_is_applied(lab, argv, error):
+def test_a_bad_spec_is_one_line_exit_64_and_nothing_is_applied(lab, argv, error):
     code, out, err = cli("shape", "client", *argv)
-    assert code == ExitCode.LAB_ERROR == 2
+    assert code == ExitCode.USAGE == 64
     assert out == ""
     assert err.splitlines()[0] == error
     assert len(err.splitlines()) == 2
@@ -66,5 +66,5 @@ def test_a_failed_step_says_which_and_that_it_was_restored(lab):
 
 def test_unknown_host_is_refused_before_the_lab(lab):
     code, _out, err = cli("shape", "router", "--loss", "1%")
-    assert code == ExitCode.LAB_ERROR
+    assert code == ExitCode.USAGE
     assert err.splitlines()[0] == "error: unknown host 'router'"
