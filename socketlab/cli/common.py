@@ -39,6 +39,17 @@ def program_options(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument("--count", type=int, default=1, help="how many times the client sends it")
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of 1 or more (else a usage error naming the value)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is too small: use 1 or more")
+    return value
+
+
 def config_from(args: argparse.Namespace) -> LabConfig:
     """Settings from the environment, then the options. A --subnet given without addresses
     gets its own .5 and .6, whatever SOCKETLAB_SERVER_IP/CLIENT_IP say."""

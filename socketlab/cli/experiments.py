@@ -20,6 +20,10 @@ def register(command) -> None:
         cmd.add_argument("--out", default="runs", help="folder for the run's files (default ./runs)")
         cmd.add_argument("--json", action="store_true", help=f"print the {what} as JSON")
         cmd.add_argument("--junit", metavar="FILE", help="also write JUnit XML here (for CI)")
+        cmd.add_argument("--fail-on", action="append", metavar="VERDICTS",
+                         help="exit 1 if a claim gets one of these verdicts (comma-separated, "
+                              "repeatable): holds, 'holds in part', 'does not hold', inconclusive "
+                              "(default: inconclusive only)")
         common.topology_options(cmd)
     rep = command("report", "write the report of a run again, verdicts recomputed from its evidence",
                   report)
@@ -36,6 +40,7 @@ def experiments(args: argparse.Namespace, out: Console, err: Console) -> int:
     from socketlab.observe.capture import new_run_dir
 
     chosen = select(args.ids)  # unknown ids are refused before anything starts
+    args.fail_on = fail_on(args.fail_on)  # so are unknown verdicts
     lab = common.lab_for(args, err)
     ensure_image(lab, err)
     run_dir = new_run_dir(Path(args.out), "experiments")
@@ -70,8 +75,22 @@ def _show_results(args, out: Console, results, run_dir, meta: dict[str, str]) ->
         out.print(verdict_table(results))
         for name, path in files.items():
             out.print(f"{name}: {path}")
-    decided = all(r.verdict.status != "inconclusive" for r in results)
-    return common.ExitCode.OK if decided else common.ExitCode.FAILED
+    failing = getattr(args, "fail_on", None) or {"inconclusive"}
+    failed = any(r.verdict.status in failing for r in results)
+    return common.ExitCode.FAILED if failed else common.ExitCode.OK
+
+
+def fail_on(values: list[str] | None) -> set[str]:
+    """--fail-on's verdicts (comma-separated, repeatable); ConfigError naming an unknown one."""
+    from socketlab.errors import ConfigError
+    from socketlab.experiments.base import STATUSES
+
+    chosen = {v.strip() for value in values or [] for v in value.split(",") if v.strip()}
+    unknown = sorted(chosen - set(STATUSES))
+    if unknown:
+        raise ConfigError(f"--fail-on: unknown verdict {', '.join(map(repr, unknown))}",
+                          hint="use holds, 'holds in part', 'does not hold' or inconclusive")
+    return chosen or {"inconclusive"}
 
 
 def report(args: argparse.Namespace, out: Console, err: Console) -> int:

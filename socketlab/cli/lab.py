@@ -22,7 +22,9 @@ def register(command) -> None:
     common.topology_options(command("up", "start the lab's two hosts and leave them running", up))
     down_ = command("down", "remove the lab (hosts and bridge)", down)
     down_.add_argument("--all", action="store_true", help="remove every socketlab lab on this engine")
-    command("status", "show the lab's hosts", status)
+    down_.add_argument("--json", action="store_true", help="print what was removed as JSON")
+    status_ = command("status", "show the lab's hosts", status)
+    status_.add_argument("--json", action="store_true", help="print the lab's hosts as JSON")
     exe = command("exec", "run a command in a lab host", exec_)
     exe.add_argument("host", metavar="HOST", help="a host of the lab, e.g. server or client")
     exe.add_argument("argv", nargs=argparse.REMAINDER, metavar="CMD")
@@ -70,11 +72,17 @@ def up(args: argparse.Namespace, out: Console, err: Console) -> int:
 def down(args: argparse.Namespace, out: Console, err: Console) -> int:
     if args.all:
         removed = remove_all_labs(connect())
-        out.print("\n".join(f"removed {r}" for r in removed) or "no socketlab lab was left")
+        if args.json:
+            common.dump_json(out, {"project": None, "removed": removed})
+        else:
+            out.print("\n".join(f"removed {r}" for r in removed) or "no socketlab lab was left")
         return common.ExitCode.OK
     lab = common.lab_for(args, err)
     removed = lab.down()
     project = lab.config.project
+    if args.json:
+        common.dump_json(out, {"project": project, "removed": removed})
+        return common.ExitCode.OK
     out.print(f"lab {project!r} removed ({', '.join(removed)})" if removed
               else f"there was no lab {project!r}: nothing to remove", soft_wrap=True)
     return common.ExitCode.OK
@@ -90,7 +98,13 @@ def status(args: argparse.Namespace, out: Console, err: Console, lab: Lab | None
         except LabNotRunning:
             lab = common.lab_for(args, err)
     rows, subnet, project = lab.status(), lab.subnet_in_use(), lab.config.project
-    if subnet is None and all(r["state"] == "absent" for r in rows):
+    there = not (subnet is None and all(r["state"] == "absent" for r in rows))
+    running = there and all(r["state"] == "running" for r in rows)
+    if getattr(args, "json", False):
+        common.dump_json(out, {"project": project, "subnet": subnet, "running": running,
+                               "hosts": rows if there else []})
+        return common.ExitCode.OK if running else common.ExitCode.FAILED
+    if not there:
         out.print(f"lab {project!r} is not running: it has no hosts and no network", soft_wrap=True)
         return common.ExitCode.FAILED
     where = f"on {subnet}" if subnet else "(its network is gone)"
@@ -100,7 +114,7 @@ def status(args: argparse.Namespace, out: Console, err: Console, lab: Lab | None
     for row in rows:
         table.add_row(*(row[k] for k in ("host", "address", "state", "container")))
     out.print(table)
-    return common.ExitCode.OK if all(r["state"] == "running" for r in rows) else common.ExitCode.FAILED
+    return common.ExitCode.OK if running else common.ExitCode.FAILED
 
 
 def exec_(args: argparse.Namespace, out: Console, err: Console) -> int:

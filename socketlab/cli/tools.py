@@ -12,12 +12,14 @@ from socketlab.lab.assets import COMPOSE_FILE, IMAGE_CONTEXT
 
 
 def register(command) -> None:
-    command("doctor", "report Docker, compose, the image and the kernel's features", doctor)
+    doc = command("doctor", "report Docker, compose, the image and the kernel's features", doctor)
+    doc.add_argument("--json", action="store_true", help="print the checks as JSON")
     bench_ = command("bench", "measure socketlab (prints a table)", bench)
     bench_.add_argument("what", choices=["lifecycle", "analysis", "capture", "shaping"])
     bench_.add_argument("--backend", choices=["netem", "engine"],
                         help="shaping: this backend only (default: every one this machine has)")
-    bench_.add_argument("--repeat", type=int, default=3, help="runs per figure (median is shown)")
+    bench_.add_argument("--repeat", type=common.positive_int, default=3,
+                        help="runs per figure (median is shown)")
     bench_.add_argument("--cold", action="store_true",
                         help="also time a cold image build (no cache) and, with --cold-base, the base")
     bench_.add_argument("--cold-base", action="store_true", help="also time making the Debian base")
@@ -43,11 +45,16 @@ def doctor(args: argparse.Namespace, out: Console, err: Console) -> int:
     from socketlab.tools.doctor import render, render_backends, run_checks, shaping_support
 
     checks = run_checks(common.config_from(args), COMPOSE_FILE, IMAGE_CONTEXT, common.progress(err))
-    out.print(render(checks))
     support = shaping_support(common.config_from(args), common.progress(err))  # None: no engine or image
+    ok = all(c.ok or not c.required for c in checks)
+    if args.json:
+        common.dump_json(out, {"ok": ok, "checks": [dataclasses.asdict(c) for c in checks],
+                               "shaping": dataclasses.asdict(support) if support else None})
+        return common.ExitCode.OK if ok else common.ExitCode.FAILED
+    out.print(render(checks))
     if support is not None:
         out.print(render_backends(support))
-    return common.ExitCode.OK if all(c.ok or not c.required for c in checks) else common.ExitCode.FAILED
+    return common.ExitCode.OK if ok else common.ExitCode.FAILED
 
 
 def bench(args: argparse.Namespace, out: Console, err: Console) -> int:
