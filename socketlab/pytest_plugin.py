@@ -9,8 +9,11 @@
 
 Fixtures:
   lab          a lab of this test's own (unique project name, a free subnet), always removed;
-               settings from `@pytest.mark.socketlab(...)` (LabConfig's fields). Its whole
-               traffic is recorded; kept only if the test fails (`record=False`: not at all).
+               settings from `@pytest.mark.socketlab(...)` (LabConfig's fields), e.g.
+               topology="kv/compose.yml" (beside the test file): your own compose file, whose
+               own images (`image:` + `build:`) are built first when missing or out of date.
+               Its whole traffic is recorded; kept only if the test fails (`record=False`: not
+               at all).
   lab_factory  session-wide: `with lab_factory(**settings) as lab:` in a fixture of any scope
                (module, session) gives such a lab to many tests. Labs still up at the end of
                the session (or on Ctrl-C, or SIGTERM) are removed.
@@ -175,6 +178,11 @@ class LabFactory:
 
         worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
         settings.setdefault("project", unique_project(f"socketlab-pytest-{worker}"))
+        if settings.get("topology"):  # your own compose file: its own images built first
+            from socketlab.lab.images import ensure_compose_images
+
+            settings["topology"] = str(Path(settings["topology"]).resolve())
+            ensure_compose_images(Path(settings["topology"]), self.client, self.progress)
         lab = Lab(LabConfig.isolated(**settings), client=self.client)
         self._live[lab.config.project] = lab
         try:
@@ -223,6 +231,8 @@ def lab(request: pytest.FixtureRequest, lab_factory: LabFactory) -> Iterator[Any
     marker = request.node.get_closest_marker("socketlab")
     settings = dict(marker.kwargs) if marker else {}
     record = settings.pop("record", True)
+    if settings.get("topology"):  # a relative path is the test file's neighbour
+        settings["topology"] = str(Path(request.path).parent / settings["topology"])
     with lab_factory(**settings) as the_lab:
         if not record:
             yield the_lab

@@ -77,8 +77,10 @@ def nothing_left_behind_by_the_session():
     except Exception:  # noqa: BLE001  (no Docker: the integration tests said so already)
         return
     prefix = project_name()
-    left = [f"container {c.name}" for c in client.containers.list(all=True, filters={"label": LAB_LABEL})
-            if c.labels.get(PROJECT_LABEL, "").startswith(prefix)]
+    # sparse: no inspect per container, which fails on one that someone else removes meanwhile
+    found = client.containers.list(all=True, sparse=True, filters={"label": LAB_LABEL})
+    left = [f"container {c.attrs['Names'][0]}" for c in found
+            if (c.attrs.get("Labels") or {}).get(PROJECT_LABEL, "").startswith(prefix)]
     left += [f"network {n.name}" for n in client.networks.list(filters={"label": LAB_LABEL})
              if (n.attrs.get("Labels") or {}).get(PROJECT_LABEL, "").startswith(prefix)]
     assert not left, f"the tests left these behind: {left}"

@@ -247,3 +247,28 @@ def _unmount_below(root: Path) -> None:
         return
     for mountpoint in sorted((m for m in mounts if m.startswith(str(root) + "/")), reverse=True):
         subprocess.run(["umount", "-l", mountpoint], check=False, capture_output=True)
+
+
+def ensure_compose_images(compose_file: Path, client: docker.DockerClient, progress: Progress,
+                          env: Mapping[str, str] | None = None) -> list[ImageInfo]:
+    """Every image the compose file builds itself (a service with both `image:` and a local
+    `build:`), built when missing or when its folder changed, as ensure_image does. Compose
+    alone would keep using a stale image after your code changed."""
+    from socketlab.lab.composefile import dotenv, interpolate, load_yaml  # PyYAML: only here
+
+    doc = load_yaml(compose_file.read_text(), str(compose_file)) or {}
+    values = {**dotenv(compose_file.parent / ".env"), **os.environ, **(env or {})}
+    built: dict[str, ImageInfo] = {}
+    for spec in (doc.get("services") or {}).values():
+        spec = interpolate(spec or {}, values, str(compose_file))
+        build, tag = spec.get("build"), spec.get("image")
+        if not build or not tag or tag in built:
+            continue
+        build = {"context": build} if isinstance(build, str) else build
+        context = (compose_file.parent / build.get("context", ".")).resolve()
+        args = build.get("args") or {}
+        if isinstance(args, list):
+            args = dict(str(a).partition("=")[::2] for a in args)
+        built[tag] = ensure_image(client, tag, context, progress,
+                                  buildargs={str(k): str(v) for k, v in args.items()})
+    return list(built.values())
