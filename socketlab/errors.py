@@ -71,3 +71,8 @@ class LabTimeout(LabError):
 
 class CaptureError(LabError):
     """tcpdump could not start, stop, or hand over its pcap."""
+
+
+class SwarmError(LabError):
+    """The swarm sandbox or a swarm the lab runs on cannot do what was asked (a node down or
+    unlabelled, not a manager, a daemon that did not start)."""

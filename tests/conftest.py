@@ -50,6 +50,58 @@ def lab(request, docker_client, lab_image):
         yield lab
 
 
+@pytest.fixture(scope="session")
+def swarm(docker_client, lab_image):
+    """A two-node swarm for the swarm tests: the sandbox SOCKETLAB_SANDBOX names (default
+    slswarm) when it is up (CI brings it up first), else one of this session's own, removed
+    at the end. Either way the lab image of this checkout is on both nodes."""
+    from socketlab.errors import SwarmError
+    from socketlab.lab.config import LabConfig
+    from socketlab.lab.sandbox import Sandbox, find
+    from socketlab.lab.swarm import Swarm
+
+    image = LabConfig.from_env().image
+    try:
+        state = find()
+        own = None
+    except SwarmError:
+        own = Sandbox(f"slt{os.getpid() % 10_000_000}")
+    try:
+        state = (own or Sandbox(state.name)).up([image], source=docker_client)
+        swarm = Swarm([n.url for n in state.nodes], source=f"sandbox {state.name!r}")
+        yield swarm
+        left = [f"{what} on {node}" for node, client in swarm.clients().items()
+                for what in _test_leftovers(client)]
+        assert not left, f"the swarm tests left these behind: {left}"
+    finally:
+        if own is not None:
+            own.down()
+
+
+def _test_leftovers(client) -> list[str]:
+    """Containers and networks of this session's test labs on one engine."""
+    from socketlab.lab.lab import LAB_LABEL, PROJECT_LABEL
+
+    prefix = project_name()
+    flt = {"label": LAB_LABEL}
+    # sparse: no inspect per container, which fails on one that someone else removes meanwhile
+    found = client.containers.list(all=True, sparse=True, filters=flt)
+    return ([f"container {c.attrs['Names'][0]}" for c in found
+             if (c.attrs.get("Labels") or {}).get(PROJECT_LABEL, "").startswith(prefix)]
+            + [f"network {n.name}" for n in client.networks.list(filters=flt)
+               if (n.attrs.get("Labels") or {}).get(PROJECT_LABEL, "").startswith(prefix)])
+
+
+@pytest.fixture(scope="module")
+def swarm_lab(request, swarm):
+    """One lab on the swarm per test module: server on n1, client on n2."""
+    from socketlab.lab.swarm_lab import SwarmLab
+
+    name = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_").replace("_", "-")
+    with SwarmLab(lab_config(f"-{name}"), swarm=swarm, place={"server": "n1", "client": "n2"}) as lab:
+        yield lab
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """One folder for a test module's experiment runs."""
@@ -71,16 +123,9 @@ def nothing_left_behind_by_the_session():
     yield
     try:
         from socketlab.lab.docker_api import connect
-        from socketlab.lab.lab import LAB_LABEL, PROJECT_LABEL
 
         client = connect()
     except Exception:  # noqa: BLE001  (no Docker: the integration tests said so already)
         return
-    prefix = project_name()
-    # sparse: no inspect per container, which fails on one that someone else removes meanwhile
-    found = client.containers.list(all=True, sparse=True, filters={"label": LAB_LABEL})
-    left = [f"container {c.attrs['Names'][0]}" for c in found
-            if (c.attrs.get("Labels") or {}).get(PROJECT_LABEL, "").startswith(prefix)]
-    left += [f"network {n.name}" for n in client.networks.list(filters={"label": LAB_LABEL})
-             if (n.attrs.get("Labels") or {}).get(PROJECT_LABEL, "").startswith(prefix)]
+    left = _test_leftovers(client)
     assert not left, f"the tests left these behind: {left}"

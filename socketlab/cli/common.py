@@ -8,9 +8,11 @@ from __future__ import annotations
 import argparse
 import enum
 import json
+import os
 
 from rich.console import Console
 
+from socketlab.errors import ConfigError
 from socketlab.lab.config import LabConfig
 from socketlab.lab.lab import Lab
 
@@ -86,11 +88,33 @@ def progress(err: Console):
     return lambda message: err.print(f"[cyan]•[/] {message}", markup=True, soft_wrap=True)
 
 
+def engine_of(args: argparse.Namespace) -> str:
+    """compose or swarm: --engine, else SOCKETLAB_ENGINE, else compose."""
+    engine = getattr(args, "engine", None) or os.environ.get("SOCKETLAB_ENGINE") or "compose"
+    if engine not in ("compose", "swarm"):
+        raise ConfigError(f"SOCKETLAB_ENGINE={engine!r} is neither compose nor swarm",
+                          hint="use compose (one Docker engine) or swarm")
+    return engine
+
+
 def lab_for(args: argparse.Namespace, err: Console) -> Lab:
     """A lab to start: its settings from the options and the environment."""
+    if engine_of(args) == "swarm":
+        from socketlab.lab.swarm import Swarm, parse_place
+        from socketlab.lab.swarm_lab import SwarmLab
+
+        place = getattr(args, "place", None) or os.environ.get("SOCKETLAB_SWARM_PLACE")
+        return SwarmLab(config_from(args), swarm=Swarm.from_settings(), place=parse_place(place),
+                        progress=progress(err))
     return Lab(config_from(args), progress=progress(err))
 
 
 def running_lab(args: argparse.Namespace, err: Console) -> Lab:
     """The lab that runs now: its settings read from its containers."""
+    if engine_of(args) == "swarm":
+        from socketlab.lab.swarm import Swarm
+        from socketlab.lab.swarm_lab import SwarmLab
+
+        return SwarmLab.running(config_from(args).project, swarm=Swarm.from_settings(),
+                                progress=progress(err))
     return Lab.running(config_from(args).project, progress=progress(err))

@@ -42,9 +42,12 @@ def build(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 
 def ensure_image(lab: Lab, err: Console) -> None:
+    """The lab image, built on this machine's engine (a swarm lab copies it to its nodes)."""
+    from socketlab.lab.engine_swarm import is_swarm
     from socketlab.lab.images import ensure_lab_image
 
-    ensure_lab_image(lab.client, lab.config.image, IMAGE_CONTEXT, common.progress(err))
+    client = connect() if is_swarm(lab) else lab.client
+    ensure_lab_image(client, lab.config.image, IMAGE_CONTEXT, common.progress(err))
 
 
 def up(args: argparse.Namespace, out: Console, err: Console) -> int:
@@ -109,10 +112,11 @@ def status(args: argparse.Namespace, out: Console, err: Console, lab: Lab | None
         return common.ExitCode.FAILED
     where = f"on {subnet}" if subnet else "(its network is gone)"
     table = Table(title=f"lab {project!r} {where}", title_justify="left")
-    for column in ("host", "address", "state", "container"):
+    columns = [c for c in ("host", "address", "node", "state", "container") if c in rows[0]]
+    for column in columns:
         table.add_column(column)
     for row in rows:
-        table.add_row(*(row[k] for k in ("host", "address", "state", "container")))
+        table.add_row(*(row[k] for k in columns))
     out.print(table)
     return common.ExitCode.OK if running else common.ExitCode.FAILED
 

@@ -33,10 +33,15 @@ start here:
                               impair the client's link (socketlab shape client --clear)
   socketlab experiments       check the post's claims C1-C10 in a fresh lab; writes a report
   socketlab down              remove the lab (socketlab ls: every lab on this engine)
+
+across machines:
+  socketlab sandbox up        a two-node Docker Swarm on this machine (root; sandbox down after)
+  socketlab --engine swarm up the lab's hosts on swarm nodes, joined by an overlay (VXLAN)
 """
 
 EPILOG = """\
--p NAME and --debug work before or after the command. `socketlab COMMAND --help` tells more.
+-p NAME, --debug, --engine and --place work before or after the command.
+`socketlab COMMAND --help` tells more.
 exit codes: 0 done, 1 what ran failed (e.g. connect() refused; a claim that failed with
 --fail-on), 2 socketlab could not do it (the message says why and what to do), 64 bad usage
 (an unknown command or option, or a value that cannot work), 130 interrupted.
@@ -45,7 +50,7 @@ shell completion: eval "$(socketlab completion bash)" (or zsh): see `socketlab c
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from socketlab.cli import experiments, lab, ls, run, shape, tools
+    from socketlab.cli import experiments, lab, ls, run, sandbox, shape, tools
 
     parser = argparse.ArgumentParser(prog="socketlab", description=HELP, epilog=EPILOG,
                                      formatter_class=_TopHelp)
@@ -61,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.set_defaults(handler=handler)
         return cmd
 
-    for group in (lab, ls, run, experiments, shape, tools):
+    for group in (lab, ls, run, experiments, shape, tools, sandbox):
         group.register(command)
     return parser
 
@@ -76,7 +81,7 @@ class _TopHelp(argparse.RawDescriptionHelpFormatter):
 
 
 def _shared_options(parser: argparse.ArgumentParser, *, after_command: bool) -> None:
-    """-p and --debug. After the command they have no default (SUPPRESS), so that one given
+    """-p, --debug, --engine and --place. After the command they have no default (SUPPRESS), so that one given
     before the command stands unless it is given again after it."""
     unset = argparse.SUPPRESS
     parser.add_argument("--debug", action="store_true", default=unset if after_command else False,
@@ -84,6 +89,13 @@ def _shared_options(parser: argparse.ArgumentParser, *, after_command: bool) -> 
     parser.add_argument("-p", "--project", metavar="NAME", default=unset if after_command else None,
                         help="the lab's name (a compose project; default socketlab; "
                              "env SOCKETLAB_PROJECT)")
+    parser.add_argument("--engine", choices=["compose", "swarm"], default=unset if after_command else None,
+                        help="where the lab runs: one Docker engine (compose, the default) or a "
+                             "Docker Swarm (nodes from SOCKETLAB_SWARM_NODES, else the sandbox); "
+                             "env SOCKETLAB_ENGINE")
+    parser.add_argument("--place", metavar="HOST=NODE,...", default=unset if after_command else None,
+                        help="swarm: which node runs which host (its socketlab.node label or "
+                             "hostname; default round-robin); env SOCKETLAB_SWARM_PLACE")
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from pathlib import Path
 
 from rich.console import Console
 
@@ -19,6 +20,9 @@ def register(command) -> None:
     common.program_options(run_)
     run_.add_argument("--capture", nargs="?", const="runs", metavar="DIR",
                       help="capture on both hosts; pcaps and a ladder diagram under DIR (default ./runs)")
+    run_.add_argument("--underlay", action="store_true",
+                      help="swarm: with --capture, also capture between the nodes and show the "
+                           "exchange inside VXLAN (outer UDP 4789, VNI, inner frame)")
     run_.add_argument("--no-server", action="store_true",
                       help="run only the client, against a host with no server (the post's C1/C2)")
     run_.add_argument("--json", action="store_true", help="print the run as JSON")
@@ -43,13 +47,13 @@ def run(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 def _run_captured(args, out: Console, err: Console, lab: Lab, opts) -> int:
     """A run with tcpdump on both hosts: the pcaps, and the ladder with the programs' calls."""
-    from pathlib import Path
-
     from socketlab.act.programs import run_pair
     from socketlab.observe.capture import new_run_dir
     from socketlab.observe.observation import Context, events_of, ladder_files, observe
 
     ctx = Context(lab, new_run_dir(Path(args.capture), f"run-{opts.proto}"), common.progress(err))
+    if args.underlay:
+        return _run_underlay(out, ctx, opts)
     obs = observe(ctx, lambda: run_pair(lab, opts), name=opts.proto)
     files = ladder_files(ctx, obs, opts.proto, events_of(obs.result), opts.bufsize)
     _show_run(out, lab, obs.result)
@@ -57,6 +61,27 @@ def _run_captured(args, out: Console, err: Console, lab: Lab, opts) -> int:
     for host in obs.capture.hosts.values():
         out.print(f"{host.host}: {host.pcap} ({host.captured} packets, {host.dropped} dropped)")
     out.print(f"ladder: {files[f'{opts.proto} ladder (SVG)']}")
+    return common.ExitCode.OK if obs.result.ok else common.ExitCode.FAILED
+
+
+def _run_underlay(out: Console, ctx, opts) -> int:
+    """The exchange captured on the hosts and between the nodes: the VXLAN view."""
+    from socketlab.act.programs import run_pair
+    from socketlab.errors import ConfigError
+    from socketlab.lab.engine_swarm import is_swarm
+    from socketlab.observe.observation import observe
+    from socketlab.observe.underlay import UnderlayCapture, underlay_files
+
+    if not is_swarm(ctx.lab):
+        raise ConfigError("--underlay needs a lab on swarm (its nodes have an underlay)",
+                          hint="socketlab --engine swarm run tcp --capture --underlay")
+    with UnderlayCapture(ctx.lab, ctx.run_dir, name=f"{opts.proto}-underlay") as under:
+        obs = observe(ctx, lambda: run_pair(ctx.lab, opts), name=opts.proto)
+    _show_run(out, ctx.lab, obs.result)
+    files = underlay_files(ctx, under.result)
+    out.print(Path(files["underlay (text)"]).read_text(), soft_wrap=True, markup=False)
+    for host in (*obs.capture.hosts.values(), *under.result.hosts.values()):
+        out.print(f"{host.host}: {host.pcap} ({host.captured} packets, {host.dropped} dropped)")
     return common.ExitCode.OK if obs.result.ok else common.ExitCode.FAILED
 
 

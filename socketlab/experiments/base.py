@@ -77,12 +77,24 @@ def run_experiment(experiment: Experiment, lab: Lab, run_dir: Path,
     return Result(experiment, evidence, experiment.judge(evidence), time.monotonic() - start)
 
 
+def _engine_meta(lab: Lab) -> dict[str, str]:
+    """On swarm: which swarm, and which node ran which host."""
+    from socketlab.lab.engine_swarm import is_swarm
+
+    if not is_swarm(lab):
+        return {}
+    placement = lab.placement()  # type: ignore[attr-defined]
+    return {"engine": f"swarm ({lab.swarm.source})",  # type: ignore[attr-defined]
+            "nodes": ", ".join(f"{host} on {node}" for host, node in placement.items())}
+
+
 def run_meta(lab: Lab) -> dict[str, str]:
-    """Where a run happened: date, the hosts' kernel, the engine and compose versions."""
+    """Where a run happened: date, the hosts' kernel, the engine and compose versions; on
+    swarm, which node ran which host."""
     import datetime
 
     kernel = lab.exec("server", ["uname", "-sr"], timeout=10).stdout.strip()
-    return {
+    return {**_engine_meta(lab),
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "kernel": kernel,
         "docker": str(lab.client.version().get("Version", "?")),

@@ -24,7 +24,7 @@ from __future__ import annotations
 import copy
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -267,12 +267,22 @@ def _sidecar(h: Host, lab_image: str, settings: Mapping[str, str], routes: str) 
 
 def _escape(value: Any) -> Any:
     """`$` as `$$`: the rendered file is already interpolated, compose must not do it again."""
+    return _strings(value, lambda text: text.replace("$", "$$"))
+
+
+def unescape(value: Any) -> Any:
+    """A rendered file's `$$` as `$` again, for an engine that runs it without compose."""
+    return _strings(value, lambda text: text.replace("$$", "$"))
+
+
+def _strings(value: Any, change: Callable[[str], str]) -> Any:
+    """Every string in a nested document of mappings and lists, changed."""
     if isinstance(value, str):
-        return value.replace("$", "$$")
+        return change(value)
     if isinstance(value, Mapping):
-        return {k: _escape(v) for k, v in value.items()}
+        return {k: _strings(v, change) for k, v in value.items()}
     if isinstance(value, list):
-        return [_escape(v) for v in value]
+        return [_strings(v, change) for v in value]
     return value
 
 

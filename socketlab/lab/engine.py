@@ -12,7 +12,8 @@ LabError saying what went wrong and what to do; none prints. Signals, rollback a
 choice of subnets stay in the Lab, the same for every engine.
 
 To add an engine: subclass Engine, implement the abstract methods, register it in ENGINES
-(module path and class name, imported on first use). `compose` is the one engine today.
+(module path and class name, imported on first use): `compose` (one Docker engine) and
+`swarm` (hosts on Docker Swarm nodes, engine_swarm.py).
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from socketlab.errors import ConfigError
 from socketlab.lab.process import ExecResult, RunningExec
 from socketlab.lab.topology import Topology
 
-ENGINES = {"compose": ("socketlab.lab.engine_compose", "ComposeEngine")}
+ENGINES = {"compose": ("socketlab.lab.engine_compose", "ComposeEngine"),
+           "swarm": ("socketlab.lab.engine_swarm", "SwarmEngine")}
 
 
 @dataclass(frozen=True)

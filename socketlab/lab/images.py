@@ -17,7 +17,8 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -173,7 +174,7 @@ def make_debian_base(client: docker.DockerClient, tag: str, pkgs: list[str],
         progress(f"importing {root} as {tag}")
         _import(client, root, tag)
     finally:
-        _unmount_below(root)
+        unmount_below(root)
         shutil.rmtree(workdir, ignore_errors=True)
 
 
@@ -238,9 +239,10 @@ def _import(client: docker.DockerClient, root: Path, tag: str) -> None:
             raise ImageError(f"packing {root} failed", hint="check free disk space")
 
 
-def _unmount_below(root: Path) -> None:
-    """An interrupted debootstrap can leave /proc or /sys mounted in the chroot: undo that
-    before removing the folder, never removing through a mount."""
+def unmount_below(root: Path) -> None:
+    """Unmount whatever is mounted below `root`, deepest first (an interrupted debootstrap's
+    /proc or /sys, a sandbox node's container layers), so that removing the folder never
+    removes through a mount."""
     try:
         mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
     except OSError:
@@ -272,3 +274,60 @@ def ensure_compose_images(compose_file: Path, client: docker.DockerClient, progr
         built[tag] = ensure_image(client, tag, context, progress,
                                   buildargs={str(k): str(v) for k, v in args.items()})
     return list(built.values())
+
+
+def distribute_image(source: docker.DockerClient, targets: Mapping[str, docker.DockerClient],
+                     tag: str, progress: Progress) -> list[str]:
+    """Copy the image `tag` from the `source` engine to every target engine that lacks it
+    (the same image id), as `docker save | docker load` does: no registry needed. The
+    image is saved once to a spool file, then loaded into the targets side by side, with
+    progress. Returns the names of the targets it was loaded into."""
+    image = local_image(source, tag)
+    if image is None:
+        raise ImageError(f"the image {tag} is not on this machine's engine, so it cannot be "
+                         "copied to the nodes", hint="build it first (`socketlab build`)")
+    need = [name for name, client in targets.items()
+            if getattr(local_image(client, tag), "id", None) != image.id]
+    if not need:
+        return []
+    size = image.attrs.get("Size", 0)
+    progress(f"copying {tag} ({size / 1e6:.0f} MB) to {', '.join(need)}: docker save | load")
+    with tempfile.TemporaryFile() as spool:
+        for chunk in source.api.get_image(tag, chunk_size=1 << 20):
+            spool.write(chunk)
+        spool.flush()
+        total = spool.tell()
+
+        def load(name: str) -> None:
+            tell = _every_quarter(lambda pct: progress(f"  {name}: {pct}% loaded"))
+            for _line in targets[name].api.load_image(_chunks(spool.fileno(), total, tell), quiet=True):
+                pass
+            if getattr(local_image(targets[name], tag), "id", None) != image.id:
+                raise ImageError(f"loading {tag} into node {name} did not give the same image",
+                                 hint="check the node's disk space and `docker images` there")
+
+        with ThreadPoolExecutor(max_workers=len(need)) as pool:
+            for future in [pool.submit(load, name) for name in need]:
+                future.result()
+    return need
+
+
+def _chunks(fd: int, total: int, tell: Callable[[int], None]) -> Iterator[bytes]:
+    """The spool file's bytes from its start (pread: loads side by side share the file),
+    with the share sent so far told as they go."""
+    offset = 0
+    while chunk := os.pread(fd, 1 << 20, offset):
+        offset += len(chunk)
+        tell(100 * offset // max(total, 1))
+        yield chunk
+
+
+def _every_quarter(tell: Callable[[int], None]) -> Callable[[int], None]:
+    """Pass on a percentage only when it crosses 25, 50, 75 or 100."""
+    shown = [0]
+
+    def maybe(pct: int) -> None:
+        if pct >= shown[0] + 25:
+            shown[0] = pct - pct % 25
+            tell(shown[0])
+    return maybe

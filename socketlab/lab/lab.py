@@ -143,10 +143,14 @@ class Lab:
         if not there:
             return
         try:
-            running = Lab.running(self.config.project, client=self.client).config
+            running = self._running_now().config
         except LabNotRunning:
             raise exists_error(self.config.project, None, there) from None
         raise exists_error(self.config.project, differences(self.config, running))
+
+    def _running_now(self) -> Lab:
+        """The lab of this name as it runs now (LabNotRunning if it does not)."""
+        return Lab.running(self.config.project, client=self.client)
 
     def _create(self) -> None:
         """Compose creates the network and the hosts (not started), on a free subnet if the
@@ -159,6 +163,10 @@ class Lab:
         self._check_subnet_free()
         self.progress(f"starting lab {self.config.project!r} on {self.config.subnet} "
                       f"(server {self.config.server_ip}, client {self.config.client_ip})")
+        self._create_hosts()
+
+    def _create_hosts(self) -> None:
+        """The network and the hosts, on the subnet chosen (not started)."""
         with signals.deferred():  # compose runs to its end: no half-made network to chase
             self._compose_run(compose_cli.create_args())
 

@@ -265,7 +265,7 @@ class Capture:
                  snaplen: int = DEFAULT_SNAPLEN, buffer_kib: int | None = DEFAULT_BUFFER_KIB,
                  immediate: bool = False, packet_buffered: bool = True,
                  offloads: bool | None | str = "lab", restore: bool = True,
-                 max_seconds: float = MAX_SECONDS) -> None:
+                 max_seconds: float = MAX_SECONDS, iface: str = IFACE) -> None:
         if not hosts or len(set(hosts)) != len(hosts):
             raise CaptureError(f"capture hosts {list(hosts)!r}: give each host once")
         self.lab, self.hosts, self.base_dir, self.name = lab, list(hosts), Path(base_dir), name
@@ -275,6 +275,7 @@ class Capture:
         if offloads == "lab":  # off, unless the lab was started with its offloads on
             offloads = None if lab.config.offloads else False
         self.offloads, self.restore, self.max_seconds = offloads, restore, max_seconds
+        self.iface = iface  # the hosts' lab interface; "any" for a swarm node's underlay
         self.run_dir: Path | None = None
         self._dumps: dict[str, _Tcpdump] = {}
         self._offload_reports: list[OffloadReport] = []
@@ -308,7 +309,7 @@ class Capture:
                 path = f"/tmp/socketlab-{tag}-{host}.pcap"
                 argv = tcpdump_argv(path, self.bpf, snaplen=self.snaplen,
                                     buffer_kib=self.buffer_kib, immediate=self.immediate,
-                                    packet_buffered=self.packet_buffered)
+                                    packet_buffered=self.packet_buffered, iface=self.iface)
                 self._dumps[host] = _Tcpdump(self.lab, host, argv, path, self.max_seconds)
             for dump in self._dumps.values():
                 dump.wait_ready(READY_TIMEOUT_S)
