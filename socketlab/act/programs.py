@@ -28,6 +28,14 @@ DEFAULT_MESSAGE = "hello,world"
 DEFAULT_BUFSIZE = 3
 RUN_TIMEOUT_S = 20.0  # the most a program may live in its host
 READY_TIMEOUT_S = 10.0
+PROGRESS_EVERY_S = 2.0  # a run still going after this long says how far it got
+# The largest receive size and count the post's programs are run with, and why.
+MAX_BUFSIZE = 65536
+MAX_BUFSIZE_WHY = ("no datagram carries more than 65,507 bytes, and a TCP recv() that large "
+                   "already takes whatever the socket holds")
+MAX_COUNT = 1000
+MAX_COUNT_WHY = ("each send is a row of the run's table; for floods see `socketlab experiment "
+                 "C6` and `socketlab bench capture`")
 
 
 @dataclass(frozen=True)
@@ -46,8 +54,14 @@ class Options:
             raise ConfigError(f"unknown protocol {self.proto!r}", hint="use tcp or udp")
         if self.bufsize < 1:
             raise ConfigError(f"receive size {self.bufsize} is too small", hint="use 1 or more")
+        if self.bufsize > MAX_BUFSIZE:
+            raise ConfigError(f"receive size {self.bufsize} is too large",
+                              hint=f"use at most {MAX_BUFSIZE}: {MAX_BUFSIZE_WHY}")
         if self.count < 1:
             raise ConfigError(f"count {self.count} is too small", hint="use 1 or more")
+        if self.count > MAX_COUNT:
+            raise ConfigError(f"count {self.count} is too large",
+                              hint=f"use at most {MAX_COUNT}: {MAX_COUNT_WHY}")
 
 
 def server_argv(opts: Options, port: int) -> list[str]:
@@ -79,6 +93,8 @@ class PairRun:
     client_exit: int = 0
     seconds: float = 0.0
     between: Any = None  # what `after_client` returned, if run_pair was given one
+    server_stderr: str = ""  # what a program wrote on stderr (a crash's traceback, say)
+    client_stderr: str = ""
 
     @property
     def ok(self) -> bool:
@@ -90,23 +106,27 @@ class PairRun:
 
 
 def run_pair(lab: Lab, opts: Options, *, server_extra: Sequence[str] = (),
-             after_client: Callable[[], Any] | None = None) -> PairRun:
+             after_client: Callable[[], Any] | None = None,
+             progress: Callable[[str], None] | None = None) -> PairRun:
     """Run the post's server (unless opts.server is False), then its client once it is ready.
 
     server_extra: more options for the server (e.g. ["--accept-delay", "1"]);
     after_client: called once the client has ended, while the server may still run
-    (e.g. to read `ss -tan` in the server); its result is PairRun.between."""
+    (e.g. to read `ss -tan` in the server); its result is PairRun.between;
+    progress: how far a long run has got, every few seconds (see run_programs)."""
     port = opts.port or lab.config.port
     server = [*server_argv(opts, port), *server_extra] if opts.server else None
     return run_programs(lab, opts, server, client_argv(opts, lab.config.server_ip, port),
-                        after_client=after_client)
+                        after_client=after_client, progress=progress)
 
 
 def run_programs(lab: Lab, opts: Options, server: Sequence[str] | None, client: Sequence[str],
-                 *, after_client: Callable[[], Any] | None = None) -> PairRun:
+                 *, after_client: Callable[[], Any] | None = None,
+                 progress: Callable[[str], None] | None = None) -> PairRun:
     """Any server program, then any client program once the server has printed `listening`;
     the one place that knows how a pair of lab programs is run (variants use it too).
-    The client's exec is set up while the server starts, and released once it listens."""
+    The client's exec is set up while the server starts, and released once it listens.
+    progress: told every PROGRESS_EVERY_S how far a run that is still going has got."""
     start = time.monotonic()
     client_proc = lab.start("client", client, timeout=RUN_TIMEOUT_S, gated=True)
     try:
@@ -117,6 +137,7 @@ def run_programs(lab: Lab, opts: Options, server: Sequence[str] | None, client: 
         raise
     try:
         client_proc.release()
+        _report_while_running(client_proc, proc, progress, start)
         client_exit = client_proc.wait(RUN_TIMEOUT_S + 2)
         between = after_client() if after_client is not None else None
         server_exit = _server_end(proc, opts.proto, client_exit)
@@ -125,7 +146,34 @@ def run_programs(lab: Lab, opts: Options, server: Sequence[str] | None, client: 
         raise
     return PairRun(opts, parse_output(proc.stdout) if proc else [],
                    parse_output(client_proc.stdout), server_exit, client_exit,
-                   time.monotonic() - start, between)
+                   time.monotonic() - start, server_stderr=proc.stderr if proc else "",
+                   client_stderr=client_proc.stderr, between=between)
+
+
+def _report_while_running(client: RunningExec, server: RunningExec | None,
+                          progress: Callable[[str], None] | None, start: float) -> None:
+    """Until the client ends (within its budget), say every PROGRESS_EVERY_S how many lines
+    each program has printed so far (its events: sent, recv, ...)."""
+    if progress is None:
+        return
+    deadline = start + RUN_TIMEOUT_S + 2
+    while time.monotonic() < deadline:
+        try:
+            if client.wait_for(lambda _line: False, PROGRESS_EVERY_S) is None:
+                return  # the client has ended
+        except LabTimeout:
+            pass
+        counts = [f"client {_events_so_far(client)} events"]
+        if server is not None:
+            counts.append(f"server {_events_so_far(server)} events")
+        progress(f"{time.monotonic() - start:.0f} s: {', '.join(counts)} so far")
+
+
+def _events_so_far(proc: RunningExec) -> int:
+    """The lines a running program has printed up to now (read without waiting)."""
+    with contextlib.suppress(LabTimeout):
+        proc.wait_for(lambda _line: False, 0.001)
+    return len(proc.stdout_lines)
 
 
 def _server_end(proc: RunningExec | None, proto: str, client_exit: int) -> int | None:
@@ -161,6 +209,7 @@ def _start_server(lab: Lab, proto: str, argv: Sequence[str]) -> RunningExec:
         proc.wait(5)
         raise ProgramFailed(f"the {proto} server did not start: "
                             f"{ready or proc.stderr.strip() or 'no output'}",
-                            hint="is another program using the port? try `socketlab down` "
-                                 "then `socketlab up`, or another --port")
+                            hint="if another program in the server holds the port "
+                                 "(`socketlab exec server ss -tulpn` shows it), end it, or start "
+                                 "the lab on another port (`socketlab up --port N`)")
     return proc

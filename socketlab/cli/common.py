@@ -6,9 +6,11 @@ The commands reach the lab through `lab_for` and `running_lab` here (tests put a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import enum
 import json
 import os
+from pathlib import Path
 
 from rich.console import Console
 
@@ -78,6 +80,47 @@ def asked(args: argparse.Namespace, environ=None) -> set[str]:
     env = os.environ if environ is None else environ
     return {setting for option, (setting, var) in _SETTINGS.items()
             if getattr(args, option, None) is not None or env.get(var)}
+
+
+def writable_folder(path: str | Path, option: str) -> Path:
+    """`path` as a folder this process can write files in, checked now, before anything
+    starts (by writing a file there: permissions, a read-only disk, a file in the way);
+    folders made for the check are removed again. ConfigError if it cannot."""
+    import tempfile
+
+    path = Path(path)
+    made = [p for p in (path, *path.parents) if not p.exists()]
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as e:
+        raise ConfigError(f"{option} {path}: cannot write there ({e.strerror})",
+                          hint="give a folder you can write to") from None
+    finally:
+        for folder in made:  # deepest first
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+    return path
+
+
+def writable_file(path: str | Path, option: str) -> Path:
+    """`path` as a file this process can write, checked now (its folder, and the file itself
+    if it exists); nothing is left by the check. ConfigError if it cannot."""
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{option} {path}: is a folder", hint="give a file name")
+    writable_folder(path.parent, option)
+    existed = path.exists()
+    try:
+        with open(path, "a"):
+            pass
+    except OSError as e:
+        raise ConfigError(f"{option} {path}: cannot write it ({e.strerror})",
+                          hint="give a file you can write") from None
+    if not existed:
+        path.unlink(missing_ok=True)
+    return path
 
 
 def dump_json(console: Console, data: object) -> None:

@@ -33,7 +33,6 @@ def register(command) -> None:
 
 def experiments(args: argparse.Namespace, out: Console, err: Console) -> int:
     """Run the chosen experiments in a fresh lab, then write the report of the run."""
-    from pathlib import Path
 
     from socketlab.experiments.base import run_experiment, run_meta
     from socketlab.experiments.registry import select
@@ -41,9 +40,12 @@ def experiments(args: argparse.Namespace, out: Console, err: Console) -> int:
 
     chosen = select(args.ids)  # unknown ids are refused before anything starts
     args.fail_on = fail_on(args.fail_on)  # so are unknown verdicts
+    out_dir = common.writable_folder(args.out, "--out")  # so are paths that cannot be written
+    if args.junit:
+        common.writable_file(args.junit, "--junit")
     lab = common.lab_for(args, err)
     ensure_image(lab, err)
-    run_dir = new_run_dir(Path(args.out), "experiments")
+    run_dir = new_run_dir(out_dir, "experiments")
     results = []
     with lab:
         meta = run_meta(lab)
@@ -59,13 +61,15 @@ def experiment(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 
 def _show_results(args, out: Console, results, run_dir, meta: dict[str, str]) -> int:
+    from pathlib import Path
+
+    from socketlab.observe.capture import mark_complete
     from socketlab.present import report
     from socketlab.present.terminal import evidence_text, verdict_table
 
     files = report.write_report(results, meta, run_dir)
+    mark_complete(run_dir)  # from here on `report` may pick it
     if args.junit:
-        from pathlib import Path
-
         Path(args.junit).write_text(report.to_junit(results, meta))
     if args.json:
         out.file.write(report.to_json(results, meta) + "\n")
@@ -97,13 +101,18 @@ def report(args: argparse.Namespace, out: Console, err: Console) -> int:
     from pathlib import Path
 
     from socketlab.errors import ConfigError
+    from socketlab.observe.capture import is_complete
     from socketlab.present.report import load_run
 
-    runs = sorted(Path("runs").glob("*-experiments*"))
-    run_dir = Path(args.run_dir) if args.run_dir else (runs[-1] if runs else None)
+    finished = [r for r in sorted(Path("runs").glob("*-experiments*"))
+                if is_complete(r) and (r / "verdicts.json").is_file()]  # failed runs skipped
+    run_dir = Path(args.run_dir) if args.run_dir else (finished[-1] if finished else None)
     if run_dir is None or not (run_dir / "verdicts.json").is_file():
-        raise ConfigError(f"no run with a verdicts.json at {run_dir or './runs'}",
+        raise ConfigError(f"no finished run with a verdicts.json at {run_dir or './runs'}",
                           hint="run `socketlab experiments` first, or name a run folder")
+    if not is_complete(run_dir):
+        raise ConfigError(f"the run in {run_dir} did not finish: its files may be partial",
+                          hint="run `socketlab experiments` again, or name another run folder")
     results, meta = load_run(run_dir)
     args.junit, args.json = None, False
     return _show_results(args, out, results, run_dir, meta)

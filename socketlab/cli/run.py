@@ -34,10 +34,12 @@ def run(args: argparse.Namespace, out: Console, err: Console) -> int:
 
     opts = Options(proto=args.proto, message=args.message, bufsize=args.bufsize,
                    count=args.count, server=not args.no_server)
+    if args.capture:
+        common.writable_folder(args.capture, "--capture")  # before anything runs
     lab = common.running_lab(args, err)
     if args.capture:
         return _run_captured(args, out, err, lab, opts)
-    result = run_pair(lab, opts)
+    result = run_pair(lab, opts, progress=common.progress(err))
     if args.json:
         common.dump_json(out, _run_json(result))
     else:
@@ -48,14 +50,15 @@ def run(args: argparse.Namespace, out: Console, err: Console) -> int:
 def _run_captured(args, out: Console, err: Console, lab: Lab, opts) -> int:
     """A run with tcpdump on both hosts: the pcaps, and the ladder with the programs' calls."""
     from socketlab.act.programs import run_pair
-    from socketlab.observe.capture import new_run_dir
+    from socketlab.observe.capture import mark_complete, new_run_dir
     from socketlab.observe.observation import Context, events_of, ladder_files, observe
 
     ctx = Context(lab, new_run_dir(Path(args.capture), f"run-{opts.proto}"), common.progress(err))
     if args.underlay:
         return _run_underlay(out, ctx, opts)
-    obs = observe(ctx, lambda: run_pair(lab, opts), name=opts.proto)
+    obs = observe(ctx, lambda: run_pair(lab, opts, progress=ctx.progress), name=opts.proto)
     files = ladder_files(ctx, obs, opts.proto, events_of(obs.result), opts.bufsize)
+    mark_complete(ctx.run_dir)
     _show_run(out, lab, obs.result)
     out.print(Path(files[f"{opts.proto} ladder (text)"]).read_text(), soft_wrap=True, markup=False)
     for host in obs.capture.hosts.values():
@@ -69,6 +72,7 @@ def _run_underlay(out: Console, ctx, opts) -> int:
     from socketlab.act.programs import run_pair
     from socketlab.errors import ConfigError
     from socketlab.lab.engine_swarm import is_swarm
+    from socketlab.observe.capture import mark_complete
     from socketlab.observe.observation import observe
     from socketlab.observe.underlay import UnderlayCapture, underlay_files
 
@@ -79,6 +83,7 @@ def _run_underlay(out: Console, ctx, opts) -> int:
         obs = observe(ctx, lambda: run_pair(ctx.lab, opts), name=opts.proto)
     _show_run(out, ctx.lab, obs.result)
     files = underlay_files(ctx, under.result)
+    mark_complete(ctx.run_dir)
     out.print(Path(files["underlay (text)"]).read_text(), soft_wrap=True, markup=False)
     for host in (*obs.capture.hosts.values(), *under.result.hosts.values()):
         out.print(f"{host.host}: {host.pcap} ({host.captured} packets, {host.dropped} dropped)")
@@ -96,7 +101,8 @@ def _run_json(result) -> dict:
     events = lambda evs: [{"event": e.name, **e.fields, "t": e.t} for e in evs]  # noqa: E731
     return {"options": dataclasses.asdict(result.options), "ok": result.ok,
             "seconds": round(result.seconds, 4), "server_exit": result.server_exit,
-            "client_exit": result.client_exit, "server": events(result.server_events),
+            "client_exit": result.client_exit, "server_stderr": result.server_stderr,
+            "client_stderr": result.client_stderr, "server": events(result.server_events),
             "client": events(result.client_events)}
 
 

@@ -25,9 +25,12 @@ def catalogue() -> dict[str, Experiment]:
 def select(ids: Iterable[str] | None) -> list[Experiment]:
     """The experiments named (case-insensitive, e.g. c4 or C4), or all; unknown ids refused."""
     known = catalogue()
+    ids = list(ids or [])
     if not ids:
         return list(known.values())
-    wanted = [i.strip().upper() for i in ids if i.strip()]
+    if any(not i.strip() for i in ids):
+        raise ConfigError("an empty experiment id", hint=f"the experiments are {', '.join(known)}")
+    wanted = [i.strip().upper() for i in ids]
     unknown = [i for i in wanted if i not in known]
     if unknown:
         raise ConfigError(f"no experiment {', '.join(unknown)}",

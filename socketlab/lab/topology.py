@@ -315,15 +315,18 @@ def _subnet(text: str, name: str) -> ipaddress.IPv4Network:
 
 
 def lab_subnet(text: str, what: str = "") -> ipaddress.IPv4Network:
-    """A subnet a lab network can use (a /28 or larger), or a ConfigError saying why not."""
+    """A subnet a lab network can use (a /29 or larger: network, gateway .1, the hosts from .5
+    and broadcast), or a ConfigError saying why not (a topology's own addresses are checked
+    against it later)."""
     try:
         net = ipaddress.IPv4Network(text, strict=True)
     except ValueError as e:
         raise ConfigError(f"{what}subnet {text!r} is not valid: {e}",
                           hint="give an IPv4 network such as 192.168.34.0/24") from None
-    if net.prefixlen > 28:
+    if net.prefixlen > 29:
         raise ConfigError(f"{what}subnet {text} is too small for the lab",
-                          hint="use a /28 or larger, such as 192.168.34.0/24")
+                          hint="use a /29 or larger (the hosts take .5 and .6), such as "
+                               "192.168.34.0/24")
     return net
 
 

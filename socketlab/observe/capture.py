@@ -40,9 +40,13 @@ from socketlab.observe.offloads import IFACE, OffloadReport, restore_offloads, s
 
 DEFAULT_SNAPLEN = 1514  # a whole Ethernet frame; the default 262144 fills the buffer and drops
 DEFAULT_BUFFER_KIB = 32768  # tcpdump -B; its default (2 MiB) drops in a burst of small packets
-READY_TIMEOUT_S = 10.0
-SETTLE_TIMEOUT_S = 5.0
-STOP_TIMEOUT_S = 10.0
+# Budgets, not expectations: each wait returns as soon as tcpdump answers. A loaded machine
+# (load 4 and more) slows tcpdump's answers by seconds: that must not fail a capture. A
+# tcpdump that has not caught up by SETTLE_TIMEOUT_S is stopped all the same, and its host's
+# capture says so (HostCapture.caught_up False); only one that does not start or stop fails.
+READY_TIMEOUT_S = 30.0
+SETTLE_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 30.0
 MAX_SECONDS = 600.0  # the most a tcpdump may live in its host, whatever happens on this side
 # Prints its pid (which `exec` hands to tcpdump), then runs tcpdump with stderr on stdout.
 _LAUNCH = 'echo "pid=$$"; exec "$@" 2>&1'
@@ -152,8 +156,11 @@ class _Tcpdump:
         between two looks. True if it did within `timeout`."""
         deadline = time.monotonic() + timeout
         last: TcpdumpStats | None = None
-        while time.monotonic() < deadline and self.signal("USR1"):
-            line = self.proc.wait_for(_STATS_LINE.search, timeout)
+        while (left := deadline - time.monotonic()) > 0 and self.signal("USR1"):
+            try:
+                line = self.proc.wait_for(_STATS_LINE.search, left)
+            except LabTimeout:  # a slow answer (a loaded machine): not settled, not a failure
+                return False
             stats = parse_stats(line or "")
             if stats is None:
                 return False
@@ -244,17 +251,37 @@ class CaptureResult:
         return all(h.complete for h in self.hosts.values())
 
 
+INCOMPLETE = ".incomplete"  # in a run folder until all its files are written
+_INCOMPLETE_TEXT = ("This run did not finish (it failed or was stopped): its files may be partial, "
+                    "and `socketlab report` skips it.\n")
+
+
 def new_run_dir(base: str | Path, name: str) -> Path:
-    """base/<YYYYmmdd-HHMMSS>-<name>, made now (a -2, -3... suffix if that exists already)."""
+    """base/<YYYYmmdd-HHMMSS>-<name>, made now (a -2, -3... suffix if that exists already),
+    marked incomplete until mark_complete(): a run that fails or is killed half-way leaves a
+    folder that says so, and that `report` skips."""
     stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{name}"
     for n in range(1, 1000):
         path = Path(base) / (stem if n == 1 else f"{stem}-{n}")
         try:
             path.mkdir(parents=True)
-            return path
         except FileExistsError:
             continue
+        except OSError as e:
+            raise CaptureError(f"cannot make a run folder under {base}: {e.strerror}",
+                               hint="give a folder you can write to") from None
+        (path / INCOMPLETE).write_text(_INCOMPLETE_TEXT)
+        return path
     raise CaptureError(f"cannot make a run folder under {base}")
+
+
+def mark_complete(run_dir: Path) -> None:
+    """Every file of the run is written: it no longer says it is incomplete."""
+    (Path(run_dir) / INCOMPLETE).unlink(missing_ok=True)
+
+
+def is_complete(run_dir: Path) -> bool:
+    return Path(run_dir).is_dir() and not (Path(run_dir) / INCOMPLETE).exists()
 
 
 class Capture:
@@ -316,7 +343,8 @@ class Capture:
         except BaseException:
             self._abort()
             with contextlib.suppress(OSError):
-                self.run_dir.rmdir()  # only if still empty
+                (self.run_dir / INCOMPLETE).unlink()
+                self.run_dir.rmdir()  # nothing was captured: no folder at all
             raise
         return self
 
@@ -341,6 +369,7 @@ class Capture:
         self._dumps = {}
         self._result = CaptureResult(self.run_dir, hosts, tuple(self._offload_reports),
                                      tuple(restored))
+        mark_complete(self.run_dir)
         return self._result
 
     def _abort(self) -> None:

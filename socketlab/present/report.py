@@ -371,5 +371,17 @@ def load_run(run_dir: Path) -> tuple[list[Result], dict[str, Any]]:
         exp = known.get(item["id"]) or Experiment(item["id"], item["title"], item["claim"],
                                                    run=lambda _ctx, ev=evidence: ev,
                                                    judge=lambda _ev, v=stored: v)
-        results.append(Result(exp, evidence, exp.judge(evidence), item["seconds"]))
+        results.append(Result(exp, evidence, _judged(exp, evidence), item["seconds"]))
     return results, doc["meta"]
+
+
+def _judged(exp, evidence):
+    """Today's verdict on stored evidence; evidence today's judge cannot read (a run from an
+    older version, a hand-edited file) is inconclusive, and says why."""
+    from socketlab.experiments.base import Verdict
+
+    try:
+        return exp.judge(evidence)
+    except (KeyError, TypeError, ValueError, IndexError) as e:
+        return Verdict(evidence.claim, "inconclusive",
+                       f"the stored evidence does not fit today's judge ({type(e).__name__}: {e})")

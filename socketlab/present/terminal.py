@@ -55,12 +55,19 @@ def side_by_side(run: PairRun, client_ip: str, server_ip: str) -> Table:
 
 
 def observation(run: PairRun) -> str:
-    """One sentence on what the server got, computed from the events (never assumed)."""
-    sent = payload(run.client_events, "sent")
-    if run.error() is not None:
-        err = run.error()
+    """One sentence on what the programs did, from their events and exit codes: a failed call
+    or a program that died is reported as such, and nothing is said about what was not
+    observed (with no server of the lab's, what arrived is not known)."""
+    err = run.error()
+    if err is not None:
         return (f"{err.fields.get('op')}() failed with {err.fields.get('errno')} "
                 f"({err.fields.get('msg')})")
+    died = _died(run)
+    if died:
+        return died
+    sent = payload(run.client_events, "sent")
+    if not run.options.server:
+        return _client_only(run, sent)
     if run.options.proto == "tcp":
         pieces = [e for e in run.server_events if e.name == "recv" and e.fields.get("n")]
         got = payload(run.server_events, "recv")
@@ -70,10 +77,42 @@ def observation(run: PairRun) -> str:
     grams = [e for e in run.server_events if e.name == "recvfrom" and e.fields.get("n")]
     got = payload(grams, "recvfrom")
     sent_grams = [e for e in run.client_events if e.name == "sent" and e.fields.get("n")]
-    first = grams[0].fields.get("data") if grams else None
+    if not grams:
+        return (f"UDP: none of the {len(sent_grams)} datagram(s) sent ({len(sent)} bytes) "
+                "reached the server's recvfrom().")
     return (f"UDP keeps datagrams: {len(grams)} of {len(sent_grams)} datagram(s) arrived; "
-            f"recvfrom({run.options.bufsize}) returned {first!r}, so the server got "
-            f"{len(got)} of the {len(sent)} bytes sent: the rest of each datagram is gone.")
+            f"recvfrom({run.options.bufsize}) returned {grams[0].fields.get('data')!r}, so the "
+            f"server got {len(got)} of the {len(sent)} bytes sent: the rest of each datagram "
+            "is gone.")
+
+
+def _died(run: PairRun) -> str:
+    """A program that ended badly without saying why in an event: its exit and last words."""
+    from socketlab.act.programs import RUN_TIMEOUT_S
+
+    for host, code, stderr in (("server", run.server_exit, run.server_stderr),
+                               ("client", run.client_exit, run.client_stderr)):
+        if code in (0, None):
+            continue
+        if code == 124:
+            return (f"the {host} program was stopped at the end of its {RUN_TIMEOUT_S:.0f} s "
+                    "budget: no conclusion is drawn from this run.")
+        last = (stderr.strip().splitlines() or ["no message"])[-1]
+        return (f"the {host} program died (exit code {code}: {last}): no conclusion is drawn "
+                "from this run.")
+    return ""
+
+
+def _client_only(run: PairRun, sent: str) -> str:
+    """With no server of the lab's: only what the client did and was told."""
+    if run.options.proto == "tcp":
+        peer = next((e.fields.get("peer") for e in run.client_events if e.name == "connected"), "?")
+        return (f"No lab server ran: the client connected to {peer} and sent {len(sent)} bytes; "
+                "whatever answered there, what it received was not observed.")
+    grams = [e for e in run.client_events if e.name == "sent" and e.fields.get("n")]
+    return (f"No lab server ran: the client sent {len(grams)} datagram(s) ({len(sent)} bytes) "
+            "and finished without an error: UDP tells the sender nothing about whether they "
+            "arrived.")
 
 
 STATUS_STYLE = {"holds": "green", "holds in part": "yellow", "does not hold": "red",

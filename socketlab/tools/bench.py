@@ -18,12 +18,19 @@ from rich.table import Table
 from socketlab.act.programs import Options, run_pair
 from socketlab.lab import compose as compose_cli
 from socketlab.lab.assets import COMPOSE_FILE, IMAGE_CONTEXT
-from socketlab.lab.config import LabConfig
+from socketlab.lab.config import AUTO, LabConfig
 from socketlab.lab.docker_api import connect
 from socketlab.lab.lab import Lab
 
 BENCH_PROJECT = "socketlab-bench"
-BENCH_SUBNET = "192.168.70.0/24"
+
+
+def bench_config(config: LabConfig, kind: str) -> LabConfig:
+    """A bench's own lab: a project name no other bench (nor another run of this one) has,
+    and a free subnet chosen as it starts, so benches started together never collide."""
+    import os
+
+    return config.with_(project=f"{BENCH_PROJECT}-{kind}-{os.getpid()}", subnet=AUTO)
 
 
 @dataclass(frozen=True)
@@ -50,7 +57,7 @@ def lifecycle(config: LabConfig, *, repeat: int = 3, cold: bool = False, cold_ba
     """Every figure of the lifecycle benchmark, in the order the table shows them."""
     from socketlab.lab.images import ensure_lab_image
 
-    cfg = config.with_(project=BENCH_PROJECT, subnet=BENCH_SUBNET)
+    cfg = bench_config(config, "lifecycle")
     client = connect()
     image = ensure_lab_image(client, cfg.image, IMAGE_CONTEXT, progress)
     figures = [Figure("lab image size", image.size_bytes / 1e6, "MB", "< 200",
@@ -97,11 +104,15 @@ def _present_base(client, own_base: str) -> str | None:
 
 
 def _warm(client, cfg: LabConfig, repeat: int, progress) -> list[Figure]:
+    from socketlab.lab.subnets import claim_subnet
+
     found = compose_cli.detect()
-    env = cfg.compose_env("idle")
 
     def bare_cycle() -> None:
-        compose_cli.run_compose(found.argv(cfg.project, COMPOSE_FILE, *compose_cli.up_args()), env)
+        with claim_subnet(client) as subnet:  # held until compose has made the network
+            env = cfg.with_(subnet=subnet).compose_env("idle")
+            compose_cli.run_compose(found.argv(cfg.project, COMPOSE_FILE, *compose_cli.up_args()),
+                                    env)
         compose_cli.run_compose(found.argv(cfg.project, COMPOSE_FILE,
                                            *compose_cli.down_args()), env)
 
@@ -185,17 +196,18 @@ def capture(config: LabConfig, *, packets: int = 50_000,
     from socketlab.observe.capture import Capture
     from socketlab.observe.pcap import read_pcap
 
-    cfg = config.with_(project=BENCH_PROJECT, subnet=BENCH_SUBNET)
+    cfg = bench_config(config, "capture")
     client = connect()
     ensure_lab_image(client, cfg.image, IMAGE_CONTEXT, progress)
     server = ["python3", f"{PROGRAMS_DIR}/udp_server.py", "--quiet", "--timeout", "2",
               "--rcvbuf", "4194304", "--bufsize", "64"]
-    sender = ["python3", f"{PROGRAMS_DIR}/udp_client.py", "--host", cfg.server_ip, "--count",
-              str(packets), "--message", "burst-datagram!!", "--quiet", "--keep-going"]
     import tempfile
     from pathlib import Path
 
     with Lab(cfg, client=client) as lab, tempfile.TemporaryDirectory() as tmp:
+        sender = ["python3", f"{PROGRAMS_DIR}/udp_client.py", "--host", lab.config.server_ip,
+                  "--count", str(packets), "--message", "burst-datagram!!", "--quiet",
+                  "--keep-going"]
         progress(f"a burst of {packets:,} UDP datagrams, captured on both hosts")
         start = time.perf_counter()
         cap = Capture(lab, base_dir=Path(tmp), name="burst").start()

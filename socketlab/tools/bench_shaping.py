@@ -14,7 +14,7 @@ from socketlab.lab.assets import IMAGE_CONTEXT
 from socketlab.lab.config import LabConfig
 from socketlab.lab.docker_api import connect
 from socketlab.lab.lab import Lab
-from socketlab.tools.bench import BENCH_PROJECT, BENCH_SUBNET, Figure
+from socketlab.tools.bench import Figure, bench_config
 
 # -- bench shaping: each backend's figures, configured against observed ------------------------
 PINGS, PING_GAP_S = 400, 0.004          # 1.6 s of pings, 4 ms apart, each matched by number
@@ -189,7 +189,7 @@ def shaping(config: LabConfig, *, progress: Callable[[str], None] = lambda _m: N
     from socketlab.lab.images import ensure_lab_image
     from socketlab.tools.doctor import parse_backends
 
-    cfg = config.with_(project=BENCH_PROJECT, subnet=BENCH_SUBNET)
+    cfg = bench_config(config, "shaping")
     client = connect()
     ensure_lab_image(client, cfg.image, IMAGE_CONTEXT, progress)
     figures = [load_figure("at the start")]

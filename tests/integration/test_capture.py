@@ -203,3 +203,29 @@ def test_udp_burst_captured_whole_on_the_client(lab: Lab, tmp_path: Path) -> Non
                 f"{hc.captured} received={hc.received} dropped={hc.dropped}")
     assert (len(burst), hc.dropped, hc.if_dropped) == (BURST, 0, 0), measured
     assert hc.caught_up, measured
+
+
+def test_a_tcpdump_slowed_down_still_gives_its_whole_capture(lab: Lab, tmp_path: Path,
+                                                             docker_client) -> None:
+    """What load does to a capture, made certain: the server's tcpdump is stopped (SIGSTOP)
+    for 6 s, so its answer to SIGUSR1 comes late (the old 5 s wait failed the capture with
+    "no matching output after 5 s"). The capture waits for it and is whole."""
+    import threading
+
+    cap = Capture(lab, HOSTS, tmp_path, name="slow").start()
+    server = docker_client.containers.get(lab.container_id("server"))
+    pid = cap._dumps["server"].pid
+    wake = threading.Timer(6.0, lambda: server.exec_run(["kill", "-CONT", pid]))
+    try:
+        assert run_pair(lab, Options(proto="tcp")).ok
+        assert server.exec_run(["kill", "-STOP", pid]).exit_code == 0
+        wake.start()
+        result = cap.stop()
+    finally:
+        wake.cancel()
+        server.exec_run(["kill", "-CONT", pid])
+        if cap._dumps:
+            cap._abort()
+    assert result["server"].captured == result["server"].received > 0
+    assert result["server"].caught_up
+    assert _tcpdumps(lab) == {"server": "", "client": ""}

@@ -102,8 +102,14 @@ def test_usage_error_goes_to_the_given_err():
         (["exec", "server"], "no command given", "e.g. `socketlab exec server ip -br addr`"),
         (["run", "tcp", "--bufsize", "0"], "receive size 0 is too small", "use 1 or more"),
         (["run", "udp", "--count", "0"], "count 0 is too small", "use 1 or more"),
+        (["run", "udp", "--bufsize", "99999999999"], "receive size 99999999999 is too large",
+         "use at most 65536: no datagram carries more than 65,507 bytes, and a TCP recv() that "
+         "large already takes whatever the socket holds"),
+        (["run", "udp", "--count", "100000"], "count 100000 is too large",
+         "use at most 1000: each send is a row of the run's table; for floods see `socketlab "
+         "experiment C6` and `socketlab bench capture`"),
         (["up", "--subnet", "10.0.0.0/30"], "subnet 10.0.0.0/30 is too small for the lab",
-         "use a /28 or larger, such as 192.168.34.0/24"),
+         "use a /29 or larger (the hosts take .5 and .6), such as 192.168.34.0/24"),
         (["up", "--subnet", "10.0.0.1/24"],
          "subnet '10.0.0.1/24' is not valid: 10.0.0.1/24 has host bits set",
          "give an IPv4 network such as 192.168.34.0/24"),
@@ -117,7 +123,7 @@ def test_usage_error_goes_to_the_given_err():
         (["-p", "My Lab", "status"], "project name 'My Lab' is not valid",
          "use lowercase letters, digits, '-' and '_', starting with a letter or digit"),
     ],
-    ids=["exec-no-command", "run-bufsize-0", "run-count-0",
+    ids=["exec-no-command", "run-bufsize-0", "run-count-0", "run-bufsize-huge", "run-count-huge",
          "up-subnet-too-small", "up-subnet-host-bits", "up-port", "demo-gateway-address",
          "up-same-address", "bad-project"],
 )
@@ -363,7 +369,7 @@ def fake_run_pair(monkeypatch, fake_lab):
 
     seen: list[Options] = []
 
-    def run_pair(lab_, opts):
+    def run_pair(lab_, opts, **_kw):
         seen.append(opts)
         return PairRun(opts, parse_output(TCP_SERVER_OUT), parse_output(TCP_CLIENT_OUT),
                        server_exit=0, client_exit=0, seconds=0.5)

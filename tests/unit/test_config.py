@@ -132,7 +132,8 @@ def test_compose_env_round_trips_through_from_env():
         ({"subnet": "192.168.33.5/24"}, "subnet '192.168.33.5/24' is not valid",
          "192.168.33.5/24"),
         ({"subnet": "fd00::/64"}, "subnet 'fd00::/64' is not valid", "fd00::/64"),
-        ({"subnet": "10.0.0.0/29"}, "subnet 10.0.0.0/29 is too small for the lab", "10.0.0.0/29"),
+        ({"subnet": "10.0.0.0/29", "server_ip": "10.0.0.7"}, "server address 10.0.0.7 is not usable",
+         "10.0.0.7"),
         ({"subnet": "10.0.0.0/30"}, "subnet 10.0.0.0/30 is too small for the lab", "10.0.0.0/30"),
         ({"server_ip": "10.0.0.5"}, "server address 10.0.0.5 is not usable in subnet "
          "192.168.33.0/24", "10.0.0.5"),
@@ -154,7 +155,7 @@ def test_compose_env_round_trips_through_from_env():
         ({"project": "my lab"}, "project name 'my lab' is not valid", "my lab"),
         ({"project": ""}, "project name '' is not valid", "''"),
     ],
-    ids=["subnet-garbage", "subnet-host-bits", "subnet-ipv6", "subnet-slash29", "subnet-slash30",
+    ids=["subnet-garbage", "subnet-host-bits", "subnet-ipv6", "slash29-broadcast", "subnet-slash30",
          "server-outside", "client-gateway", "server-network", "client-broadcast",
          "server-not-ipv4", "same-address", "port-zero", "port-too-big", "proto-sctp",
          "project-uppercase", "project-leading-dash", "project-space", "project-empty"],
@@ -168,15 +169,15 @@ def test_invalid_settings_raise_config_error_with_value_and_hint(kwargs, message
     assert info.value.hint.strip()
 
 
-def test_slash28_is_the_smallest_accepted_subnet():
-    cfg = LabConfig(subnet="10.0.0.0/28")
+def test_slash29_is_the_smallest_accepted_subnet_and_holds_5_and_6():
+    cfg = LabConfig(subnet="10.0.0.0/29")
 
     assert (cfg.server_ip, cfg.client_ip) == ("10.0.0.5", "10.0.0.6")
 
 
 @pytest.mark.parametrize(
     ("subnet", "hint_part"),
-    [("10.0.0.0/30", "/28 or larger"), ("garbage", "192.168.34.0/24")],
+    [("10.0.0.0/30", "/29 or larger"), ("garbage", "192.168.34.0/24")],
     ids=["too-small", "not-a-network"],
 )
 def test_subnet_errors_hint_at_a_working_subnet(subnet, hint_part):

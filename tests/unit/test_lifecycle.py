@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 
 import pytest
 
@@ -165,3 +166,52 @@ def test_a_running_lab_with_other_settings_asked_for_is_refused():
     lab = FakeLab(LabConfig(project="x", subnet="192.168.40.0/24"), there=RUNNING)
     with pytest.raises(LabExists, match="other settings"), this_or_running(lab, {"subnet"}):
         pytest.fail("the block ran")
+
+
+# -- benches side by side ---------------------------------------------------------------------------
+def test_benches_started_together_get_their_own_lab_names_and_free_subnets():
+    from socketlab.tools.bench import bench_config
+
+    lifecycle, shaping = (bench_config(LabConfig(), kind) for kind in ("lifecycle", "shaping"))
+
+    assert lifecycle.project != shaping.project
+    assert str(os.getpid()) in lifecycle.project
+    assert lifecycle.subnet == shaping.subnet == "auto"
+
+
+# -- a long run says how far it got ---------------------------------------------------------------
+class SlowClient:
+    """A running client that ends after `rounds` waits of PROGRESS_EVERY_S, printing lines."""
+
+    def __init__(self, rounds: int) -> None:
+        self.rounds, self.stdout_lines = rounds, []
+
+    def wait_for(self, _match, timeout):
+        from socketlab.errors import LabTimeout
+
+        if timeout < 1:  # a look without waiting
+            raise LabTimeout("nothing new")
+        if self.rounds == 0:
+            return None
+        self.rounds -= 1
+        self.stdout_lines += ["sent n=11"] * 300
+        raise LabTimeout("still running")
+
+
+def test_a_long_run_reports_its_progress_until_the_client_ends():
+    from socketlab.act.programs import _report_while_running
+
+    said: list[str] = []
+    _report_while_running(SlowClient(3), SlowClient(0), said.append, start=time.monotonic())
+
+    assert [line.split(": ", 1)[1] for line in said] == [
+        "client 300 events, server 0 events so far", "client 600 events, server 0 events so far",
+        "client 900 events, server 0 events so far"]
+
+
+def test_a_short_run_reports_nothing():
+    from socketlab.act.programs import _report_while_running
+
+    said: list[str] = []
+    _report_while_running(SlowClient(0), None, said.append, start=time.monotonic())
+    assert said == []

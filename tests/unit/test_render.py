@@ -100,9 +100,48 @@ def test_udp_nothing_arrived():
                     'closed t=205.001')
     run = PairRun(Options(proto="udp"), server_events=server, client_events=UDP_CLIENT)
 
-    assert observation(run).startswith(
-        "UDP keeps datagrams: 0 of 1 datagram(s) arrived; recvfrom(3) returned None, so the "
-        "server got 0 of the 11 bytes sent")
+    assert observation(run) == ("UDP: none of the 1 datagram(s) sent (11 bytes) reached the "
+                                "server's recvfrom().")
+
+
+def test_udp_with_no_server_concludes_nothing_about_arrival():
+    run = PairRun(Options(proto="udp", server=False), client_events=UDP_CLIENT)
+
+    said = observation(run)
+
+    assert said == ("No lab server ran: the client sent 1 datagram(s) (11 bytes) and finished "
+                    "without an error: UDP tells the sender nothing about whether they arrived.")
+    assert "recvfrom" not in said
+    assert "gone" not in said
+
+
+def test_tcp_with_no_server_but_someone_listening_claims_no_loss():
+    run = PairRun(Options(proto="tcp", server=False), client_events=TCP_CLIENT)
+
+    said = observation(run)
+
+    assert said.startswith("No lab server ran: the client connected to 192.168.33.5:6666 and "
+                           "sent 11 bytes;")
+    assert "missing" not in said
+
+
+def test_a_server_that_died_is_reported_not_concluded_from():
+    server = events('listening addr=0.0.0.0:6666 t=200.000')
+    run = PairRun(Options(proto="udp"), server_events=server, client_events=UDP_CLIENT,
+                  server_exit=1, server_stderr="Traceback (most recent call last):\n"
+                                               "  ...\nMemoryError\n")
+
+    said = observation(run)
+
+    assert said == ("the server program died (exit code 1: MemoryError): no conclusion is "
+                    "drawn from this run.")
+
+
+def test_a_program_stopped_by_its_budget_says_so():
+    run = PairRun(Options(proto="tcp"), server_events=tcp_server("hel"),
+                  client_events=TCP_CLIENT, server_exit=124)
+
+    assert observation(run).startswith("the server program was stopped at the end of its 20 s")
 
 
 def test_error_event_shows_the_errno():
