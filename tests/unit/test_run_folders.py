@@ -52,7 +52,7 @@ def test_report_of_a_named_unfinished_run_is_refused(tmp_path, monkeypatch):
 
     code, out, err = cli("report", str(killed))
 
-    assert (code, out) == (2, "")
+    assert (code, out) == (64, "")
     assert err.splitlines()[0] == f"error: the run in {killed} did not finish: its files may be partial"
 
 
@@ -62,7 +62,7 @@ def test_report_with_only_unfinished_runs_says_there_is_none(tmp_path, monkeypat
 
     code, _out, err = cli("report")
 
-    assert code == 2
+    assert code == 64
     assert "no finished run with a verdicts.json" in err
 
 
@@ -76,7 +76,7 @@ def test_an_empty_experiment_id_is_refused():
 def test_experiment_with_an_empty_id_runs_nothing_and_says_why():
     code, out, err = cli("experiment", "")
 
-    assert (code, out) == (2, "")
+    assert (code, out) == (64, "")
     assert err.startswith("error: an empty experiment id")
 
 
@@ -130,7 +130,7 @@ def test_commands_refuse_an_unwritable_path_before_docker(argv, read_only, monke
 
     code, out, err = cli(*argv, path)
 
-    assert (code, out) == (2, "")
+    assert (code, out) == (64, "")  # a value that cannot work: bad usage
     assert "cannot write" in err.splitlines()[0]
     assert "Docker" not in err
 
