@@ -25,7 +25,10 @@ def register(command) -> None:
     down_.add_argument("--json", action="store_true", help="print what was removed as JSON")
     status_ = command("status", "show the lab's hosts", status)
     status_.add_argument("--json", action="store_true", help="print the lab's hosts as JSON")
-    exe = command("exec", "run a command in a lab host", exec_)
+    exe = command("exec", "run a command in a lab host; its output as it comes", exec_)
+    exe.add_argument("-i", "--interactive", action="store_true", help="pass this terminal's input on")
+    exe.add_argument("-t", "--tty", action="store_true",
+                     help="a terminal in the host (with -i: `exec -it client bash`)")
     exe.add_argument("host", metavar="HOST", help="a host of the lab, e.g. server or client")
     exe.add_argument("argv", nargs=argparse.REMAINDER, metavar="CMD")
 
@@ -122,6 +125,7 @@ def status(args: argparse.Namespace, out: Console, err: Console, lab: Lab | None
 
 
 def exec_(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from socketlab.cli.shell import attached
     from socketlab.errors import ConfigError, UnknownHost
     from socketlab.lab.config import HOSTS
 
@@ -129,7 +133,5 @@ def exec_(args: argparse.Namespace, out: Console, err: Console) -> int:
         raise UnknownHost(f"unknown host {args.host!r}", hint=f"the lab's hosts are {', '.join(HOSTS)}")
     if not args.argv:
         raise ConfigError("no command given", hint="e.g. `socketlab exec server ip -br addr`")
-    result = common.running_lab(args, err).exec(args.host, args.argv)
-    out.file.write(result.stdout)
-    err.file.write(result.stderr)
-    return result.exit_code
+    return attached(common.running_lab(args, err), args.host, args.argv, tty=args.tty,
+                    stdin=args.interactive, out=out, err=err)

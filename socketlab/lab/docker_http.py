@@ -173,7 +173,7 @@ class DockerHTTP:
             message = resp.read().decode(errors="replace").strip()
             conn.close()
             raise EngineError(resp.status, f"the Docker engine could not start a command: {message}")
-        return ExecStream(conn, resp.fp, tty)
+        return ExecStream(conn, resp.fp, tty, engine=self, exec_id=exec_id)
 
     def exec_inspect(self, exec_id: str) -> dict:
         return self.request("GET", f"/exec/{exec_id}/json")
@@ -205,10 +205,13 @@ class DockerHTTP:
 
 
 class ExecStream:
-    """A started exec's connection: read its output as it comes, write to its stdin."""
+    """A started exec's connection: read its output as it comes, write to its stdin; its
+    terminal's size (tty) and, once it has ended, its exit code."""
 
-    def __init__(self, conn: http.client.HTTPConnection, reader, tty: bool) -> None:
+    def __init__(self, conn: http.client.HTTPConnection, reader, tty: bool, *,
+                 engine: DockerHTTP | None = None, exec_id: str = "") -> None:
         self._conn, self._reader, self.tty = conn, reader, tty
+        self._engine, self.exec_id = engine, exec_id
 
     @property
     def socket(self) -> socket.socket:
@@ -216,6 +219,21 @@ class ExecStream:
 
     def sendall(self, data: bytes) -> None:
         self._conn.sock.sendall(data)
+
+    def close_stdin(self) -> None:
+        """End of input for the command (the connection stays open for its output)."""
+        self._conn.sock.shutdown(socket.SHUT_WR)
+
+    def resize(self, rows: int, cols: int) -> None:
+        """Tell the command's terminal its size (as a terminal window does)."""
+        if self._engine is not None:
+            self._engine.exec_resize(self.exec_id, rows, cols)
+
+    def exit_code(self) -> int | None:
+        """The command's exit code once it has ended (None while it runs)."""
+        if self._engine is None:
+            return None
+        return self._engine.exec_inspect(self.exec_id).get("ExitCode")
 
     def chunks(self) -> Iterator[tuple[bytes | None, bytes | None]]:
         """(stdout, None) or (None, stderr) chunks until the command's end (as the SDK's

@@ -31,7 +31,7 @@ from socketlab.lab import signals
 from socketlab.lab.assets import COMPOSE_FILE
 from socketlab.lab.config import HOSTS, LabConfig
 from socketlab.lab.docker_api import connect
-from socketlab.lab.docker_http import DockerHTTP
+from socketlab.lab.docker_http import DockerHTTP, ExecStream
 from socketlab.lab.existing import differences, exists_error
 from socketlab.lab.process import ExecResult, RunningExec, bounded
 from socketlab.lab.subnets import claim_subnet
@@ -337,6 +337,16 @@ class Lab:
         code, out, err = self._on_host(host, lambda cid: self.http.exec_run(cid, argv))
         return ExecResult(code, out.decode(errors="replace"), err.decode(errors="replace"),
                           time.monotonic() - start)
+
+    def attach(self, host: str, argv: Sequence[str], *, tty: bool = False, stdin: bool = False,
+               env: Sequence[str] = ()) -> ExecStream:
+        """A command in a host with its streams handed over as they come: a terminal (tty) and
+        input (stdin) if asked. Not bounded in time: a person is at the other end."""
+        def begin(cid: str) -> ExecStream:
+            exec_id = self.http.exec_create(cid, argv, stdin=stdin, tty=tty, environment=env)
+            return self.http.exec_attach(exec_id, tty=tty)
+
+        return self._on_host(host, begin)
 
     def start(self, host: str, argv: Sequence[str], *, timeout: float,
               gated: bool = False) -> RunningExec:
