@@ -50,7 +50,10 @@ def attached(lab, host: str, argv: Sequence[str], *, tty: bool, stdin: bool, out
         raise ConfigError("-t needs a terminal, and this command's input is not one",
                           hint="leave -t out (-i alone passes the input on)")
     if tty:
-        stream = lab.attach(host, argv, tty=True, stdin=stdin,
+        size = shutil.get_terminal_size()  # set before the command starts: it may ask at once
+        sized = ["sh", "-c", f'stty rows {size.lines} cols {size.columns} 2>/dev/null; exec "$@"',
+                 "sh", *argv]
+        stream = lab.attach(host, sized, tty=True, stdin=stdin,
                             env=[f"TERM={os.environ.get('TERM', 'xterm')}"])
         with _raw(sys.stdin.fileno()), _window_size(stream):
             _pump(stream, _bytes_to(out), _bytes_to(out), sys.stdin.fileno() if stdin else None)

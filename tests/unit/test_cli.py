@@ -240,6 +240,11 @@ class FakeLab:
         self.exec_calls.append((host, list(argv)))
         return ExecResult(3, "out text\n", "err text\n", 0.01)
 
+    def attach(self, host, argv, *, tty=False, stdin=False, env=()):
+        """`exec`'s way in: the command's output as chunks, then its exit code."""
+        self.exec_calls.append((host, list(argv[4:])))  # after the pid-printing launcher
+        return FakeStream()
+
     def status(self):
         return self.rows
 
@@ -249,6 +254,15 @@ class FakeLab:
     def down(self):
         self.downs += 1
         return ["container x-server-1", "network x_labnet"] if self.there else []
+
+
+class FakeStream:
+    def chunks(self):
+        yield b"socketlab-pid=7\nout text\n", None
+        yield None, b"err text\n"
+
+    def exit_code(self):
+        return 3
 
 
 @pytest.fixture

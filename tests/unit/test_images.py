@@ -104,7 +104,8 @@ def test_packages_of_the_real_dockerfile():
     found = packages(IMAGE_CONTEXT / "Dockerfile")
 
     assert found == ["python3", "python3-scapy", "iproute2", "iptables", "tcpdump", "ethtool",
-                     "procps"]
+                     "procps", "iputils-ping", "iputils-tracepath", "traceroute", "netcat-openbsd",
+                     "iperf3"]
 
 
 def test_packages_reads_the_run_line(tmp_path):
