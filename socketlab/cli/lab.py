@@ -77,7 +77,7 @@ def up(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 def down(args: argparse.Namespace, out: Console, err: Console) -> int:
     if args.all:
-        removed = remove_all_labs(connect())
+        removed = _remove_all(args)
         if args.json:
             common.dump_json(out, {"project": None, "removed": removed})
         else:
@@ -92,6 +92,16 @@ def down(args: argparse.Namespace, out: Console, err: Console) -> int:
     out.print(f"lab {project!r} removed ({', '.join(removed)})" if removed
               else f"there was no lab {project!r}: nothing to remove", soft_wrap=True)
     return common.ExitCode.OK
+
+
+def _remove_all(args: argparse.Namespace) -> list[str]:
+    """Every socketlab lab on this engine, or on every node of the swarm (--engine swarm)."""
+    if common.engine_of(args) == "swarm":
+        from socketlab.lab.engine_swarm import remove_all_swarm_labs
+        from socketlab.lab.swarm import Swarm
+
+        return remove_all_swarm_labs(Swarm.from_settings())
+    return remove_all_labs(connect())
 
 
 def status(args: argparse.Namespace, out: Console, err: Console, lab: Lab | None = None) -> int:

@@ -15,10 +15,9 @@ def register(command) -> None:
 
 
 def ls(args: argparse.Namespace, out: Console, err: Console) -> int:
-    from socketlab.lab.docker_http import DockerHTTP
     from socketlab.lab.inventory import list_labs
 
-    labs = list_labs(DockerHTTP.from_env())
+    labs = list_labs(_engine(args))
     if args.json:
         common.dump_json(out, [lab.as_dict() for lab in labs])
         return common.ExitCode.OK
@@ -36,3 +35,15 @@ def ls(args: argparse.Namespace, out: Console, err: Console) -> int:
         table.add_row(lab.project, lab.state, "\n".join(lab.subnets) or "-", hosts or "-")
     out.print(table)
     return common.ExitCode.OK
+
+
+def _engine(args: argparse.Namespace):
+    """This machine's engine, or every node of the swarm (--engine swarm)."""
+    from socketlab.lab.docker_http import DockerHTTP
+
+    if common.engine_of(args) == "swarm":
+        from socketlab.lab.engine_swarm import NodesHTTP
+        from socketlab.lab.swarm import Swarm
+
+        return NodesHTTP(Swarm.from_settings())
+    return DockerHTTP.from_env()

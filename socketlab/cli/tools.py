@@ -15,7 +15,7 @@ def register(command) -> None:
     doc = command("doctor", "report Docker, compose, the image and the kernel's features", doctor)
     doc.add_argument("--json", action="store_true", help="print the checks as JSON")
     bench_ = command("bench", "measure socketlab (prints a table)", bench)
-    bench_.add_argument("what", choices=["lifecycle", "analysis", "capture", "shaping"])
+    bench_.add_argument("what", choices=["lifecycle", "analysis", "capture", "shaping", "swarm"])
     bench_.add_argument("--backend", choices=["netem", "engine"],
                         help="shaping: this backend only (default: every one this machine has)")
     bench_.add_argument("--repeat", type=common.positive_int, default=3,
@@ -69,6 +69,10 @@ def bench(args: argparse.Namespace, out: Console, err: Console) -> int:
 
         figures = shaping(common.config_from(args), progress=common.progress(err),
                           backend=args.backend)
+    elif args.what == "swarm":
+        from socketlab.tools.bench_swarm import swarm
+
+        figures = swarm(common.config_from(args), repeat=args.repeat, progress=common.progress(err))
     else:
         figures = b.lifecycle(common.config_from(args), repeat=args.repeat, cold=args.cold,
                               cold_base=args.cold_base, progress=common.progress(err))

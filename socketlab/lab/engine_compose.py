@@ -130,8 +130,7 @@ class ComposeEngine(Engine):
         _in_parallel(_remove_container, sidecars)  # before the hosts whose namespace they hold
         _in_parallel(_remove_container, [c for c in containers if c not in sidecars])
         for network in networks:
-            with contextlib.suppress(_sdk_errors().NotFound):
-                network.remove()
+            self._remove_network(network)
         left = _settled(self.leftovers)
         if left:
             raise ComposeError(f"lab {self.project!r} could not be removed entirely: "
@@ -139,6 +138,10 @@ class ComposeEngine(Engine):
                                hint=f"try `socketlab -p {self.project} down` again; "
                                     "see `docker ps -a` and `docker network ls`")
         return [f"container {c.name}" for c in containers] + [f"network {n.name}" for n in networks]
+
+    def _remove_network(self, network) -> None:
+        with contextlib.suppress(_sdk_errors().NotFound):
+            network.remove()
 
     def leftovers(self) -> list[str]:
         containers = self._project_containers().values()

@@ -20,6 +20,7 @@ reserved until the network is removed) gets one more try on a fresh overlay, sai
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -45,6 +46,7 @@ from socketlab.lab.topology import Topology
 if TYPE_CHECKING:
     import docker
 
+NETWORK_RELEASE_S = 15.0
 OVERLAY_MTU = 1450  # Docker's overlay default: 1500 on the underlay, less 50 bytes of VXLAN
 
 
@@ -63,7 +65,7 @@ class SwarmEngine(ComposeEngine):
         self.swarm = swarm or Swarm.from_settings()
         self.wanted = dict(place or {})
         self._source = source  # this machine's engine, where missing images come from
-        self._nodes_http: _NodesHTTP | None = None
+        self._nodes_http: NodesHTTP | None = None
 
     @property
     def client(self) -> docker.DockerClient:
@@ -73,9 +75,9 @@ class SwarmEngine(ComposeEngine):
         return self._client
 
     @property
-    def http(self) -> _NodesHTTP:  # type: ignore[override]
+    def http(self) -> NodesHTTP:  # type: ignore[override]
         if self._nodes_http is None:
-            self._nodes_http = _NodesHTTP(self.swarm)
+            self._nodes_http = NodesHTTP(self.swarm)
         return self._nodes_http
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -129,6 +131,22 @@ class SwarmEngine(ComposeEngine):
             with signals.deferred():
                 made[spec.service] = _create(self.swarm.client(spec.node), spec, made)
 
+    def _remove_network(self, network) -> None:
+        """An overlay whose last container has just gone may still be held by that container's
+        attachment task on its node for a moment ("in use by task"): wait for it to go."""
+        errors = _sdk_errors()
+        deadline = time.monotonic() + NETWORK_RELEASE_S
+        while True:
+            try:
+                network.remove()
+                return
+            except errors.NotFound:
+                return
+            except errors.APIError as e:
+                if "in use by task" not in str(e.explanation or e) or time.monotonic() > deadline:
+                    raise
+            time.sleep(0.2)  # polling the manager until the node has let the overlay go
+
     def _project_containers(self) -> dict[str, object]:
         """Every container of this lab on every node, by service name."""
         flt = self._filter()
@@ -164,7 +182,7 @@ class SwarmEngine(ComposeEngine):
         return f"{super().version()} (swarm of {len(nodes)} nodes)"
 
 
-class _NodesHTTP:
+class NodesHTTP:
     """The compose engine's fast path (DockerHTTP) across nodes: lists gather every node's
     containers, and a container's own requests go to the node that runs it."""
 
@@ -238,18 +256,21 @@ def _sdk_errors():
 
 
 def remove_all_swarm_labs(swarm: Swarm) -> list[str]:
-    """Every socketlab container on every node, then the labs' overlays (on the manager)."""
+    """Every socketlab container on every node (the workers' first), then the labs' overlays
+    (on the manager)."""
     from socketlab.lab.engine_compose import LAB_LABEL, _remove_container, remove_all_labs
 
-    removed = []
+    removed, manager = [], swarm.manager
     for node, client in swarm.clients().items():
-        if client is swarm.manager:
+        if client is manager:
             continue
         for container in client.containers.list(all=True, filters={"label": LAB_LABEL},
                                                 ignore_removed=True):
             _remove_container(container)
             removed.append(f"container {container.name} on {node}")
-    return removed + remove_all_labs(swarm.manager)
+    name = next((n.name for n in swarm.nodes() if n.endpoint and swarm.client(n.name) is manager), "")
+    return removed + [f"{what} on {name}" if what.startswith("container") else what
+                      for what in remove_all_labs(manager)]
 
 
 def is_swarm(lab: object) -> bool:

@@ -7,6 +7,7 @@ import pytest
 from scapy.all import IP, TCP, UDP, VXLAN, Ether, wrpcap
 
 from socketlab.errors import ConfigError, SwarmError
+from socketlab.lab.engine_swarm import AddressReserved, SwarmEngine
 from socketlab.lab.swarm import Swarm, SwarmNode, parse_place, place_hosts
 from socketlab.lab.swarm_spec import container_specs, duration_ns, network_specs
 from socketlab.observe.underlay import read_vxlan, vxlan_view
@@ -211,3 +212,47 @@ def test_vxlan_packets_are_read_outer_vni_and_inner_frame(tmp_path):
     view = vxlan_view(frames, {"192.168.140.6": "client", "192.168.140.5": "server"})
     assert "10.77.0.2:50000 > 10.77.0.1:4789" in view
     assert "client:40000 > server:6666 TCP [PA] 11 bytes" in view
+
+
+# -- an address the overlay keeps reserved ------------------------------------------------------
+class RetryingEngine(SwarmEngine):
+    """The engine with its Docker steps recorded: the first attach finds its address taken."""
+
+    def __init__(self, swarm) -> None:
+        self.said: list[str] = []
+        self.steps: list[str] = []
+        super().__init__("lab1", swarm=swarm, progress=self.said.append)
+
+    def _copy_images(self, specs) -> None:
+        self.steps.append("images")
+
+    def _create_on_nodes(self, doc, specs) -> None:
+        self.steps.append("create")
+        if self.steps.count("create") == 1:
+            raise AddressReserved("node n2 could not attach client at its address (Address "
+                                  "already in use)")
+
+    def remove(self) -> list[str]:
+        self.steps.append("remove")
+        return []
+
+
+def test_an_address_kept_reserved_gets_one_more_try_on_a_fresh_overlay():
+    class Nodes:
+        source = "test"
+
+        def nodes(self):
+            return [node("n1"), node("n2")]
+
+    from socketlab.lab.assets import COMPOSE_FILE
+    from socketlab.lab.composefile import read_topology
+    from socketlab.lab.config import LabConfig
+
+    settings = LabConfig(subnet="192.168.140.0/24").compose_env()
+    topology = read_topology(COMPOSE_FILE, settings, lab_image="socketlab/lab:latest")
+    engine = RetryingEngine(Nodes())
+
+    engine.create(topology, settings, lab_image="socketlab/lab:latest")
+
+    assert engine.steps == ["images", "create", "remove", "create"]
+    assert any("trying once more on a fresh one" in m for m in engine.said)
