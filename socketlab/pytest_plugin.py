@@ -16,7 +16,8 @@ Fixtures:
                at all).
   lab_factory  session-wide: `with lab_factory(**settings) as lab:` in a fixture of any scope
                (module, session) gives such a lab to many tests. Labs still up at the end of
-               the session (or on Ctrl-C, or SIGTERM) are removed.
+               the session (or on Ctrl-C, or SIGTERM) are removed. engine="swarm" (or
+               SOCKETLAB_ENGINE=swarm) puts the hosts on swarm nodes, place={"client": "n2"}.
   capture      `with capture(lab) as wire:` tcpdump on every host around the block; after it,
                `wire` is the dissected exchange (socketlab.observe.wire.Wire).
   shape        `with shape(lab, "client", "loss 10% seed 7"):` cleared on the way out.
@@ -174,7 +175,6 @@ class LabFactory:
     @contextlib.contextmanager
     def __call__(self, **settings: Any) -> Iterator[Any]:
         from socketlab.lab.config import LabConfig, unique_project
-        from socketlab.lab.lab import Lab
 
         worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
         settings.setdefault("project", unique_project(f"socketlab-pytest-{worker}"))
@@ -183,13 +183,29 @@ class LabFactory:
 
             settings["topology"] = str(Path(settings["topology"]).resolve())
             ensure_compose_images(Path(settings["topology"]), self.client, self.progress)
-        lab = Lab(LabConfig.isolated(**settings), client=self.client)
+        lab = self._lab(LabConfig, settings)
         self._live[lab.config.project] = lab
         try:
             with lab:
                 yield lab
         finally:
             self._live.pop(lab.config.project, None)
+
+    def _lab(self, config_class, settings: dict[str, Any]):
+        """A Lab on this engine; with engine="swarm" (or SOCKETLAB_ENGINE=swarm) on the swarm's
+        nodes (SOCKETLAB_SWARM_NODES, else the sandbox), placed as place={host: node} says."""
+        engine = settings.pop("engine", None) or os.environ.get("SOCKETLAB_ENGINE") or "compose"
+        place = settings.pop("place", None)
+        if engine != "swarm":
+            from socketlab.lab.lab import Lab
+
+            return Lab(config_class.isolated(**settings), client=self.client)
+        from socketlab.lab.swarm import Swarm, parse_place
+        from socketlab.lab.swarm_lab import SwarmLab
+
+        _ = self.client  # the lab image, built here first: the swarm engine copies it to its nodes
+        place = parse_place(place) if isinstance(place, str) else place
+        return SwarmLab(config_class.isolated(**settings), swarm=Swarm.from_settings(), place=place)
 
     def close(self) -> None:
         """Remove every lab still up (a generator fixture that was never finished)."""

@@ -77,11 +77,13 @@ def _show(out: Console, state, rows: list[dict[str, str]] | None = None) -> None
     from socketlab.lab.sandbox import node_status
 
     rows = rows if rows is not None else node_status(state)
-    table = Table(title=f"swarm sandbox {state.name!r}: underlay {state.underlay}, "
-                        f"storage {state.storage}", title_justify="left")
-    columns = ("node", "address", "role", "daemon", "containers", "endpoint")
+    table = Table(title=f"sandbox {state.name!r}: {state.underlay}, {state.storage}",
+                  title_justify="left")
+    columns = ("node", "address", "role", "daemon", "containers")
     for column in columns:
         table.add_column(column)
     for row in rows:
         table.add_row(*(row[c] for c in columns))
     out.print(table)
+    for row in rows:  # whole, for DOCKER_HOST=... docker ps (a table column would cut them)
+        out.print(f"{row['node']}: {row['endpoint']}", soft_wrap=True)

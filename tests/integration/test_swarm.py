@@ -121,3 +121,15 @@ def test_the_run_says_which_node_ran_which_host(swarm_lab: SwarmLab) -> None:
     meta = run_meta(swarm_lab)
     assert meta["nodes"] == "server on n1, client on n2"
     assert meta["engine"].startswith("swarm (sandbox ")
+
+
+def test_the_pytest_plugin_puts_a_lab_on_the_swarm(swarm, lab_factory, fault, capture,
+                                                   monkeypatch) -> None:
+    monkeypatch.setenv("SOCKETLAB_SWARM_NODES", ",".join(swarm.endpoints))
+    with lab_factory(engine="swarm", place={"server": "n2", "client": "n1"}) as lab:
+        assert lab.placement() == {"server": "n2", "client": "n1"}
+        with fault(lab, "server", "drop tcp flags=SA nth=1") as f, capture(lab) as wire:
+            run = run_pair(lab, Options(proto="tcp"))
+    assert run.ok
+    assert len(f.fired) == 1                          # exactly that SYN-ACK, on node n2
+    assert len(wire["client"].select("tcp", flags="S")) == 2  # so the client on n1 sent it again
