@@ -269,6 +269,7 @@ def run_c6(ctx: Context) -> Evidence:
                  (("udp burst", uobs), ("tcp slow reader", tobs)) for h in o.capture.hosts}
     plot = {"title": f"{BURST:,} datagrams at full speed against a slow reader",
             "x": "rcvbuf", "series": ["sent", "delivered", "rcvbuf_errors"],
+            "x_title": "the receiver's SO_RCVBUF (bytes)", "y_title": "datagrams",
             "points": [{k: p[k] for k in ("rcvbuf", "sent", "delivered", "rcvbuf_errors")}
                        for p in sweep]}
     return Evidence("C6", {"udp": udp, "sweep": sweep, "tcp": tcp, "plot": plot}, observations,

@@ -180,7 +180,8 @@ def _md(value: Any) -> str:
 
 # ---------------------------------------------------------------- plots
 def _plot_spec(facts: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    """facts["plot"] = {"x", "series", "points", "title"?} when it is there and well formed."""
+    """facts["plot"] = {"x", "series", "points", "title"?, "x_title"?, "y_title"?} when it is there
+    and well formed (the axes' titles default to the x key and the series' shared unit)."""
     spec = facts.get("plot")
     ok = (isinstance(spec, Mapping) and isinstance(spec.get("x"), str)
           and isinstance(spec.get("series"), (list, tuple)) and isinstance(spec.get("points"), list)
@@ -194,7 +195,8 @@ def _html_plot(facts: Mapping[str, Any], cid: str) -> list[str]:
     spec = _plot_spec(facts)
     if spec is None:
         return ['<p class="note">facts["plot"] is not {"x", "series", "points"}: no plot drawn.</p>']
-    svg = plot_svg(spec["points"], spec["x"], spec["series"], title=str(spec.get("title", "")))
+    svg = plot_svg(spec["points"], spec["x"], spec["series"], title=str(spec.get("title", "")),
+                   x_title=spec.get("x_title"), y_title=spec.get("y_title"))
     return [f'<h3>Plot</h3><figure class="plot">{_inline_svg(svg, f"{cid}-plot")}</figure>']
 
 
@@ -239,6 +241,8 @@ ul{margin:.2rem 0;padding-left:1.3rem}li{margin:.15rem 0}
 figure{margin:.4rem 0}figcaption{font-size:.85rem;color:#57606a}.hint{display:none}
 .ladder svg{display:block;height:auto;max-width:none}.plot svg{display:block;max-width:100%;height:auto}
 pre{background:#f6f8fa;border:1px solid #d0d7de;padding:.6rem;overflow-x:auto;font-size:.8rem}
+code{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:.88em;
+ background:#eff1f3;border-radius:4px;padding:.05em .3em}pre code{background:none;padding:0}
 summary{cursor:pointer;color:#57606a;font-size:.9rem}.note{color:#57606a;font-style:italic}
 footer{color:#57606a;font-size:.85rem}
 @media (max-width:640px){body{font-size:15px}.why{display:none}.hint{display:block}
@@ -268,7 +272,7 @@ def _html_table(results: Sequence[Result]) -> str:
     rows = "".join(
         f'<tr><td><a href="#{_h(r.experiment.id)}">{_h(r.experiment.id)}</a></td>'
         f"<td>{_h(r.experiment.title)}</td><td>{_badge(r.verdict.status)}</td>"
-        f'<td class="why">{_h(r.verdict.summary)}</td><td class="num">{r.seconds:.1f}</td></tr>'
+        f'<td class="why">{_hc(r.verdict.summary)}</td><td class="num">{r.seconds:.1f}</td></tr>'
         for r in results)
     return ('<div class="scroll"><table class="verdicts"><thead><tr><th>Claim</th><th>Title</th>'
             '<th>Verdict</th><th class="why">Why</th><th class="num">s</th></tr></thead>'
@@ -282,10 +286,10 @@ def _badge(status: str) -> str:
 def _html_section(r: Result, run_dir: Path) -> str:
     e, ev, files = r.experiment, r.evidence, _files(r, run_dir)
     out = [f'<section class="experiment {_slug(r.verdict.status)}" id="{_h(e.id)}">',
-           f"<h2>{_h(e.id)} · {_h(e.title)}</h2>", f'<p class="claim">{_h(e.claim)}</p>',
-           f'<p class="verdict">{_badge(r.verdict.status)} {_h(r.verdict.summary)}</p>']
+           f"<h2>{_h(e.id)} · {_hc(e.title)}</h2>", f'<p class="claim">{_hc(e.claim)}</p>',
+           f'<p class="verdict">{_badge(r.verdict.status)} {_hc(r.verdict.summary)}</p>']
     if ev.observations:
-        out += ["<h3>Evidence</h3><ul>", *(f"<li>{_h(o)}</li>" for o in ev.observations), "</ul>"]
+        out += ["<h3>Evidence</h3><ul>", *(f"<li>{_hc(o)}</li>" for o in ev.observations), "</ul>"]
     out += _html_figures(e.id, files)
     out += _html_plot(ev.facts, e.id)
     if files:
@@ -335,6 +339,15 @@ def _inline_svg(svg: str, prefix: str) -> str:
 
 def _h(value: Any) -> str:
     return html.escape(str(value), quote=True)
+
+
+_CODE = re.compile(r"`([^`\n]+)`")
+
+
+def _hc(value: Any) -> str:
+    """Prose for the page: escaped, and its `backticked` words set as code, as Markdown shows
+    them (the same sentences go into report.md unchanged)."""
+    return _CODE.sub(r"<code>\1</code>", _h(value))
 
 
 # ---------------------------------------------------------------- files

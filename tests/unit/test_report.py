@@ -233,3 +233,9 @@ def test_write_report_writes_the_four_files(results, tmp_path):
     assert all(p.parent == tmp_path and p.stat().st_size > 0 for p in paths.values())
     ET.parse(paths["junit"])
     assert json.loads(paths["json"].read_text())["results"][0]["id"] == "C4"
+
+
+def test_backticks_in_prose_are_code_in_the_html(tmp_path):
+    html = report._hc("`ss -tan` shows <b> & `recv(3)`")
+    assert html == "<code>ss -tan</code> shows &lt;b&gt; &amp; <code>recv(3)</code>"
+    assert report._hc("a lone ` stays") == "a lone ` stays"
