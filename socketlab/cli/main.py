@@ -50,7 +50,7 @@ shell completion: eval "$(socketlab completion bash)" (or zsh): see `socketlab c
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from socketlab.cli import experiments, lab, ls, run, sandbox, shape, shell, tools
+    from socketlab.cli import exercise, experiments, lab, ls, run, sandbox, shape, shell, tools
 
     parser = argparse.ArgumentParser(prog="socketlab", description=HELP, epilog=EPILOG,
                                      formatter_class=_TopHelp)
@@ -66,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.set_defaults(handler=handler)
         return cmd
 
-    for group in (lab, shell, ls, run, experiments, shape, tools, sandbox):
+    command.shared = shared  # type: ignore[attr-defined]  (for a group's own subcommands)
+    for group in (lab, shell, ls, run, experiments, exercise, shape, tools, sandbox):
         group.register(command)
     return parser
 

@@ -111,7 +111,8 @@ def test_bash_completion_completes_commands_and_choices(tmp_path):
     assert code == 0
     script = tmp_path / "socketlab.bash"
     script.write_text(out)
-    assert _bash_complete(str(script), ["socketlab", "ex"]) == ["exec", "experiments", "experiment"]
+    assert sorted(_bash_complete(str(script), ["socketlab", "ex"])) == [
+        "exec", "exercise", "experiment", "experiments"]
     assert _bash_complete(str(script), ["socketlab", "run", ""]) == ["tcp", "udp"]
     assert "--json" in _bash_complete(str(script), ["socketlab", "status", "--"])
 

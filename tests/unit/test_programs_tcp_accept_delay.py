@@ -1,5 +1,6 @@
 """tcp_server.py --accept-delay: the kernel finishes the handshake and queues the connection
-while the server sleeps; accept() later only takes it. Loopback only (127.0.0.1, a free port)."""
+while the server sleeps; accept() later only takes it. --rcvbuf and --read-delay make it a slow
+reader (the window exercise). Loopback only (127.0.0.1, a free port)."""
 
 from __future__ import annotations
 
@@ -82,3 +83,17 @@ def test_help_explains_the_option() -> None:
                           timeout=WAIT, env=env())
     assert done.returncode == 0
     assert "--accept-delay" in done.stdout
+
+
+def test_slow_reader_small_buffer_paced_reads_nothing_lost(server) -> None:
+    proc, listening = server("--rcvbuf", "4096", "--read-delay", "0.002", "--bufsize", "1000")
+    assert listening.fields["rcvbuf"] == 8192  # Linux doubles what was asked (bookkeeping room)
+    port = int(str(listening.fields["addr"]).rsplit(":", 1)[1])
+    done = subprocess.run(argv("tcp_client.py", "--host", LOOPBACK, "--port", str(port),
+                               "--message", "x" * 1000, "--count", "20"),
+                          capture_output=True, text=True, timeout=WAIT, env=env())
+    assert done.returncode == 0, done.stdout + done.stderr
+    reads = [e for e in _finish(proc) if e.name == "recv"]
+    assert sum(int(e.fields["n"]) for e in reads) == 20_000
+    gaps = [b.t - a.t for a, b in zip(reads, reads[1:], strict=False)]
+    assert min(gaps) >= 0.002 - 1e-4  # each read waits its pause first (a floor, not a timing)

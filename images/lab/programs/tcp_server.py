@@ -10,6 +10,8 @@ Run:  python3 tcp_server.py --port 6666 --bufsize 3
 kernel do the handshake alone: during the wait `ss -tan` shows the connection already there
 (ESTABLISHED; CLOSE-WAIT once the client has sent and closed) and the listener's Recv-Q is
 1, the connection waiting in the accept queue.  accept() then only takes it (C3).
+--rcvbuf BYTES (a small receive buffer) and --read-delay SECONDS (a pause before each recv)
+make a slow reader: the buffer fills and the window the server advertises closes to 0.
 Prints one line per event: `EVENT key=value ... t=UNIXTIME` (strings are JSON-quoted).
 """
 
@@ -39,18 +41,25 @@ def main():
         default=0.0,
         help="sleep SECONDS between listen() and accept() (default 0, like the post)",
     )
+    parser.add_argument("--rcvbuf", type=int, help="set SO_RCVBUF to BYTES before listen()")
+    parser.add_argument("--read-delay", type=float, default=0.0, help="sleep before each recv")
     args = parser.parse_args()
 
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        shown = {}
+        if args.rcvbuf:  # before listen(): the window scale is agreed from it in the handshake
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, args.rcvbuf)
+            shown["rcvbuf"] = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)  # doubled
         sock.bind((args.bind, args.port))
         sock.listen(args.backlog)
-        event("listening", addr=addr(sock.getsockname()), backlog=args.backlog)
+        event("listening", addr=addr(sock.getsockname()), backlog=args.backlog, **shown)
         time.sleep(args.accept_delay)  # clients can connect now: the kernel queues them
         sock.settimeout(args.accept_timeout)  # None: block forever, as the post does
         conn, peer = sock.accept()
         with conn:
             event("accepted", peer=addr(peer), local=addr(conn.getsockname()))
             while True:
+                time.sleep(args.read_delay)  # a slow reader lets the receive buffer fill
                 data = conn.recv(args.bufsize)
                 event("recv", n=len(data), data=text(data))  # the post prints, then tests
                 if not data:  # b"": the client closed its side (FIN), the stream is over

@@ -1,0 +1,190 @@
+"""Packet-capture exercises: `exercise list | start | check | key | summary`.
+
+    socketlab exercise start handshake --student alice --student bob   # a fresh lab, 2 worksheets
+    socketlab exercise check handshake alice.toml --student alice       # exit 0 only: full marks
+    socketlab exercise key handshake --student alice > key.toml          # the format check reads
+    socketlab exercise summary submissions/                              # per question, per class
+
+The course seed (--seed, or SOCKETLAB_COURSE_SEED) makes each student's run their own and seals
+their worksheet: the teacher keeps it; check, key and summary need the same one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from rich.console import Console
+from rich.table import Table
+
+from socketlab.cli import common
+
+
+def register(command) -> None:
+    group = command("exercise", "packet-capture exercises: a worksheet per student from their "
+                                "own capture, answers checked from it", _help)
+    sub = group.add_subparsers(dest="action", metavar="ACTION")
+    shared = [command.shared] if hasattr(command, "shared") else []  # -p, --debug after ACTION
+
+    def action(name: str, help_: str, handler) -> argparse.ArgumentParser:
+        cmd = sub.add_parser(name, help=help_, description=help_, parents=shared)
+        cmd.set_defaults(handler=handler)
+        if name != "list":
+            cmd.add_argument("--dir", default="exercises",
+                             help="the course's worksheet folders (default ./exercises)")
+            cmd.add_argument("--seed", help="the course seed (env SOCKETLAB_COURSE_SEED)")
+        return cmd
+
+    action("list", "the exercises, their questions and what differs per student", list_)
+    start_ = action("start", "run an exercise in a fresh lab: one worksheet folder per student",
+                    start)
+    start_.add_argument("name", metavar="NAME")
+    start_.add_argument("--student", action="append", required=True, metavar="ID",
+                        help="the student's id (repeat for several; each gets their own run)")
+    start_.add_argument("--pdf", action="store_true",
+                        help="also print each worksheet to PDF (needs chromium)")
+    common.topology_options(start_)
+    check_ = action("check", "mark an answers file against the student's own capture "
+                             "(exit 0 only with full marks)", check)
+    check_.add_argument("name", metavar="NAME")
+    check_.add_argument("answers", metavar="ANSWERS_FILE")
+    check_.add_argument("--student", required=True, metavar="ID")
+    check_.add_argument("--json", action="store_true", help="print the marking as JSON")
+    key_ = action("key", "the answers of a student's capture, in the format check reads", key)
+    key_.add_argument("name", metavar="NAME")
+    key_.add_argument("--student", required=True, metavar="ID")
+    key_.add_argument("--out", metavar="FILE", help="write it here (never over a file)")
+    summary_ = action("summary", "mark a folder of answers files: per question, the class", summary)
+    summary_.add_argument("folder", metavar="FOLDER")
+    summary_.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+
+def _help(args: argparse.Namespace, out: Console, err: Console) -> int:
+    err.print("usage: socketlab exercise {list,start,check,key,summary} ... (see --help)")
+    return common.ExitCode.USAGE
+
+
+def _seed(args: argparse.Namespace) -> str:
+    from socketlab.exercises.sheet import DEFAULT_SEED
+
+    return args.seed or os.environ.get("SOCKETLAB_COURSE_SEED") or DEFAULT_SEED
+
+
+def list_(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from socketlab.exercises.catalogue import EXERCISES
+
+    table = Table("exercise", "what it is about", "questions", "differs per student")
+    for e in EXERCISES:
+        table.add_row(e.name, e.title, str(len(e.questions)), e.varies)
+    out.print(table)
+    return common.ExitCode.OK
+
+
+def start(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from socketlab.cli.lab import ensure_image
+    from socketlab.exercises import sheet
+    from socketlab.exercises.catalogue import get
+    from socketlab.exercises.model import ExerciseError, check_student
+    from socketlab.exercises.render import find_browser
+
+    get(args.name)  # everything refused before a lab starts
+    students = [check_student(s) for s in args.student]
+    if len(set(students)) != len(students):
+        raise ExerciseError("a student id is given twice", hint="give each --student once")
+    taken = [str(sheet.folder_for(args.dir, args.name, s)) for s in students
+             if sheet.folder_for(args.dir, args.name, s).exists()]
+    if taken:
+        raise ExerciseError(f"{', '.join(taken)} already exist: a worksheet is never overwritten",
+                            hint="hand out the ones there, remove them first, or use another --dir")
+    if args.pdf and find_browser() is None:
+        raise ExerciseError("--pdf needs chromium (or google-chrome) on PATH",
+                            hint="apt-get install chromium, or leave out --pdf")
+    seed = _seed(args)
+    if seed == sheet.DEFAULT_SEED:
+        err.print("[yellow]note:[/] no course seed (--seed or SOCKETLAB_COURSE_SEED): anyone "
+                  "with socketlab can derive these runs and their key", markup=True)
+    lab = common.lab_for(args, err)
+    ensure_image(lab, err)
+    with lab:
+        for student in students:
+            ws = sheet.start(lab, args.name, student, seed=seed, base_dir=args.dir,
+                             progress=lab.progress)
+            out.print(f"{student}: {ws.folder / 'worksheet.html'} (and worksheet.md, the pcaps, "
+                      "answers.toml)", markup=False, soft_wrap=True)
+            if args.pdf:
+                from socketlab.exercises.render import write_pdf
+
+                out.print(f"{student}: {write_pdf(ws)}", markup=False, soft_wrap=True)
+    return common.ExitCode.OK
+
+
+def check(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from socketlab.exercises.marking import mark, read_answers, show
+    from socketlab.exercises.sheet import load
+
+    answers = read_answers(args.answers)
+    marking = mark(load(args.dir, args.name, args.student, seed=_seed(args)), answers)
+    if args.json:
+        common.dump_json(out, {"exercise": marking.exercise, "student": marking.student,
+                               "score": marking.score, "questions": len(marking.marks),
+                               "marks": [{"question": m.question.id, "given": m.given,
+                                          "right": m.right, "note": m.note}
+                                         for m in marking.marks]})
+    else:
+        table = Table("question", "answer", "mark", "why", title=f"{marking.exercise}: "
+                      f"{marking.student}, {marking.score} of {len(marking.marks)} right")
+        for m in marking.marks:
+            table.add_row(m.question.id, "—" if m.given is None else show(m.given),
+                          "right" if m.right else "[red]wrong[/]", m.note)
+        out.print(table)
+    return common.ExitCode.OK if marking.full else common.ExitCode.FAILED
+
+
+def key(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from pathlib import Path
+
+    from socketlab.exercises.marking import answers_text
+    from socketlab.exercises.model import ExerciseError
+    from socketlab.exercises.sheet import load
+
+    ws = load(args.dir, args.name, args.student, seed=_seed(args))
+    text = answers_text(ws, {qid: a.value for qid, a in ws.key().items()})
+    if args.out:
+        if Path(args.out).exists():
+            raise ExerciseError(f"{args.out} exists: the key is never written over a file",
+                                hint="name a new file, or leave out --out to print it")
+        Path(args.out).write_text(text, encoding="utf-8")
+        err.print(f"key written to {args.out}")
+    else:
+        out.file.write(text)
+    return common.ExitCode.OK
+
+
+def summary(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from socketlab.exercises.marking import summarise
+
+    s = summarise(args.folder, args.dir, _seed(args))
+    if args.json:
+        common.dump_json(out, {
+            "students": [{"exercise": m.exercise, "student": m.student, "score": m.score,
+                          "questions": len(m.marks)} for m in s.markings],
+            "questions": [{"exercise": q.exercise, "question": q.question, "right": q.right,
+                           "marked": q.answered, "common_wrong": [list(w) for w in q.wrong],
+                           "fits_another_capture": [list(b) for b in q.borrowed]}
+                          for q in s.questions],
+            "not_marked": [{"file": f, "why": why} for f, why in s.problems]})
+        return common.ExitCode.OK
+    scores = Table("exercise", "student", "score", title="students")
+    for m in s.markings:
+        scores.add_row(m.exercise, m.student, f"{m.score} of {len(m.marks)}")
+    per_q = Table("exercise", "question", "right", "common wrong answers",
+                  "right for another student's capture", title="questions")
+    for q in s.questions:
+        per_q.add_row(q.exercise, q.question, f"{q.right} of {q.answered}",
+                      ", ".join(f"{w} ({n}×)" for w, n in q.wrong),
+                      ", ".join(f"{who} (fits {whose}'s)" for who, whose in q.borrowed))
+    out.print(scores)
+    out.print(per_q)
+    for path, why in s.problems:
+        err.print(f"not marked: {path}: {why}", markup=False, soft_wrap=True)
+    return common.ExitCode.OK

@@ -1,0 +1,308 @@
+"""Answers files: reading them, marking them against the key of the student's own capture,
+writing the key in the same format, and a teacher's summary over a folder of them.
+
+An answers file is TOML, the format `exercise key` writes:
+
+    exercise = "handshake"
+    student = "alice"
+    [answers]
+    q1 = 3565220328        # whole numbers; 0x3b53 also reads as a number
+    q2 = 1                 # relative or raw, where Wireshark shows both
+    q8 = 612.4             # milliseconds: right within the question's tolerance
+    q3 = "hel"             # text in quotes; yes/no as true/false (or "yes"/"no")
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from socketlab.exercises.model import KIND_WORDS, Answer, ExerciseError, Question
+from socketlab.exercises.sheet import Worksheet
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+
+@dataclass(frozen=True)
+class Answers:
+    path: Path
+    exercise: str
+    student: str
+    values: dict[str, Any]  # question id -> what the student wrote
+
+
+@dataclass(frozen=True)
+class Mark:
+    question: Question
+    given: Any  # None: no answer
+    right: bool
+    answer: Answer
+    note: str = ""  # why it is wrong, with the deciding packet
+
+
+@dataclass(frozen=True)
+class Marking:
+    exercise: str
+    student: str
+    marks: tuple[Mark, ...]
+
+    @property
+    def score(self) -> int:
+        return sum(m.right for m in self.marks)
+
+    @property
+    def full(self) -> bool:
+        return self.score == len(self.marks)
+
+
+# ---------------------------------------------------------------- reading
+def read_answers(path: str | Path) -> Answers:
+    path = Path(path)
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ExerciseError(f"no answers file {path}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ExerciseError(f"{path} cannot be read: {e}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ExerciseError(f"{path} is not a valid answers file: {e}",
+                            hint="write it as `socketlab exercise key` does: `q1 = 42`, text in "
+                                 "quotes, one answer per line under [answers]") from None
+    missing = [k for k in ("exercise", "student", "answers") if k not in doc]
+    if missing:
+        raise ExerciseError(f"{path} lacks {', '.join(missing)}",
+                            hint="start from the answers.toml in the worksheet folder")
+    values = doc["answers"]
+    if not isinstance(values, dict) or not all(isinstance(doc[k], str)
+                                               for k in ("exercise", "student")):
+        raise ExerciseError(f"{path}: `exercise` and `student` must be text and [answers] a table",
+                            hint="start from the answers.toml in the worksheet folder")
+    return Answers(path, doc["exercise"], doc["student"],
+                   {str(k).lower(): v for k, v in values.items()})
+
+
+def check_fits(ws: Worksheet, answers: Answers) -> None:
+    """The file answers this worksheet: same exercise, same student, no unknown question."""
+    name = ws.exercise.name
+    if answers.exercise != name:
+        raise ExerciseError(f"{answers.path} answers exercise {answers.exercise!r}, not {name!r}",
+                            hint=f"check it with `socketlab exercise check {answers.exercise} "
+                                 "...`, or hand in the answers to this exercise")
+    if answers.student != ws.student:
+        raise ExerciseError(f"{answers.path} is {answers.student!r}'s, not {ws.student!r}'s",
+                            hint="each student answers about their own capture")
+    known = [q.id for q in ws.exercise.questions]
+    extra = [k for k in answers.values if k not in known]
+    if extra:
+        raise ExerciseError(f"{answers.path}: {', '.join(extra)} "
+                            f"{'is not a question' if len(extra) == 1 else 'are not questions'}"
+                            f" of {name} (it has {known[0]}-{known[-1]})",
+                            hint="remove or rename those lines")
+
+
+# ---------------------------------------------------------------- marking
+def mark(ws: Worksheet, answers: Answers) -> Marking:
+    check_fits(ws, answers)
+    key = ws.key()
+    marks = []
+    for q in ws.exercise.questions:
+        given = answers.values.get(q.id)
+        right, note = judge(q, given, key[q.id])
+        marks.append(Mark(q, given, right, key[q.id], note))
+    return Marking(ws.exercise.name, ws.student, tuple(marks))
+
+
+def judge(q: Question, given: Any, answer: Answer) -> tuple[bool, str]:
+    """Right or not, and why not: what was wrong with the answer, then the evidence."""
+    if given is None:
+        return False, f"no answer; {_because(answer)}"
+    value, problem = parse(q, given)
+    if problem:
+        return False, f"{problem}; {_because(answer)}"
+    if _equal(q, value, answer):
+        return True, ""
+    hint = ""
+    if q.kind == "num" and q.unit == "ms" and _equal(q, value * 1000, answer):
+        hint = " (that is the answer in seconds; the question asks for milliseconds)"
+    return False, f"you answered {show(given)}{hint}; {_because(answer)}"
+
+
+def _because(answer: Answer) -> str:
+    return f"the answer is {show(answer.value)}: {answer.evidence}"
+
+
+def _equal(q: Question, value: Any, answer: Answer) -> bool:
+    rights = (answer.value, *answer.accept)
+    if q.kind == "num":
+        return abs(value - answer.value) <= q.within(answer.value)
+    if q.kind == "ints":
+        return any(sorted(value) == sorted(r) for r in rights)
+    return value in rights
+
+
+def parse(q: Question, given: Any) -> tuple[Any, str]:
+    """(value, "") or (None, what is wrong with it): a wrong type is a wrong answer, never a
+    crash."""
+    wrong = f"expected {KIND_WORDS[q.kind]}, got {show(given)}"
+    if q.kind in ("int", "frame"):
+        value = _int(given)
+        return (value, "") if value is not None else (None, wrong)
+    if q.kind == "num":
+        if isinstance(given, bool):
+            return None, wrong
+        try:
+            value = float(given)
+        except (TypeError, ValueError):
+            return None, wrong
+        return (value, "") if math.isfinite(value) else (None, wrong)
+    if q.kind == "yesno":
+        words = {"yes": True, "y": True, "true": True, "no": False, "n": False, "false": False}
+        if isinstance(given, bool):
+            return given, ""
+        value = words.get(str(given).strip().lower()) if isinstance(given, str) else None
+        return (value, "") if value is not None else (None, wrong)
+    if q.kind == "ints":
+        items = given.replace(",", " ").split() if isinstance(given, str) else given
+        values = [_int(v) for v in items] if isinstance(items, list) else [None]
+        return (values, "") if None not in values else (None, wrong)
+    if q.kind == "choice":
+        letter = given.strip().lower().rstrip(")") if isinstance(given, str) else None
+        return (letter, "") if letter in q.choices else (None, wrong + f" (one of "
+                                                         f"{', '.join(q.choices)})")
+    if not isinstance(given, str):
+        return None, wrong
+    text = given.strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
+        text = text[1:-1]
+    return text, ""
+
+
+def _int(given: Any) -> int | None:
+    if isinstance(given, bool):
+        return None
+    if isinstance(given, int):
+        return given
+    if isinstance(given, float) and given.is_integer():
+        return int(given)
+    if isinstance(given, str):
+        text = given.strip().lower()
+        try:
+            return int(text, 16) if text.startswith("0x") else int(text)
+        except ValueError:
+            return None
+    return None
+
+
+def show(value: Any) -> str:
+    if value is True or value is False:
+        return "yes" if value else "no"
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+# ---------------------------------------------------------------- the key, as a file
+def toml_value(value: Any) -> str:
+    import json
+
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    return json.dumps(str(value), ensure_ascii=False)  # TOML basic strings escape as JSON does
+
+
+def answers_text(ws: Worksheet, values: Mapping[str, Any] | None) -> str:
+    """An answers file for this worksheet: the key's values, or (None) a form to fill in."""
+    head = "key" if values is not None else "answers (fill in each line, then hand it in)"
+    lines = [f"# socketlab exercise {ws.exercise.name}: {head} for {ws.student}",
+             "# numbers as numbers, text in quotes, yes/no as true/false, lists as [1, 2]",
+             f'exercise = "{ws.exercise.name}"', f"student = {toml_value(ws.student)}", "",
+             "[answers]"]
+    for q in ws.exercise.questions:
+        what = KIND_WORDS[q.kind] + (f", in {q.unit}" if q.unit else "")
+        lines.append(f"# {q.id}: {q.ask(ws.params)} ({what})")
+        if values is not None:
+            lines.append(f"{q.id} = {toml_value(values[q.id])}")
+        else:
+            lines.append(f"# {q.id} = ")
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------- the teacher's summary
+@dataclass(frozen=True)
+class QuestionSummary:
+    exercise: str
+    question: str
+    right: int
+    answered: int  # files marked
+    wrong: tuple[tuple[str, int], ...]  # the commonest wrong answers, as shown, with counts
+    borrowed: tuple[tuple[str, str], ...]  # (student, whose capture the answer fits)
+
+
+@dataclass(frozen=True)
+class Summary:
+    markings: tuple[Marking, ...]
+    questions: tuple[QuestionSummary, ...]
+    problems: tuple[tuple[str, str], ...]  # (file, why it was not marked)
+
+
+def summarise(folder: str | Path, base_dir: str | Path, seed: str) -> Summary:
+    """Mark every *.toml in `folder`; per question: right counts, common wrong answers, and
+    wrong answers that are right for another student's capture (their key, not this one's)."""
+    from socketlab.exercises.sheet import load, worksheets
+
+    files = sorted(Path(folder).glob("*.toml"))
+    if not Path(folder).is_dir():
+        raise ExerciseError(f"no folder {folder}", hint="name the folder of answer files")
+    if not files:
+        raise ExerciseError(f"no answers files (*.toml) in {folder}")
+    markings, problems = [], []
+    for path in files:
+        try:
+            answers = read_answers(path)
+            markings.append(mark(load(base_dir, answers.exercise, answers.student, seed=seed),
+                                 answers))
+        except ExerciseError as e:
+            problems.append((str(path), str(e)))
+    keys: dict[str, dict[str, dict[str, Answer]]] = {}
+    for name in sorted({m.exercise for m in markings}):
+        keys[name] = {}
+        for student in worksheets(base_dir, name):
+            try:
+                keys[name][student] = load(base_dir, name, student, seed=seed).key()
+            except ExerciseError as e:
+                problems.append((f"worksheet {name}-{student}", str(e)))
+    rows = []
+    for name, per_student in keys.items():
+        done = [m for m in markings if m.exercise == name]
+        for index, first in enumerate(done[0].marks):
+            q = first.question
+            marks = [(m.student, m.marks[index]) for m in done]
+            wrong = Counter(show(mk.given) for _, mk in marks if not mk.right)
+            borrowed = tuple((student, other) for student, mk in marks
+                             if not mk.right and mk.given is not None
+                             for other, key in per_student.items()
+                             if other != student and _fits(q, mk.given, key[q.id], mk.answer))
+            rows.append(QuestionSummary(name, q.id, sum(mk.right for _, mk in marks), len(marks),
+                                        tuple(wrong.most_common(3)), borrowed))
+    return Summary(tuple(markings), tuple(rows), tuple(problems))
+
+
+def _fits(q: Question, given: Any, theirs: Answer, mine: Answer) -> bool:
+    """The answer is right for another capture, and that capture's answer is not this one's."""
+    return judge(q, given, theirs)[0] and not judge(q, theirs.value, mine)[0]
