@@ -29,6 +29,8 @@ start here:
   socketlab up                start the lab and leave it running; then, as often as you like:
   socketlab run tcp           the TCP server and client, side by side (run udp: the UDP pair)
   socketlab shell client      a terminal in a host: ping, nc, iperf3, tracepath, ss, tcpdump
+  socketlab craft client tcp --flags S --answer 1
+                              a lone SYN, made with scapy in the client: what answers?
   socketlab shape client --delay 100ms --loss 5%
                               impair the client's link (socketlab shape client --clear)
   socketlab experiments       check the post's claims C1-C10 in a fresh lab; writes a report
@@ -50,7 +52,7 @@ shell completion: eval "$(socketlab completion bash)" (or zsh): see `socketlab c
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from socketlab.cli import exercise, experiments, lab, ls, run, sandbox, shape, shell, tools
+    from socketlab.cli import craft, exercise, experiments, lab, ls, run, sandbox, shape, shell, tools
 
     parser = argparse.ArgumentParser(prog="socketlab", description=HELP, epilog=EPILOG,
                                      formatter_class=_TopHelp)
@@ -67,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
         return cmd
 
     command.shared = shared  # type: ignore[attr-defined]  (for a group's own subcommands)
-    for group in (lab, shell, ls, run, experiments, exercise, shape, tools, sandbox):
+    for group in (lab, shell, ls, run, craft, experiments, exercise, shape, tools, sandbox):
         group.register(command)
     return parser
 

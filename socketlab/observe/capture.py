@@ -120,6 +120,12 @@ class HostCapture:
         return self.caught_up and self.dropped == 0 and self.if_dropped == 0 \
             and self.captured >= self.received
 
+    def scapy(self) -> list:
+        """This host's packets as scapy packets, on request (scapy is imported then)."""
+        from socketlab.observe.pcap import scapy_packets
+
+        return scapy_packets(self.pcap)
+
 
 class _Tcpdump:
     """One tcpdump left running in one host, known by its pid there."""

@@ -1,5 +1,6 @@
-"""An interactive lab for real: `socketlab shell` under a pseudo-terminal, `exec` streaming as the
-command prints, Ctrl-C ending the command in the host too, the tools students reach for, and
+"""A hands-on lab for real: `socketlab shell` under a pseudo-terminal, `exec` streaming as the
+command prints, Ctrl-C ending the command in the host too, the tools students reach for,
+packets crafted with scapy in a host (and read back as scapy packets from a capture), and
 `socketlab ls` / `status --json` seeing the lab. Output is awaited, never timed."""
 
 from __future__ import annotations
@@ -183,3 +184,53 @@ def test_ls_and_status_json_see_the_lab(lab):
     status = subprocess.run([sys.executable, "-m", "socketlab", "status", "-p", lab.config.project,
                              "--json"], capture_output=True, check=True, timeout=60)
     assert json.loads(status.stdout)["running"] is True
+
+
+def test_a_lone_syn_is_refused_with_a_reset_or_answered_by_a_listener(lab):
+    from socketlab.act.craft import Craft, craft
+
+    port = 7100
+    refused = craft(lab, "client", Craft("tcp", flags="S", dport=port, answer=2))
+    assert len(refused.sent) == 1
+    assert [a.rsplit(" ", 1)[-1] for a in refused.answers] == ["RA"]  # nobody listens: a reset
+    listener = lab.start("server", ["python3", "/lab/programs/tcp_server.py", "--port", str(port),
+                                    "--accept-timeout", "5"], timeout=15)
+    try:
+        listener.wait_for(lambda line: line.startswith("listening"), 10)
+        answered = craft(lab, "client", Craft("tcp", flags="S", dport=port, answer=2))
+        assert [a.rsplit(" ", 1)[-1] for a in answered.answers] == ["SA"]  # the kernel answers
+    finally:
+        listener.signal("TERM")  # accept() would wait: the client's kernel reset the half-open one
+        listener.wait(20)
+
+
+def test_a_df_datagram_arrives_with_df_set_as_scapy_reads_the_capture(lab, tmp_path):
+    from scapy.layers.inet import IP, UDP
+
+    from socketlab.act.craft import Craft, craft
+    from socketlab.observe.capture import Capture
+
+    with Capture(lab, ["server"], tmp_path, name="craft", bpf="udp port 7200") as capture:
+        craft(lab, "client", Craft("udp", dport=7200, df=True, size=1400, payload="hello"))
+    (packet,) = [p for p in capture.result["server"].scapy() if UDP in p]
+    assert (packet[IP].src, packet[IP].dst) == (lab.config.client_ip, lab.config.server_ip)
+    assert str(packet[IP].flags) == "DF"
+    assert packet[IP].len == 1400
+    assert bytes(packet[UDP].payload).startswith(b"hello")
+
+
+def test_a_packet_for_outside_the_lab_is_refused_and_nothing_leaves(lab):
+    from socketlab.act.craft import Craft, craft
+    from socketlab.errors import ConfigError
+
+    def sent() -> int:
+        return int(lab.exec("client", ["cat", "/sys/class/net/eth0/statistics/tx_packets"],
+                            timeout=10).stdout)
+
+    before = sent()
+    gateway = lab.config.subnet.split("/")[0].rsplit(".", 1)[0] + ".1"
+    with pytest.raises(ConfigError, match="not a host of this lab"):
+        craft(lab, "client", Craft(scapy=f"IP(dst='{gateway}')/UDP(dport=9)"))
+    with pytest.raises(ConfigError, match="not a host of this lab"):
+        craft(lab, "client", Craft("icmp", to=gateway))
+    assert sent() == before
