@@ -189,6 +189,7 @@ class NodesHTTP:
     def __init__(self, swarm: Swarm) -> None:
         self.swarm = swarm
         self._node_of: dict[str, str] = {}
+        self._exec_at: dict[str, DockerHTTP] = {}  # an exec's node: where it was created
 
     def _nodes(self) -> dict[str, DockerHTTP]:
         return {n.name: self.swarm.http(n.name) for n in self.swarm.nodes() if n.endpoint}
@@ -218,6 +219,15 @@ class NodesHTTP:
     def exec_run(self, container: str, cmd: Sequence[str], *, user: str = ""):
         return self._at(container).exec_run(container, cmd, user=user)
 
+    def exec_create(self, container: str, cmd: Sequence[str], **options: Any) -> str:
+        http = self._at(container)
+        exec_id = http.exec_create(container, cmd, **options)
+        self._exec_at[exec_id] = http
+        return exec_id
+
+    def exec_attach(self, exec_id: str, **options: Any):
+        return self._exec_at[exec_id].exec_attach(exec_id, **options)
+
     def start_exec(self, container: str, argv: Sequence[str], **options: Any):
         return self._at(container).start_exec(container, argv, **options)
 
@@ -231,12 +241,13 @@ def _create(client: docker.DockerClient, spec: ContainerSpec, made: Mapping[str,
     elif spec.networks:
         first, ip = spec.networks[0]
         create["network"] = first
-        create["networking_config"] = {first: client.api.create_endpoint_config(ipv4_address=ip)}
+        create["networking_config"] = {first: client.api.create_endpoint_config(
+            ipv4_address=ip, aliases=[spec.service])}  # found by its name, as compose does
     errors = _sdk_errors()
     try:
         container = client.containers.create(**create)
         for net, ip in spec.networks[1:]:
-            client.networks.get(net).connect(container, ipv4_address=ip)
+            client.networks.get(net).connect(container, ipv4_address=ip, aliases=[spec.service])
     except errors.ImageNotFound:
         raise ImageError(f"image {create['image']} is missing on node {spec.node}") from None
     except errors.APIError as e:

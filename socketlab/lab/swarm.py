@@ -58,17 +58,18 @@ def parse_place(text: str | None) -> dict[str, str]:
 def place_hosts(hosts: Sequence[str], nodes: Sequence[SwarmNode],
                 wanted: Mapping[str, str]) -> dict[str, str]:
     """Which node each host runs on: `wanted` first, the rest round-robin over the nodes
-    that have an endpoint, in order. Refuses unknown hosts or nodes, and nodes that are down,
-    drained or out of reach (pure)."""
+    that are ready, active and have an endpoint, in order. Refuses unknown hosts or nodes,
+    and nodes that are down, drained or out of reach (pure)."""
     unknown = sorted(set(wanted) - set(hosts))
     if unknown:
         raise ConfigError(f"placement names {', '.join(unknown)}, not a host of the lab",
                           hint=f"the lab's hosts are {', '.join(hosts)}")
     by_name = {n.name: n for n in nodes}
     by_name.update({n.hostname: n for n in nodes if n.hostname not in by_name})
-    reachable = [n for n in nodes if n.endpoint]
+    reachable = [n for n in nodes if n.endpoint and n.state == "ready" and n.availability == "active"]
     if not reachable:
-        raise SwarmError("no node of the swarm has a Docker endpoint socketlab can reach")
+        raise SwarmError("no node of the swarm is ready, active and reachable by socketlab",
+                         hint="see `docker node ls` on a manager")
     placement = {}
     for i, host in enumerate(hosts):
         node = by_name.get(wanted[host]) if host in wanted else reachable[i % len(reachable)]
@@ -90,8 +91,9 @@ def _check_usable(node: SwarmNode, host: str) -> None:
         raise SwarmError(f"node {node.name} (for {host}) is {node.availability}",
                          hint=f"`docker node update --availability active {node.id}`")
     if not node.endpoint:
-        raise SwarmError(f"node {node.name} (for {host}) has no Docker endpoint socketlab knows",
-                         hint=f"add its endpoint to {NODES_ENV} (e.g. ssh://user@{node.hostname})")
+        raise SwarmError(f"node {node.name} (for {host}) has no Docker endpoint that answers",
+                         hint=f"add its endpoint to {NODES_ENV} (e.g. tcp://{node.hostname}:2376), "
+                              "or check that the one given there answers (`docker -H ENDPOINT info`)")
 
 
 class Swarm:
@@ -151,11 +153,14 @@ class Swarm:
     def nodes(self) -> list[SwarmNode]:
         """Every node of the swarm as its manager sees it, with the endpoint that reaches it."""
         if self._nodes is None:
-            by_id = {}
+            manager, by_id = self.manager, {}
             for endpoint in self.endpoints:
-                node_id = (self.client_at(endpoint).info().get("Swarm") or {}).get("NodeID")
+                try:
+                    node_id = (self.client_at(endpoint).info().get("Swarm") or {}).get("NodeID")
+                except SwarmError:  # a node that is down: the manager's list says which
+                    continue
                 by_id.setdefault(node_id, endpoint)
-            self._nodes = [_node(n.attrs, by_id.get(n.id)) for n in self.manager.nodes.list()]
+            self._nodes = [_node(n.attrs, by_id.get(n.id)) for n in manager.nodes.list()]
             order = {e: i for i, e in enumerate(self.endpoints)}
             self._nodes.sort(key=lambda n: order.get(n.endpoint or "", len(order)))
         return self._nodes

@@ -12,16 +12,14 @@ Docker endpoint of its node. (This adapter goes away once the Lab runs any Engin
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
-from socketlab.errors import UnknownHost
 from socketlab.lab.assets import COMPOSE_FILE
 from socketlab.lab.composefile import read_topology
 from socketlab.lab.config import DEFAULT_PORT, HOSTS, LabConfig
-from socketlab.lab.engine_swarm import SwarmEngine
+from socketlab.lab.engine_swarm import NodesHTTP, SwarmEngine
 from socketlab.lab.lab import Lab
-from socketlab.lab.process import ExecResult, RunningExec
 from socketlab.lab.swarm import Swarm
 
 if TYPE_CHECKING:
@@ -58,6 +56,15 @@ class SwarmLab(Lab):
         """The manager's engine (the overlay lives there)."""
         return self.engine.client
 
+    @property
+    def http(self) -> NodesHTTP:  # type: ignore[override]
+        """Look-ups and exec on every node: the Lab's own exec, start and attach then reach
+        each host through the endpoint of the node that runs it."""
+        return self.engine.http
+
+    def _project_containers(self) -> dict[str, object]:
+        return self.engine._project_containers()
+
     # -- lifecycle: the Lab's own steps (refuse, create, start, roll back), on the engine --
     def _check_image(self) -> None:
         """Nothing to check here: creating copies a missing image to the nodes that run it."""
@@ -90,22 +97,3 @@ class SwarmLab(Lab):
         return [{"host": h, "address": self.config.ip_of(h), "node": nodes.get(h, "-"),
                  "state": found[h].state if h in found else "absent",
                  "container": found[h].id if h in found else "-"} for h in HOSTS]
-
-    def container(self, host: str):
-        return self.engine._running(self._host(host))
-
-    def exec(self, host: str, argv: Sequence[str], *, timeout: float | None = None) -> ExecResult:
-        return self.engine.exec(self._host(host), argv, timeout=timeout)
-
-    def start(self, host: str, argv: Sequence[str], *, timeout: float,
-              gated: bool = False) -> RunningExec:
-        return self.engine.start_exec(self._host(host), argv, timeout=timeout, gated=gated)
-
-    def logs(self, host: str) -> str:
-        return self.engine.logs(self._host(host))
-
-    @staticmethod
-    def _host(host: str) -> str:
-        if host not in HOSTS:
-            raise UnknownHost(f"unknown host {host!r}", hint=f"the lab's hosts are {', '.join(HOSTS)}")
-        return host

@@ -46,6 +46,12 @@ def test_hosts_go_round_robin_over_the_nodes_unless_placed():
                                                                           "client": "n1"}
 
 
+def test_unplaced_hosts_go_only_to_nodes_that_can_run_them():
+    nodes = [node("n1"), node("n2", state="down"), node("n3", endpoint=None), node("n4")]
+
+    assert place_hosts(["server", "client"], nodes, {}) == {"server": "n1", "client": "n4"}
+
+
 def test_a_node_is_found_by_its_hostname_too():
     assert place_hosts(["server"], [node("n1")], {"server": "host-n1"}) == {"server": "n1"}
 
