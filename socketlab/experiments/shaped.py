@@ -27,6 +27,7 @@ from socketlab.experiments.base import Evidence, Experiment, Verdict
 from socketlab.experiments.stats import MATHIS_C, mathis_bps, wilson
 from socketlab.observe.analysis import Pkt, handshake, tcp_flow, udp_datagrams
 from socketlab.observe.observation import Context, Observation, events_of, ladder_files, observe
+from socketlab.observe.wire import fault_packet
 
 SEED = 7
 S1_LOSS_PCT = 10.0
@@ -304,20 +305,6 @@ S1 = Experiment("S1", "TCP delivers every byte under 10% loss, UDP loses about 1
 
 
 # ---------------------------------------------------------------- S2
-def fault_pkt(line: Mapping[str, Any], captured: Sequence[Pkt] = ()) -> Pkt:
-    """A packet lab-nfq logged (dropped before the sender's tap), as a Pkt for the ladder.
-    The log has no window or options: they are taken from a resent copy (same flags, seq and
-    ack) in the sender's capture, when there is one."""
-    key = (line["src"], line["sport"], line["flags"], line["seq"], line["ack"])
-    like = next((p for p in captured if (p.src, p.sport, p.flags, p.seq, p.ack) == key), None)
-    return Pkt(index=-1, ts=float(line["time"]), src=line["src"], dst=line["dst"],
-               proto=line["proto"], ip_id=int(line.get("ip_id") or 0),
-               sport=int(line["sport"]), dport=int(line["dport"]), flags=line["flags"] or "",
-               seq=int(line["seq"]), ack=int(line["ack"]), length=int(line.get("len") or 0),
-               window=like.window if like else 0, mss=like.mss if like else None,
-               wscale=like.wscale if like else None)
-
-
 def handshake_times(pkts: Sequence[Pkt], server: tuple[str, int]) -> dict[str, list[float]]:
     """When each SYN to `server` and each SYN-ACK from it appears in one capture."""
     tcp = [p for p in pkts if p.proto == "tcp"]
@@ -345,7 +332,7 @@ def run_s2(ctx: Context) -> Evidence:
         "sent": "".join(str(e.get("data", "")) for e in events["client"] if e["event"] == "sent"),
         "capture_dropped": obs.capture.dropped,
     }
-    dropped = [fault_pkt(line, obs.packets["server"]) for line in fired]
+    dropped = [fault_packet(line, obs.packets["server"]) for line in fired]
     drawn = replace(obs, packets={**obs.packets, "server": [*obs.packets["server"], *dropped]})
     return Evidence("S2", facts, s2_observations(facts), events,
                     ladder_files(ctx, drawn, "s2-synack-drop", events))

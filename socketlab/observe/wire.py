@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -180,9 +180,37 @@ class Wire:
 
 
 def ladder(wire: Wire, left: str, right: str) -> Ladder:
-    """The exchange between two captured hosts as a ladder diagram (left: the initiator)."""
+    """The exchange between two captured hosts as a ladder diagram (left: the initiator). A
+    packet a fault dropped before its sender's tap is drawn too, as lost (lab-nfq's log)."""
     a, b = wire[left], wire[right]
-    return ladder_from_captures(a.packets, b.packets, Host(left, a.address), Host(right, b.address))
+    drawn = {}
+    for side in (a, b):
+        mine = list(side.packets)
+        drops = [f for f in wire.fired("drop") if f.get("src") == side.address]
+        drawn[side.host] = mine + [fault_packet(f, mine) for f in drops if not _captured(f, mine)]
+    return ladder_from_captures(drawn[left], drawn[right], Host(left, a.address),
+                                Host(right, b.address))
+
+
+def fault_packet(line: Mapping[str, Any], captured: Sequence[Pkt] = ()) -> Pkt:
+    """A packet lab-nfq logged (dropped before the sender's tap), as a Pkt for the ladder.
+    The log has no window or options: they are taken from a resent copy (same flags, seq and
+    ack) in the sender's capture, when there is one."""
+    key = (line["src"], line["sport"], line["flags"], line["seq"], line["ack"])
+    like = next((p for p in captured if (p.src, p.sport, p.flags, p.seq, p.ack) == key), None)
+    return Pkt(index=-1, ts=float(line["time"]), src=line["src"], dst=line["dst"],
+               proto=line["proto"], ip_id=int(line.get("ip_id") or 0),
+               sport=int(line["sport"]), dport=int(line["dport"]), flags=line["flags"] or "",
+               seq=int(line["seq"]), ack=int(line["ack"]), length=int(line.get("len") or 0),
+               window=like.window if like else 0, mss=like.mss if like else None,
+               wscale=like.wscale if like else None)
+
+
+def _captured(line: Mapping[str, Any], pkts: Sequence[Pkt], slack: float = 0.05) -> bool:
+    """The logged packet is in the capture (dropped after the tap: drawn from there)."""
+    key = (line["src"], line["sport"], line["dst"], line["dport"], line["flags"], line["seq"])
+    return any((p.src, p.sport, p.dst, p.dport, p.flags, p.seq) == key
+               and abs(p.ts - float(line["time"])) < slack for p in pkts)
 
 
 class Watch:

@@ -12,6 +12,7 @@ import pytest
 from socketlab.act import shaping
 from socketlab.experiments import shaped, stats
 from socketlab.experiments.base import Evidence
+from socketlab.observe.wire import fault_packet
 
 
 # ---------------------------------------------------------------- pure pieces
@@ -156,9 +157,9 @@ def test_s2_fault_pkt_takes_window_and_options_from_the_resent_copy():
             "dport": 40000, "flags": "SA", "seq": 5, "ack": 9, "len": 0, "ip_id": 0}
     resent = Pkt(0, 2.5, "10.0.0.5", "10.0.0.6", "tcp", sport=6666, dport=40000, flags="SA",
                  seq=5, ack=9, window=65160, mss=1460, wscale=7)
-    pkt = shaped.fault_pkt(line, [resent])
+    pkt = fault_packet(line, [resent])
     assert (pkt.ts, pkt.flags, pkt.window, pkt.mss, pkt.wscale) == (1.5, "SA", 65160, 1460, 7)
-    assert shaped.fault_pkt(line).window == 0
+    assert fault_packet(line).window == 0
 
 
 # ---------------------------------------------------------------- S3

@@ -92,3 +92,16 @@ def test_a_capture_settles_on_tcpdumps_singular_line_too():
     assert _STATS_LINE.search(line)
     assert parse_stats(line).captured == 1
     assert not _STATS_LINE.search("tcpdump: listening on eth0")
+
+
+def test_the_ladder_draws_a_dropped_packet_from_the_fault_log(host):
+    """The SYN-ACK a fault dropped is in no capture: the ladder draws it from lab-nfq's log."""
+    client = HostWire("client", C, host.packets[:1], {})  # the client saw its SYN only
+    server = HostWire("server", S, host.packets[:1], {})
+    synack = host.packets[1]
+    line = {"action": "drop", "src": S, "dst": C, "sport": PORT, "dport": CPORT, "proto": "tcp",
+            "flags": "SA", "seq": synack.seq, "ack": synack.ack, "time": synack.ts - 0.0001}
+    drawn = ladder(Wire({"client": client, "server": server}, (line,), {}, "server"),
+                   "client", "server")
+    assert [(a.label.split()[0], a.dropped) for a in drawn.arrows] == [("SYN", False), ("SYN,ACK", True)]
+    assert len(ladder(Wire({"client": client, "server": server}), "client", "server").arrows) == 1
