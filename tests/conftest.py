@@ -7,6 +7,10 @@ import os
 
 import pytest
 
+# pytester, for the plugin's own tests (tests/plugin): pytest takes `pytest_plugins` only from
+# the top-level conftest, so a whole-suite run collects tests/plugin too.
+pytest_plugins = ["pytester"]
+
 
 @pytest.fixture(scope="session")
 def docker_client():
