@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode, urlsplit
 
 from socketlab.errors import DockerUnavailable, LabError, LabNotRunning
-from socketlab.lab.process import PID_PREFIX, RunningExec, bounded
+from socketlab.lab.process import RunningExec, launch_argv
 
 if TYPE_CHECKING:
     import ssl
@@ -196,9 +196,7 @@ class DockerHTTP:
         """A command left running in a container, bounded by `timeout` there, read as it runs.
         Its launcher prints the command's pid first; gated, it then waits for RunningExec.release()
         (so the exec's start-up is paid before it matters). kill(pid, signal): see RunningExec."""
-        wait = 'read go; [ "$go" = go ] || exit 125; ' if gated else ""
-        launch = ["sh", "-c", f'echo "{PID_PREFIX}$$"; {wait}exec "$@"', "sh", *bounded(argv, timeout)]
-        exec_id = self.exec_create(container, launch, stdin=gated)
+        exec_id = self.exec_create(container, launch_argv(argv, timeout, gated), stdin=gated)
         stream = self.exec_attach(exec_id)
         return RunningExec(stream.chunks(), lambda: self.exec_inspect(exec_id)["ExitCode"], kill,
                            stream if gated else None)

@@ -103,6 +103,22 @@ class RunningExec:
         return self._kill(self.pid, name)
 
 
+GATE = "/lab/bin/lab-gate"  # the lab image's warm gate for its own Python programs
+
+
+def launch_argv(argv: Sequence[str], timeout: float, gated: bool = False) -> list[str]:
+    """How a command is started in a host: its pid printed first (PID_PREFIX), bounded by
+    `timeout`; gated, it waits for a line "go" on stdin before it runs (anything else: exit
+    125). A gated Python program of the lab image (`python3 /lab/....py`) waits in lab-gate,
+    its interpreter already started and its modules imported, so "go" runs it at once."""
+    argv = list(argv)
+    if gated and len(argv) > 1 and argv[0] == "python3" and argv[1].startswith("/lab/") \
+            and argv[1].endswith(".py"):
+        argv, gated = [argv[0], GATE, *argv[1:]], False  # lab-gate does the waiting
+    wait = 'read go; [ "$go" = go ] || exit 125; ' if gated else ""
+    return ["sh", "-c", f'echo "{PID_PREFIX}$$"; {wait}exec "$@"', "sh", *bounded(argv, timeout)]
+
+
 def bounded(argv: Sequence[str], timeout: float | None) -> list[str]:
     """`timeout` inside the host: a command never outlives its budget, whatever the host side does."""
     if timeout is None:
