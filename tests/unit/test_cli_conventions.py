@@ -242,3 +242,36 @@ def test_ls_as_a_table(engine):
     assert "partly running (1/2)" in row
     assert "10.9.1.0/24" in row
     assert "client - (exited)" in out
+
+
+@pytest.mark.parametrize(("keep", "fail_on_", "code"), [
+    (["C4"], None, ExitCode.OK),                                  # holds: nothing fails
+    (["C4", "C9"], None, ExitCode.FAILED),                        # inconclusive fails by default
+    (["C4", "C7"], None, ExitCode.OK),                            # does not hold: a finding
+    (["C4", "C7"], {"does not hold"}, ExitCode.FAILED),           # ... unless asked to fail on it
+    (["C4", "C6"], {"does not hold"}, ExitCode.OK),
+    (["C6"], {"holds in part", "does not hold"}, ExitCode.FAILED),
+])
+def test_fail_on_decides_the_exit_code(tmp_path, keep, fail_on_, code):
+    import argparse
+    import io
+
+    from rich.console import Console
+
+    from socketlab.cli.experiments import _show_results
+    from tests.unit.test_report import META, synthetic_results
+
+    results = [r for r in synthetic_results(tmp_path) if r.experiment.id in keep]
+    args = argparse.Namespace(junit=None, json=True, fail_on=fail_on_)
+    assert _show_results(args, Console(file=io.StringIO()), results, tmp_path, META) == code
+
+
+def test_doctor_as_json_says_what_failed():
+    code, out, _err = cli("doctor", "--json")
+    data = json.loads(out)
+    assert code == ExitCode.FAILED
+    assert data["ok"] is False
+    engine = next(c for c in data["checks"] if c["name"] == "docker engine")
+    assert (engine["ok"], engine["required"]) == (False, True)
+    assert "not running" in engine["detail"]
+    assert data["shaping"] is None  # no engine: nothing asked in a container
