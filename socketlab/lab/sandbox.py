@@ -31,8 +31,6 @@ import json
 import os
 import re
 import shutil
-import signal
-import subprocess
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -42,6 +40,7 @@ import docker
 import docker.errors
 
 from socketlab.errors import ConfigError, SwarmError
+from socketlab.lab import sandbox_host as host
 from socketlab.lab import signals
 from socketlab.lab.images import distribute_image, unmount_below
 from socketlab.lab.subnets import host_routes, pick
@@ -52,8 +51,6 @@ UNDERLAY_POOL = "10.77.0.0/16"  # one /24 per sandbox: never 192.168.x (the labs
 NODE_LABEL = "socketlab.node"
 STORAGE_DRIVERS = ("auto", "overlay2", "vfs")
 _NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,9}$")  # NAME-1 must fit an interface name (15)
-READY_TIMEOUT = 60.0
-STOP_TIMEOUT = 20.0
 
 Progress = Callable[[str], None]
 
@@ -135,14 +132,6 @@ def plan(name: str, root: Path, underlay: str) -> list[Node]:
             for i in (1, 2)]
 
 
-def dockerd_argv(node: Node, config_file: Path, storage: str) -> list[str]:
-    """A node's dockerd, started inside the node's network namespace (pure)."""
-    return ["nsenter", f"--net=/run/netns/{node.netns}", "dockerd",
-            "--config-file", str(config_file), "--data-root", f"{node.dir}/data",
-            "--exec-root", f"{node.dir}/exec", "--pidfile", str(node.pidfile),
-            "-H", node.url, "--storage-driver", storage, "--bip", node.bip]
-
-
 def node_client(url: str, timeout: float = 60) -> docker.DockerClient:
     return docker.DockerClient(base_url=url, timeout=timeout)
 
@@ -197,7 +186,7 @@ class Sandbox:
         if storage not in STORAGE_DRIVERS:
             raise ConfigError(f"unknown storage driver {storage!r}",
                               hint=f"use one of {', '.join(STORAGE_DRIVERS)}")
-        _check_machine()
+        host.check_machine()
         if self.state_file.exists():
             state = find(self.name, self.root)
             self.progress(f"sandbox {self.name!r} is already up ({state.underlay})")
@@ -230,7 +219,7 @@ class Sandbox:
         self.progress(f"sandbox {self.name!r}: nodes n1 {state.nodes[0].address} and "
                       f"n2 {state.nodes[1].address} on a veth pair ({state.underlay})")
         with signals.deferred():
-            _link(state.nodes)
+            host.link(state.nodes)
         state.storage = self._start_daemons(state.nodes, storage)
         self._form_swarm(state.nodes)
         return state
@@ -260,16 +249,16 @@ class Sandbox:
             self.progress(f"starting dockerd on n1 and n2 (storage {driver})")
             try:
                 for node in nodes:
-                    _spawn(node, config_file, driver)
+                    host.spawn(node, config_file, driver)
                 for node in nodes:
-                    _wait_ready(node)
+                    host.wait_ready(node)
                 return driver
             except SwarmError as e:
                 if driver == "vfs" or storage != "auto":
                     raise
                 self.progress(f"overlay2 did not work here ({e}); trying vfs")
                 with signals.deferred():
-                    _stop_nodes(nodes)
+                    host.stop_nodes(nodes)
                     for node in nodes:
                         unmount_below(Path(node.dir))
                         shutil.rmtree(node.dir, ignore_errors=True)
@@ -331,10 +320,10 @@ class Sandbox:
         present = [node for node in nodes if Path(node.dir).exists()]
         for node in present:
             removed += _remove_containers(node)
-        removed += [f"dockerd and containerd of {name}" for name in _stop_nodes(present)]
+        removed += [f"dockerd and containerd of {name}" for name in host.stop_nodes(present)]
         for node in present:
             unmount_below(Path(node.dir))
-        removed += _unlink(nodes)
+        removed += host.unlink(nodes)
         if self.dir.exists():
             shutil.rmtree(self.dir)
             removed.append(f"folder {self.dir}")
@@ -349,7 +338,7 @@ class Sandbox:
         nodes = plan(self.name, self.root, "10.77.0.0/24")
         left = [f"namespace {n.netns}" for n in nodes if Path(f"/run/netns/{n.netns}").exists()]
         left += [f"veth {n.veth}" for n in nodes if Path(f"/sys/class/net/{n.veth}").exists()]
-        pids = [pid for n in nodes for pid in _processes_under(n.dir)]
+        pids = [pid for n in nodes for pid in host.processes_under(n.dir)]
         if pids:
             left.append(f"{len(pids)} processes of its daemons (pids {', '.join(map(str, pids[:4]))}"
                         + (", ...)" if len(pids) > 4 else ")"))
@@ -360,79 +349,6 @@ class Sandbox:
     def _outcome(self) -> str:
         left = self.leftovers()
         return f"{', '.join(left)} remain" if left else "nothing of it is left"
-
-
-def _check_machine() -> None:
-    if os.geteuid() != 0:
-        raise SwarmError("the swarm sandbox needs root (network namespaces, veths, dockerd)",
-                         hint="run it as root, e.g. `sudo socketlab sandbox up`")
-    missing = [tool for tool in ("dockerd", "containerd", "nsenter", "ip") if not shutil.which(tool)]
-    if missing:
-        raise SwarmError(f"the swarm sandbox needs {', '.join(missing)}, not found on PATH",
-                         hint="install Docker Engine (dockerd, containerd) and util-linux/iproute2")
-
-
-def _run(argv: Sequence[str]) -> None:
-    done = subprocess.run(list(argv), capture_output=True, text=True, timeout=30)
-    if done.returncode != 0:
-        raise SwarmError(f"`{' '.join(argv)}` failed: {(done.stderr or done.stdout).strip()}")
-
-
-def _link(nodes: list[Node]) -> None:
-    """Two namespaces and the veth pair between them, addressed and up."""
-    for node in nodes:
-        _run(["ip", "netns", "add", node.netns])
-    _run(["ip", "link", "add", nodes[0].veth, "type", "veth", "peer", "name", nodes[1].veth])
-    for node in nodes:
-        _run(["ip", "link", "set", node.veth, "netns", node.netns])
-        _run(["ip", "-n", node.netns, "addr", "add", f"{node.address}/{node.prefix}", "dev", node.veth])
-        _run(["ip", "-n", node.netns, "link", "set", "lo", "up"])
-        _run(["ip", "-n", node.netns, "link", "set", node.veth, "up"])
-
-
-def _unlink(nodes: list[Node]) -> list[str]:
-    removed = []
-    for node in nodes:
-        if Path(f"/sys/class/net/{node.veth}").exists():  # made, not yet moved into its netns
-            _run(["ip", "link", "del", node.veth])
-            removed.append(f"veth {node.veth}")
-        if Path(f"/run/netns/{node.netns}").exists():  # its end of the veth goes with it
-            _run(["ip", "netns", "del", node.netns])
-            removed.append(f"namespace {node.netns} (veth {node.veth})")
-    return removed
-
-
-def _spawn(node: Node, config_file: Path, storage: str) -> None:
-    Path(node.dir).mkdir(parents=True, exist_ok=True)
-    with open(node.log, "ab") as log, signals.deferred():
-        # A session of its own: a Ctrl-C at the terminal reaches socketlab, which removes it.
-        subprocess.Popen(dockerd_argv(node, config_file, storage), stdout=log,
-                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                         start_new_session=True)
-
-
-def _wait_ready(node: Node, timeout: float = READY_TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(docker.errors.DockerException, OSError):
-            node_client(node.url, timeout=5).ping()
-            return
-        if not _processes_under(node.dir):
-            raise SwarmError(f"dockerd of node {node.name} exited: {_last_error(node.log)}",
-                             hint=f"see {node.log}")
-        time.sleep(0.2)
-    raise SwarmError(f"dockerd of node {node.name} did not answer in {timeout:.0f} s",
-                     hint=f"see {node.log}")
-
-
-def _last_error(log: Path) -> str:
-    with contextlib.suppress(OSError):
-        lines = [ln for ln in log.read_text(errors="replace").splitlines()
-                 if "level=error" in ln or "level=fatal" in ln or "failed to start" in ln]
-        if lines:
-            match = re.search(r'msg="([^"]*)"', lines[-1])
-            return match.group(1) if match else lines[-1][-200:]
-    return "no error in its log"
 
 
 def _wait_nodes_ready(manager: docker.DockerClient, count: int, timeout: float = 30) -> None:
@@ -458,54 +374,3 @@ def _remove_containers(node: Node) -> list[str]:
     return [f"container {c.name} on {node.name}" for c in containers]
 
 
-def _stop_nodes(nodes: Sequence[Node]) -> list[str]:
-    """Stop the nodes' dockerds together (SIGTERM, then SIGKILL), then whatever of them
-    outlived them: runc containers, containerd, shims (found by the node's folder in their
-    command line). Returns the names of the nodes that had processes."""
-    running = [node for node in nodes if _processes_under(node.dir)]
-    for node in running:
-        pids = _processes_under(node.dir)
-        daemon = _pid_from(node.pidfile)
-        for pid in ([daemon] if daemon in pids else pids):
-            _signal(pid, signal.SIGTERM)
-    for node in running:
-        _wait_gone(node.dir, STOP_TIMEOUT)
-        runc_root = Path(node.dir, "exec", "runtime-runc", "moby")
-        if runc_root.is_dir():
-            for container in runc_root.iterdir():
-                subprocess.run(["runc", "--root", str(runc_root), "delete", "--force", container.name],
-                               capture_output=True, check=False, timeout=30)
-        for pid in _processes_under(node.dir):
-            _signal(pid, signal.SIGKILL)
-        _wait_gone(node.dir, 5)
-    return [node.name for node in running]
-
-
-def _processes_under(folder: str) -> list[int]:
-    """Processes whose command line names this node's folder: its dockerd, containerd, shims."""
-    needle = (folder.rstrip("/") + "/").encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        with contextlib.suppress(OSError):
-            if needle in (entry / "cmdline").read_bytes():
-                found.append(int(entry.name))
-    return found
-
-
-def _pid_from(pidfile: Path) -> int | None:
-    with contextlib.suppress(OSError, ValueError):
-        return int(pidfile.read_text().strip())
-    return None
-
-
-def _signal(pid: int, signum: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signum)
-
-
-def _wait_gone(folder: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while _processes_under(folder) and time.monotonic() < deadline:
-        time.sleep(0.1)

@@ -10,8 +10,9 @@ import pytest
 
 from socketlab.cli.main import ExitCode, main
 from socketlab.errors import ConfigError, SwarmError
-from socketlab.lab import sandbox
-from socketlab.lab.sandbox import Sandbox, State, check_name, dockerd_argv, find, plan
+from socketlab.lab import sandbox_host
+from socketlab.lab.sandbox import Sandbox, State, check_name, find, plan
+from socketlab.lab.sandbox_host import dockerd_argv
 
 
 def test_plan_puts_two_nodes_on_the_ends_of_one_veth():
@@ -73,7 +74,7 @@ def test_nothing_is_left_of_a_sandbox_that_never_was(tmp_path):
 
 
 def test_up_needs_root(monkeypatch, tmp_path):
-    monkeypatch.setattr(sandbox.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(sandbox_host.os, "geteuid", lambda: 1000)
 
     with pytest.raises(SwarmError, match="needs root"):
         Sandbox("sb", root=tmp_path).up(["img"])
