@@ -9,15 +9,14 @@
 
 The work is done in the host by `lab-shape` (images/lab/bin), with netem where the kernel
 has it and iptables + NFQUEUE + tbf where it does not. This side loads the very same
-module (labshape.py) to parse and validate a spec before anything is touched, so a bad
-spec is refused here with the message the host would give, and nothing is applied.
+package (images/lab/labshape) to parse and validate a spec before anything is touched, so
+a bad spec is refused here with the message the host would give, and nothing is applied.
 """
 
 from __future__ import annotations
 
 import functools
 import importlib.util
-import ipaddress
 import json
 import sys
 from collections.abc import Callable, Iterator
@@ -31,8 +30,7 @@ from socketlab.lab.assets import IMAGE_CONTEXT
 from socketlab.lab.config import HOSTS
 from socketlab.lab.lab import Lab
 
-LABSHAPE = IMAGE_CONTEXT / "bin" / "labshape.py"
-NFQLIB = IMAGE_CONTEXT / "bin" / "nfqlib.py"
+LABSHAPE = IMAGE_CONTEXT / "labshape"
 DIRECTIONS = ("egress", "ingress")
 BACKENDS = ("auto", "netem", "engine")
 EXIT_REFUSED = 2  # lab-shape's exit code for a spec or backend it cannot honour
@@ -47,22 +45,15 @@ class ShapeFailed(LabError):
 
 @functools.lru_cache(maxsize=1)
 def labshape() -> ModuleType:
-    """The in-image module, loaded from images/lab/bin: one source for parsing and plans."""
-    return _load("socketlab_labshape", LABSHAPE)
-
-
-@functools.lru_cache(maxsize=1)
-def nfqlib() -> ModuleType:
-    """lab-nfq's decisions module (images/lab/bin/nfqlib.py): the one judge of a fault."""
-    return _load("socketlab_nfqlib", NFQLIB)
-
-
-def _load(name: str, path: Any) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
+    """The in-image package (images/lab/labshape): one source for specs, faults and plans.
+    Its submodules are `labshape().spec`, `.faults`, `.backends`, `.host`, ..."""
+    name = "socketlab_labshape"
+    spec = importlib.util.spec_from_file_location(name, LABSHAPE / "__init__.py",
+                                                  submodule_search_locations=[str(LABSHAPE)])
     if spec is None or spec.loader is None:
-        raise ConfigError(f"cannot load {path}", hint=f"restore images/lab/bin/{path.name}")
+        raise ConfigError(f"cannot load {LABSHAPE}", hint="restore images/lab/labshape")
     module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
+    sys.modules[name] = module  # dataclasses and relative imports look their module up there
     spec.loader.exec_module(module)
     return module
 
@@ -214,77 +205,14 @@ def plan(lab: Lab, host: str, spec: str, direction: str = "egress", backend: str
     return _run(lab, host, ["lab-shape", "plan", *argv[2:]])
 
 
-# -- packet-exact faults: a compact syntax for lab-nfq's fault dicts ----------------------------
-FAULT_HINT = ('e.g. "drop tcp flags=SA nth=1", "delay 300ms tcp min_len=1 nth=3", '
-              '"duplicate udp dport=6666 nth=2"')
-_FAULT_INTS = ("sport", "dport", "len", "min_len", "max_len")
-
-
+# -- packet-exact faults: the compact syntax is labshape's (faults.parse_fault_text) -----------
 def parse_fault(text: str) -> dict:
-    """`ACTION [TIME] [PROTO] [KEY=VALUE ...]` -> lab-nfq's fault dict; ConfigError (one line).
+    """`ACTION [TIME] [PROTO] [KEY=VALUE ...]` -> the fault dict lab-nfq takes; ConfigError.
 
-    ACTION: drop, delay (then a time: 300ms), duplicate, corrupt. PROTO: tcp, udp or icmp
-    (or proto=...). KEYs: flags, src, dst, sport, dport, len, min_len, max_len, nth (1 or 1,3).
     "drop tcp flags=SA nth=1" -> {"match": {"proto": "tcp", "flags": "SA", "nth": 1},
-    "action": "drop"}. nfqlib (lab-nfq's own parser) has the last word on the result."""
-    words = text.split()
-    if not words:
-        raise _fault_error(text, "the fault is empty")
-    fault: dict[str, Any] = {"action": words[0].lower()}
-    rest = words[1:]
-    if fault["action"] == "delay":
-        if not rest or not rest[0][:1].isdigit():
-            raise _fault_error(text, "a delay needs a time after it (e.g. delay 300ms)")
-        try:
-            fault["ms"] = labshape().parse_time(rest.pop(0), "delay")
-        except labshape().ShapeError as e:
-            raise _fault_error(text, str(e)) from None
-    fault["match"] = _fault_match(text, rest)
+    "action": "drop"}."""
+    ls = labshape()
     try:
-        nfqlib().parse_fault(0, fault)
-    except (ValueError, TypeError) as e:
-        raise _fault_error(text, str(e).removeprefix("fault 0: ")) from None
-    return fault
-
-
-def _fault_match(text: str, words: list[str]) -> dict[str, Any]:
-    match: dict[str, Any] = {}
-    for word in words:
-        key, eq, value = word.partition("=")
-        key = key.lower().replace("-", "_")
-        if not eq:
-            key, value = "proto", word
-        if key in match:
-            raise _fault_error(text, f"{key} is given twice")
-        if not value:
-            raise _fault_error(text, f"{key}= needs a value")
-        match[key] = _fault_value(text, key, value)
-    return match
-
-
-def _fault_value(text: str, key: str, value: str) -> Any:
-    if key == "proto":
-        return value.lower()
-    if key == "flags":
-        return value.upper()
-    if key == "nth":
-        parts = value.split(",")
-        if not all(p.isdigit() and int(p) >= 1 for p in parts):
-            raise _fault_error(text, f"nth={value}: ordinals are whole numbers from 1 (e.g. nth=1,3)")
-        nth = [int(p) for p in parts]
-        return nth[0] if len(nth) == 1 else nth
-    if key in _FAULT_INTS:
-        if not value.isdigit() or (key.endswith("port") and int(value) > 65535):
-            raise _fault_error(text, f"{key}={value} is not a " +
-                               ("port (0-65535)" if key.endswith("port") else "length in bytes"))
-        return int(value)
-    if key in ("src", "dst"):
-        try:
-            return str(ipaddress.IPv4Address(value))
-        except ValueError:
-            raise _fault_error(text, f"{key}={value} is not an IPv4 address") from None
-    return value  # an unknown key is nfqlib's to refuse
-
-
-def _fault_error(text: str, why: str) -> ConfigError:
-    return ConfigError(f"fault {text.strip()!r}: {why}", hint=FAULT_HINT)
+        return ls.parse_fault_text(text)
+    except ls.ShapeError as e:
+        raise ConfigError(str(e), hint=ls.faults.FAULT_EXAMPLES) from None

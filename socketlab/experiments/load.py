@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from socketlab.act import instruments
 from socketlab.act.programs import PROGRAMS_DIR, Options, PairRun, run_programs
 from socketlab.experiments.base import Evidence, Experiment, Verdict
 from socketlab.observe.analysis import Pkt, tcp_flow, udp_datagrams
@@ -35,26 +36,6 @@ C9_COUNT, C9_SIZE = 2000, 1000
 SENDER_COUNTERS = ("Udp.OutDatagrams", "Udp.SndbufErrors", "qdisc.drops", "link.tx_dropped")
 RECEIVER_COUNTERS = ("Udp.InDatagrams", "Udp.RcvbufErrors", "Udp.InErrors", "Udp.NoPorts",
                      "link.rx_dropped")
-
-# A slow TCP reader (tcp_server.py reads as fast as it can): small SO_RCVBUF set before
-# listen() (the accepted socket inherits it), a pause before every recv, one summary line.
-SLOW_TCP_READER = r"""
-import socket, sys, time
-port, rcvbuf, delay, chunk = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
-s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-s.bind(("", port)); s.listen(1); s.settimeout(10)
-print(f"listening rcvbuf={s.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)}", flush=True)
-conn, _ = s.accept()
-total = reads = 0
-while True:
-    time.sleep(delay)
-    data = conn.recv(chunk)
-    if not data:
-        break
-    total, reads = total + len(data), reads + 1
-print(f"summary received={total} reads={reads}", flush=True)
-"""
 
 
 # ---------------------------------------------------------------- running a variant
@@ -209,8 +190,10 @@ TCP_CLIENT_COUNTERS = ("Tcp.OutSegs", "Tcp.RetransSegs", "TcpExt.TCPWinProbe",
 def tcp_slow_reader(ctx: Context) -> tuple[dict[str, Any], Observation[PairRun]]:
     """The same volume over TCP to a reader as slow as the UDP one, captured."""
     cfg = ctx.lab.config
-    server = ["python3", "-c", SLOW_TCP_READER, str(cfg.port), str(SMALL_RCVBUF),
-              f"{READ_DELAY:g}", "2048"]
+    # tcp_server.py reads as fast as it can: this reader is as slow as the UDP one (a small
+    # SO_RCVBUF set before listen(), which the accepted socket inherits; a pause before every recv)
+    server = instruments.argv("tcp_sink", cfg.port, rcvbuf=SMALL_RCVBUF, read_delay=READ_DELAY,
+                              chunk=2048, most=30.0)
     client = ["python3", f"{PROGRAMS_DIR}/tcp_client.py", "--host", cfg.server_ip, "--port",
               str(cfg.port), "--message", "x" * DATAGRAM, "--count", str(BURST)]
     obs = observe(ctx, lambda: run_variant(ctx, server, client, "tcp"), name="tcp-slow-reader")

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
-from socketlab.act import shaping
+from socketlab.act import instruments, shaping
 from socketlab.act.programs import PROGRAMS_DIR, Options, PairRun, run_pair, run_programs
 from socketlab.experiments.base import Evidence, Experiment, Verdict
 from socketlab.experiments.stats import MATHIS_C, mathis_bps, wilson
@@ -41,73 +41,6 @@ S3_DELAY_SPEC = f"delay {S3_DELAY_MS}ms"  # on the server's egress: see run_s3
 S3_LOSSES = (0.5, 1.0, 2.0, 5.0)   # percent
 S3_SECONDS = 3.0           # each transfer sends for this long; goodput over the same window
 S3_SNDBUF = 131072         # bounds what is still queued when the sender stops (drains fast)
-
-# A receiver that counts: bytes, a SHA-256 of them, and bytes within WINDOW s of the first.
-COUNTING_READER = r"""
-import hashlib, socket, sys, time
-port, window = int(sys.argv[1]), float(sys.argv[2])
-s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("", port)); s.listen(1); s.settimeout(15)
-print(f"listening addr=0.0.0.0:{port} t={time.time():.6f}", flush=True)
-conn, _ = s.accept(); conn.settimeout(15)
-h, total, in_window, reads, first, last = hashlib.sha256(), 0, 0, 0, 0.0, 0.0
-while True:
-    data = conn.recv(65536)
-    if not data:
-        break
-    now = time.time()
-    first = first or now
-    in_window += len(data) if now - first <= window else 0
-    total, reads, last = total + len(data), reads + 1, now
-    h.update(data)
-print(f"summary received={total} window_bytes={in_window} reads={reads} first={first:.6f} "
-      f"last={last:.6f} sha256={h.hexdigest()} t={time.time():.6f}", flush=True)
-"""
-# A UDP reader that keeps up: a receive buffer forced to 8 MB (SO_RCVBUFFORCE, the host has
-# CAP_NET_ADMIN) so the socket drops nothing and the shaper's loss is the only loss.
-UDP_READER = r"""
-import socket, sys, time
-port, quiet = int(sys.argv[1]), float(sys.argv[2])
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.setsockopt(socket.SOL_SOCKET, 33, 8 << 20)  # SO_RCVBUFFORCE
-s.bind(("", port)); s.settimeout(quiet)
-rcvbuf = s.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
-print(f"listening addr=0.0.0.0:{port} rcvbuf={rcvbuf} t={time.time():.6f}", flush=True)
-received = total = 0
-while True:
-    try:
-        data, _ = s.recvfrom(65535)
-    except TimeoutError:
-        break
-    received, total = received + 1, total + len(data)
-print(f"summary received={received} bytes={total} t={time.time():.6f}", flush=True)
-"""
-# A sender bounded in time; the kernel's own view (TCP_INFO): MSS, RTT samples, retransmits.
-TIMED_SENDER = r"""
-import socket, statistics, struct, sys, time
-host, port, seconds, sndbuf = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
-s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
-t0 = time.time(); s.connect((host, port)); t1 = time.time()
-print(f"connected connect_ms={(t1 - t0) * 1000:.3f} t={t1:.6f}", flush=True)
-def info():  # struct tcp_info: 8 bytes, then u32s: snd_mss is the 3rd, rtt the 16th, total_retrans the 24th
-    v = struct.unpack_from("=8B24I", s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256))
-    return v[10], v[23], v[31]
-s.settimeout(0.05)
-chunk, sent, rtts, sample, end = b"x" * 65536, 0, [], 0.0, time.monotonic() + seconds
-while time.monotonic() < end:
-    try:
-        sent += s.send(chunk)
-    except TimeoutError:
-        pass
-    if time.monotonic() >= sample:
-        rtts.append(info()[1]); sample = time.monotonic() + 0.05
-mss, _, retrans = info()
-s.close()
-print(f"summary sent={sent} mss={mss} rtt_median_us={int(statistics.median(rtts))} "
-      f"rtt_samples={len(rtts)} retrans={retrans} t={time.time():.6f}", flush=True)
-"""
 
 
 # ---------------------------------------------------------------- shared
@@ -145,7 +78,8 @@ def summary_of(record: Mapping[str, Any]) -> dict[str, int]:
 
 # ---------------------------------------------------------------- S1
 def reader_argv(port: int, window: float = 0.0) -> list[str]:
-    return ["python3", "-c", COUNTING_READER, str(port), f"{window:g}"]
+    """A TCP receiver that counts: bytes, a SHA-256 of them, bytes within `window` s of the first."""
+    return instruments.argv("tcp_sink", port, window=float(window))
 
 
 def tcp_under_loss(ctx: Context) -> tuple[dict[str, Any], Observation[PairRun]]:
@@ -177,7 +111,8 @@ def tcp_under_loss(ctx: Context) -> tuple[dict[str, Any], Observation[PairRun]]:
 def udp_under_loss(ctx: Context) -> tuple[dict[str, Any], Observation[PairRun]]:
     """2,000 datagrams through the lossy egress, both hosts captured; each missing one placed."""
     cfg = ctx.lab.config
-    server = ["python3", "-c", UDP_READER, str(cfg.port), "2"]
+    # a receive buffer forced to 8 MB: the socket drops nothing, the shaper's loss is the only loss
+    server = instruments.argv("udp_sink", cfg.port, idle=2.0)
     client = ["python3", f"{PROGRAMS_DIR}/udp_client.py", "--host", cfg.server_ip, "--port",
               str(cfg.port), "--count", str(S1_UDP_COUNT), f"--size={S1_UDP_SIZE}", "--quiet",
               "--keep-going"]
@@ -417,8 +352,7 @@ def goodput_point(ctx: Context, loss_pct: float) -> tuple[dict[str, Any], str]:
     """One bounded transfer through `loss p%` (and the server's delay): goodput at the receiver, the
     sender's RTT and MSS (TCP_INFO), the handshake's MSS (client's capture), lab-nfq's counts."""
     cfg = ctx.lab.config
-    sender = ["python3", "-c", TIMED_SENDER, cfg.server_ip, str(cfg.port), f"{S3_SECONDS:g}",
-              str(S3_SNDBUF)]
+    sender = instruments.argv("tcp_send", cfg.server_ip, cfg.port, seconds=S3_SECONDS, sndbuf=S3_SNDBUF)
     with shaped(ctx, "client", s3_spec(loss_pct)) as rec:
         obs = observe(ctx, lambda: run_programs(ctx.lab, Options(proto="tcp"),
                                                 reader_argv(cfg.port, S3_SECONDS), sender),

@@ -8,6 +8,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Callable
 
+from socketlab.act import instruments
 from socketlab.act.programs import Options
 from socketlab.experiments.stats import p99, wilson
 from socketlab.lab.assets import IMAGE_CONTEXT
@@ -25,161 +26,6 @@ BURST_DATAGRAMS, ENGINE_TARGET_PPS = 40_000, 20_000
 FRAME = 1514                            # a full Ethernet frame: what tbf counts
 TCP_PAYLOAD, UDP_PAYLOAD = 1448, 1472   # per full frame (TCP with timestamps; UDP unfragmented)
 NEVER_FIRES = [{"match": {"proto": "icmp", "nth": [10**9]}, "action": "drop"}]  # lab-nfq, idle
-
-# In-container programs (python3 -c): each bounded in count and time, each prints one
-# `result json="..."` line; the servers print `listening` first (run_programs waits for it).
-_PY_RESULT = 'import json\ndef result(d): print("result json=" + json.dumps(json.dumps(d)), flush=True)\n'
-_PY_STEADY = '''
-def steady(times, sizes):
-    """Bytes and seconds after the first 5% of the bytes (the bucket's burst, the ramp)."""
-    total, acc, j = sum(sizes), 0, 0
-    while j < len(sizes) and acc < 0.05 * total:
-        acc, j = acc + sizes[j], j + 1
-    span = times[-1] - times[j - 1] if j and times else 0.0
-    return {"bytes": total, "steady_bytes": total - acc, "steady_s": span}
-'''
-PY_ECHO = _PY_RESULT + '''
-import socket, sys, time
-port, idle, most = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(("", port))
-print("listening port=%d" % port, flush=True)
-s.settimeout(idle)
-n, end = 0, time.monotonic() + most
-while time.monotonic() < end:
-    try:
-        data, peer = s.recvfrom(2048)
-    except TimeoutError:
-        break
-    if data == b"stop":
-        break
-    s.sendto(data, peer)
-    n += 1
-result({"echoed": n})
-'''
-PY_PING = _PY_RESULT + '''
-import select, socket, struct, sys, time
-host, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-gap, wait = float(sys.argv[4]), float(sys.argv[5])
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.connect((host, port))
-s.setblocking(False)
-sent, rtt, i, t0 = {}, {}, 0, time.monotonic()
-end = t0 + n * gap + wait
-while len(rtt) < n and time.monotonic() < end:
-    now = time.monotonic()
-    if i < n and now >= t0 + i * gap:
-        sent[i] = now
-        s.send(struct.pack("!I", i) + bytes(60))
-        i += 1
-        continue
-    due = t0 + i * gap if i < n else end
-    if select.select([s], [], [], max(0.0, due - now))[0]:
-        while True:
-            try:
-                data = s.recv(2048)
-            except (BlockingIOError, ConnectionRefusedError):
-                break
-            k = struct.unpack_from("!I", data)[0]
-            rtt.setdefault(k, round((time.monotonic() - sent[k]) * 1000, 4))
-for _ in range(3):
-    s.send(b"stop")
-result({"sent": i, "rtts": [rtt[k] for k in sorted(rtt)]})
-'''
-PY_SINK = _PY_RESULT + _PY_STEADY + '''
-import socket, struct, sys, time
-port, first, idle, most, early_ms = int(sys.argv[1]), *map(float, sys.argv[2:6])
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 23)
-s.bind(("", port))
-print("listening port=%d" % port, flush=True)
-s.settimeout(first)
-seen, times, sizes, order = set(), [], [], []
-dup = ooo = early = 0
-top, end = -1, time.monotonic() + most
-while time.monotonic() < end:
-    try:
-        data = s.recv(65535)
-    except TimeoutError:
-        break
-    now = time.time()
-    if not times:
-        s.settimeout(idle)
-    times.append(now)
-    sizes.append(len(data))
-    k, sent_at = struct.unpack_from("!Id", data)
-    if k in seen:
-        dup += 1
-        continue
-    seen.add(k)
-    order.append(k)
-    ooo += k < top
-    top = max(top, k)
-    early += (now - sent_at) * 1000 < early_ms
-low, overtook = float("inf"), 0
-for k in reversed(order):  # k overtook an earlier-numbered datagram that arrived after it
-    overtook += low < k
-    low = min(low, k)
-span = times[-1] - times[0] if times else 0.0
-result({"total": len(times), "distinct": len(seen), "dup": dup, "ooo": ooo, "early": early,
-        "overtook": overtook, "span_s": span, **steady(times, sizes)})
-'''
-PY_BLAST = _PY_RESULT + '''
-import socket, struct, sys, time
-host, port, n, pps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
-size, most = int(sys.argv[5]), float(sys.argv[6])
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.connect((host, port))
-pad, sent, errors = bytes(max(0, size - 12)), 0, 0
-t0 = time.monotonic()
-end = t0 + most
-for i in range(n):
-    if pps:
-        wait = t0 + i / pps - time.monotonic()
-        if wait > 0:
-            time.sleep(wait)
-    if time.monotonic() > end:
-        break
-    try:
-        s.send(struct.pack("!Id", i, time.time()) + pad)
-        sent += 1
-    except OSError:
-        errors += 1
-result({"sent": sent, "errors": errors, "seconds": time.monotonic() - t0})
-'''
-PY_TCP_SINK = _PY_RESULT + _PY_STEADY + '''
-import socket, sys, time
-port, most = int(sys.argv[1]), float(sys.argv[2])
-srv = socket.socket()
-srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-srv.bind(("", port))
-srv.listen(1)
-print("listening port=%d" % port, flush=True)
-srv.settimeout(most)
-conn, _ = srv.accept()
-conn.settimeout(most)
-times, sizes = [], []
-while True:
-    data = conn.recv(1 << 16)
-    if not data:
-        break
-    times.append(time.time())
-    sizes.append(len(data))
-conn.close()
-result(steady(times, sizes))
-'''
-PY_TCP_SEND = _PY_RESULT + '''
-import socket, sys, time
-host, port, total, most = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
-t0 = time.monotonic()
-s = socket.create_connection((host, port), timeout=most)
-chunk, sent = bytes(1 << 16), 0
-while sent < total and time.monotonic() < t0 + most:
-    sent += s.send(chunk[: total - sent])
-s.close()
-result({"sent": sent, "seconds": time.monotonic() - t0})
-'''
-
 
 def shaping(config: LabConfig, *, progress: Callable[[str], None] = lambda _m: None,
             backend: str | None = None) -> list[Figure]:
@@ -266,50 +112,40 @@ def _under(lab: Lab, backend: str, spec: str, measure: Callable[[], object],
         shaping_api.clear(lab, "client")
 
 
-def _py(code: str, *args: object) -> list[str]:
-    return ["python3", "-c", code, *(str(a) for a in args)]
-
-
 def _pair(lab: Lab, proto: str, server: list[str], client: list[str]) -> tuple[dict, dict]:
-    """Run a bench server and client (run_programs: bounded, server first); their results."""
-    import json
-
+    """Run a bench server and client (run_programs: bounded, server first); their summaries."""
     from socketlab.act.programs import run_programs
-    from socketlab.errors import ProgramFailed
 
     run = run_programs(lab, Options(proto), server, client)
-    found = {}
-    for who, events in (("server", run.server_events), ("client", run.client_events)):
-        line = next((e for e in events if e.name == "result"), None)
-        if line is None:
-            raise ProgramFailed(f"the bench's {proto} {who} printed no result (exit codes: server "
-                                f"{run.server_exit}, client {run.client_exit})",
-                                hint="run again with --debug")
-        found[who] = json.loads(str(line.fields["json"]))
-    return found["server"], found["client"]
+    why = f"(exit codes: server {run.server_exit}, client {run.client_exit})"
+    return (instruments.summary(run.server_events, f"bench's {proto} server {why}"),
+            instruments.summary(run.client_events, f"bench's {proto} client {why}"))
 
 
 def _ping(lab: Lab) -> list[float]:
     """RTTs (ms) of PINGS UDP pings against an echo on the server."""
     c = lab.config
-    _server, client = _pair(lab, "udp", _py(PY_ECHO, c.port, 3, 15),
-                            _py(PY_PING, c.server_ip, c.port, PINGS, PING_GAP_S, 1.5))
-    return client["rtts"]
+    _server, client = _pair(lab, "udp", instruments.argv("udp_echo", c.port, idle=3.0, most=15.0),
+                            instruments.argv("udp_ping", c.server_ip, c.port, count=PINGS,
+                                             gap=PING_GAP_S, wait=1.5))
+    return instruments.numbers(client["rtts"])
 
 
 def _flow(lab: Lab, count: int, pps: float, early_ms: float = 0.0,
           size: int = 64) -> tuple[dict, dict]:
-    """(the sender's result, the sink's) for `count` numbered datagrams at `pps` (0: at once)."""
+    """(the sender's summary, the sink's) for `count` numbered datagrams at `pps` (0: at once)."""
     c = lab.config
-    sink, sent = _pair(lab, "udp", _py(PY_SINK, c.port, 10, 0.5, 18, early_ms),
-                       _py(PY_BLAST, c.server_ip, c.port, count, pps, size, 12))
+    sink, sent = _pair(lab, "udp", instruments.argv("udp_sink", c.port, first=10.0, idle=0.5, most=18.0,
+                                                    numbered=True, early_ms=early_ms),
+                       instruments.argv("udp_blast", c.server_ip, c.port, count=count, pps=float(pps),
+                                        size=size, most=12.0))
     return sent, sink
 
 
 def _tcp_flow(lab: Lab, nbytes: int) -> dict:
     c = lab.config
-    sink, _sent = _pair(lab, "tcp", _py(PY_TCP_SINK, c.port, 15),
-                        _py(PY_TCP_SEND, c.server_ip, c.port, nbytes, 12))
+    sink, _sent = _pair(lab, "tcp", instruments.argv("tcp_sink", c.port, most=15.0),
+                        instruments.argv("tcp_send", c.server_ip, c.port, bytes=nbytes, most=12.0))
     return sink
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from scapy.all import rdpcap
 
+from socketlab.act import instruments
 from socketlab.act.programs import Options, run_pair
 from socketlab.errors import CaptureError
 from socketlab.lab.config import HOSTS
@@ -15,45 +16,12 @@ from socketlab.lab.lab import Lab
 from socketlab.observe import analysis as an
 from socketlab.observe import capture as capmod
 from socketlab.observe.capture import Capture
+from socketlab.observe.events import parse_output
 from socketlab.observe.offloads import restore_offloads, set_offloads
 
 pytestmark = pytest.mark.integration
 
 BURST = 50_000
-# Runs in the client: BURST small datagrams to the server's lab address, bounded in time.
-SENDER = r"""
-import socket, sys, time
-dst = (sys.argv[1], int(sys.argv[2])); n = int(sys.argv[3]); limit = float(sys.argv[4])
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-sent = errors = 0
-t0 = time.monotonic()
-while sent < n and time.monotonic() - t0 < limit:
-    try:
-        s.sendto(b"burst-datagram!!", dst)
-        sent += 1
-    except OSError:
-        errors += 1
-print(f"sent={sent} errors={errors} seconds={time.monotonic() - t0:.3f}", flush=True)
-"""
-# Runs in the server: a bound socket (so no ICMP port unreachable), reading until 1 s of quiet.
-SINK = r"""
-import socket, sys, time
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(("", int(sys.argv[1])))
-s.settimeout(1.0)
-print("bound", flush=True)
-n = 0
-deadline = time.monotonic() + float(sys.argv[2])
-while time.monotonic() < deadline:
-    try:
-        s.recv(64)
-        n += 1
-    except socket.timeout:
-        if n:
-            break
-print(f"received={n}", flush=True)
-"""
-
 
 
 
@@ -189,13 +157,14 @@ def test_offloads_off_and_back_on(lab: Lab) -> None:
 
 def test_udp_burst_captured_whole_on_the_client(lab: Lab, tmp_path: Path) -> None:
     cfg = lab.config
-    sink = lab.start("server", ["python3", "-c", SINK, str(cfg.port), "30"], timeout=35)
-    assert sink.wait_for(lambda ln: ln == "bound", 10) == "bound"
-    with Capture(lab, ["client"], tmp_path, name="burst") as cap:
-        sender = lab.exec("client", ["python3", "-c", SENDER, cfg.server_ip, str(cfg.port),
-                                     str(BURST), "10"], timeout=20)
+    # a bound socket on the server (so no ICMP port unreachable), reading until 1 s of quiet
+    sink = lab.start("server", instruments.argv("udp_sink", cfg.port, most=30.0), timeout=35)
+    assert sink.wait_for(lambda ln: ln.startswith("listening"), 10)
+    with Capture(lab, ["client"], tmp_path, name="burst") as cap:  # BURST small datagrams, at once
+        sender = lab.exec("client", instruments.argv("udp_blast", cfg.server_ip, cfg.port, count=BURST,
+                                                     size=16, most=10.0), timeout=20)
     sink.wait(35)
-    assert sender.stdout.startswith(f"sent={BURST} "), sender.stdout
+    assert instruments.summary(parse_output(sender.stdout))["sent"] == BURST, sender.stdout
     hc = cap.result["client"]
     burst = [p for p in an.read_pcap(hc.pcap) if p.proto == "udp" and p.dport == cfg.port
              and p.src == cfg.client_ip]

@@ -12,85 +12,14 @@ from collections.abc import Iterator
 
 import pytest
 
+from socketlab.act import instruments
 from socketlab.lab.lab import Lab
+from socketlab.lab.process import RunningExec
+from socketlab.observe.events import parse_output
 
 pytestmark = pytest.mark.integration
 
 MARK = "0x5ab"  # lab-nfq's copies carry it; the rule lets them by
-# Server: echo every datagram back and print it; stop after `quiet` s of silence once
-# something came (UDP has no end of stream: silence is the only end), or after `limit` s.
-ECHO = r"""
-import socket, sys, time
-port, quiet, limit = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
-with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-    s.bind(("", port))
-    s.settimeout(quiet)
-    print("bound", flush=True)
-    got, end = 0, time.monotonic() + limit
-    while time.monotonic() < end:
-        try:
-            data, peer = s.recvfrom(2048)
-        except socket.timeout:
-            if got:
-                break
-            continue
-        got += 1
-        print("got", data.decode(errors="replace"), flush=True)
-        s.sendto(data, peer)
-"""
-# Client: `n` datagrams "seq=1".."seq=n", `gap` s apart; with --rtt, wait for each echo.
-PING = r"""
-import json, socket, sys, time
-dst, n, gap, rtt = (sys.argv[1], int(sys.argv[2])), int(sys.argv[3]), float(sys.argv[4]), sys.argv[5] == "rtt"
-rtts = []
-with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-    s.settimeout(1.0)  # an echo later than this counts as lost
-    for i in range(1, n + 1):
-        msg = f"seq={i}".encode()
-        t0 = time.monotonic()
-        s.sendto(msg, dst)
-        if rtt:
-            try:
-                while s.recv(2048) != msg:
-                    pass
-                rtts.append((time.monotonic() - t0) * 1000)
-            except socket.timeout:
-                pass
-        time.sleep(gap)
-print(json.dumps(rtts))
-"""
-# Server: count datagrams until 1 s of silence once something came (or `limit` s).
-COUNT = r"""
-import socket, sys, time
-port, limit = int(sys.argv[1]), float(sys.argv[2])
-with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
-    s.bind(("", port))
-    s.settimeout(1.0)
-    print("bound", flush=True)
-    got, end = 0, time.monotonic() + limit
-    while time.monotonic() < end:
-        try:
-            s.recv(64)
-            got += 1
-        except socket.timeout:
-            if got:
-                break
-print(f"received={got}", flush=True)
-"""
-# Client: a bounded burst, as fast as it goes (at most `n` datagrams and 10 s).
-BURST = r"""
-import socket, sys, time
-dst, n = (sys.argv[1], int(sys.argv[2])), int(sys.argv[3])
-with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-    sent, t0 = 0, time.monotonic()
-    while sent < n and time.monotonic() - t0 < 10:
-        s.sendto(b"burst-datagram!!", dst)
-        sent += 1
-print(f"sent={sent} seconds={time.monotonic() - t0:.3f}", flush=True)
-"""
-
-
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -110,16 +39,18 @@ def rule_argv(action: str, queue: int, port: int) -> list[str]:
 
 
 @contextlib.contextmanager
-def nfq(lab: Lab, host: str, queue: int, config: dict) -> Iterator[dict]:
-    """The rule and lab-nfq in `host`; yields {"log": [...]}, filled once lab-nfq has stopped."""
+def nfq(lab: Lab, host: str, queue: int, spec: str = "", faults: list | None = None) -> Iterator[dict]:
+    """The rule and lab-nfq in `host` (lab-shape's spec, and faults); yields {"log": [...]},
+    filled once lab-nfq has stopped."""
     port, result = lab.config.port, {"log": []}
     added = lab.exec(host, rule_argv("-A", queue, port), timeout=10)
     assert added.exit_code == 0, added.stderr
     pidfile, log = f"/run/socketlab/nfq-{queue}.pid", f"/run/socketlab/nfq-{queue}.log"
     try:
         lab.exec(host, ["rm", "-f", log])
-        proc = lab.start(host, ["lab-nfq", "--queue", str(queue), "--config", json.dumps(config),
-                                "--log", log, "--pidfile", pidfile, "--max-seconds", "60"], timeout=70)
+        proc = lab.start(host, ["lab-nfq", "--queue", str(queue), "--spec", spec, "--faults",
+                                json.dumps(faults or []), "--log", log, "--pidfile", pidfile,
+                                "--max-seconds", "60"], timeout=70)
         try:
             assert proc.wait_for(lambda line: line.endswith("ready"), timeout=10), proc.stderr
             yield result
@@ -133,27 +64,48 @@ def nfq(lab: Lab, host: str, queue: int, config: dict) -> Iterator[dict]:
         lab.exec(host, rule_argv("-D", queue, lab.config.port), timeout=10)
 
 
-def start_echo(lab: Lab, quiet: float = 1.0, limit: float = 30, program: str = ECHO):
-    argv = ["python3", "-c", program, str(lab.config.port)] + ([str(quiet)] if program == ECHO else [])
-    proc = lab.start("server", [*argv, str(limit)], timeout=limit + 5)
-    assert proc.wait_for(lambda line: line == "bound", timeout=10)
+def summary_of(output: str) -> dict:
+    return instruments.summary(parse_output(output))
+
+
+def start_echo(lab: Lab, idle: float = 1.0, most: float = 30) -> RunningExec:
+    """An echo on the server that prints `recv seq=N` for each datagram (N from 0)."""
+    proc = lab.start("server", instruments.argv("udp_echo", lab.config.port, idle=idle, most=float(most),
+                                                each=True), timeout=most + 5)
+    assert proc.wait_for(lambda line: line.startswith("listening"), timeout=10)
     return proc
 
 
-def send(lab: Lab, n: int, gap: float, rtt: bool = False) -> list[float]:
-    argv = ["python3", "-c", PING, lab.config.server_ip, str(lab.config.port), str(n), str(gap),
-            "rtt" if rtt else "send"]
-    result = lab.exec("client", argv, timeout=n * (gap + 1) + 10)
+def ping(lab: Lab, n: int, gap: float) -> dict:
+    """n numbered pings, `gap` s apart, against an echo of their own; the ping's summary."""
+    echo = start_echo(lab, idle=3.0, most=n * gap + 20)
+    result = lab.exec("client", instruments.argv("udp_ping", lab.config.server_ip, lab.config.port,
+                                                 count=n, gap=gap, wait=1.0), timeout=n * gap + 15)
     assert result.exit_code == 0, result.stderr
-    return json.loads(result.stdout)
+    echo.wait(timeout=n * gap + 25)
+    return summary_of(result.stdout)
 
 
-def received(lab: Lab, n: int, gap: float) -> list[int]:
-    """Send n datagrams through the lab; the seq numbers the server got, in order."""
+def send(lab: Lab, n: int, pps: float = 0.0, size: int = 12) -> dict:
+    """n numbered datagrams of `size` bytes (their number is the first 4), at `pps` (0: at once)."""
+    result = lab.exec("client", instruments.argv("udp_blast", lab.config.server_ip, lab.config.port,
+                                                 count=n, pps=pps, size=size), timeout=20)
+    assert result.exit_code == 0, result.stderr
+    return summary_of(result.stdout)
+
+
+def got_seqs(echo: RunningExec) -> list[int]:
+    """The numbers the echo received, in order, counted from 1."""
+    return [int(line.split("seq=")[1].split()[0]) + 1 for line in echo.stdout_lines
+            if line.startswith("recv seq=")]
+
+
+def received(lab: Lab, n: int, pps: float) -> list[int]:
+    """Send n datagrams through the lab; the numbers (from 1) the server got, in order."""
     echo = start_echo(lab)
-    send(lab, n, gap)
+    send(lab, n, pps)
     echo.wait(timeout=35)
-    return [int(line.split("seq=")[1]) for line in echo.stdout_lines if line.startswith("got seq=")]
+    return got_seqs(echo)
 
 
 def faults(log: list[dict]) -> list[dict]:
@@ -177,69 +129,64 @@ def percentile(values: list[float], q: float) -> float:
 
 # -- the tests --------------------------------------------------------------------------------
 def test_delay_100ms_on_ping_pong(lab):
-    echo = start_echo(lab, quiet=5.0)
-    base = send(lab, 20, 0.01, rtt=True)
-    with nfq(lab, "client", 0, {"delay_ms": 100}) as run:
-        delayed = send(lab, 30, 0.01, rtt=True)
-    echo.wait(timeout=35)
+    base = instruments.numbers(ping(lab, 20, 0.01)["rtts"])
+    with nfq(lab, "client", 0, "delay 100ms") as run:
+        delayed = instruments.numbers(ping(lab, 30, 0.01)["rtts"])
     assert len(delayed) == 30
     added = statistics.median(delayed) - statistics.median(base)
     # On an idle machine the median lands within 1 ms of 100; a user-space timer is only
     # as punctual as the scheduler, so a busy machine (tests in parallel) adds a few ms.
     assert 99 <= added <= 115, f"added {added:.2f} ms; delayed RTTs {sorted(delayed)}"
-    assert summary(run["log"])["delayed"] == 30
+    assert summary(run["log"])["delayed"] >= 30  # the pings, and the "stop"s after them
 
 
 def test_drop_the_second_datagram(lab):
-    spec = {"faults": [{"match": {"proto": "udp", "dport": lab.config.port, "nth": 2}, "action": "drop"}]}
-    with nfq(lab, "client", 0, spec) as run:
-        got = received(lab, 6, 0.02)
+    fault = {"match": {"proto": "udp", "dport": lab.config.port, "nth": 2}, "action": "drop"}
+    with nfq(lab, "client", 0, faults=[fault]) as run:
+        got = received(lab, 6, 50.0)
     assert got == [1, 3, 4, 5, 6]
-    [fault] = faults(run["log"])
-    assert (fault["action"], fault["ordinal"], fault["proto"], fault["len"]) == ("drop", 2, "udp", 5)
-    assert (fault["src"], fault["dst"], fault["dport"]) == (lab.config.client_ip, lab.config.server_ip,
+    [fired] = faults(run["log"])
+    assert (fired["action"], fired["ordinal"], fired["proto"], fired["len"]) == ("drop", 2, "udp", 12)
+    assert (fired["src"], fired["dst"], fired["dport"]) == (lab.config.client_ip, lab.config.server_ip,
                                                             lab.config.port)
     assert summary(run["log"])["dropped"] == 1
 
 
 def test_corrupt_fails_the_receivers_checksum(lab):
     before = udp_csum_errors(lab)
-    spec = {"faults": [{"match": {"proto": "udp", "nth": 2}, "action": "corrupt"}]}
-    with nfq(lab, "client", 0, spec) as run:
-        got = received(lab, 4, 0.02)
+    with nfq(lab, "client", 0, faults=[{"match": {"proto": "udp", "nth": 2}, "action": "corrupt"}]) as run:
+        got = received(lab, 4, 50.0)
     assert got == [1, 3, 4]  # the kernel dropped #2: its UDP checksum no longer holds
     assert udp_csum_errors(lab) == before + 1
-    [fault] = faults(run["log"])
-    assert fault["action"] == "corrupt"
-    assert fault["bit"] >= 28 * 8
+    [fired] = faults(run["log"])
+    assert fired["action"] == "corrupt"
+    assert fired["bit"] >= 28 * 8
 
 
 def test_duplicate_leaving(lab):
-    spec = {"faults": [{"match": {"proto": "udp", "nth": 2}, "action": "duplicate"}]}
-    with nfq(lab, "client", 0, spec) as run:
-        got = received(lab, 4, 0.02)
+    with nfq(lab, "client", 0, faults=[{"match": {"proto": "udp", "nth": 2}, "action": "duplicate"}]) as run:
+        got = received(lab, 4, 50.0)
     assert got == [1, 2, 2, 3, 4]  # the marked copy was not queued again
     assert summary(run["log"])["copies"] == 1
 
 
 def test_duplicate_and_delay_arriving(lab):
-    spec = {"faults": [{"match": {"proto": "udp", "nth": 2}, "action": "duplicate"},
-                       {"match": {"proto": "udp", "nth": 3}, "action": "delay", "ms": 300}]}
-    with nfq(lab, "server", 1, spec) as run:
-        got = received(lab, 6, 0.02)
+    spec = [{"match": {"proto": "udp", "nth": 2}, "action": "duplicate"},
+            {"match": {"proto": "udp", "nth": 3}, "action": "delay", "ms": 300}]
+    with nfq(lab, "server", 1, faults=spec) as run:
+        got = received(lab, 6, 50.0)
     assert got == [1, 2, 2, 4, 5, 6, 3]  # the copy came in through loopback; #3 came late
     assert [(f["action"], f["ordinal"], f["hook"]) for f in faults(run["log"])] == \
         [("duplicate", 2, "prerouting"), ("delay", 3, "prerouting")]
 
 
 def test_stop_accepts_held_packets(lab):
-    echo = start_echo(lab, quiet=1.0, limit=10)
-    with nfq(lab, "client", 0, {"delay_ms": 5000}) as run:
-        send(lab, 3, 0.0)
+    echo = start_echo(lab, idle=1.0, most=10)
+    with nfq(lab, "client", 0, "delay 5s") as run:
+        send(lab, 3)
     # lab-nfq stopped with 3 packets held for 5 s: it let them go at once, none was lost
     echo.wait(timeout=15)
-    assert [line for line in echo.stdout_lines if line.startswith("got")] == \
-        ["got seq=1", "got seq=2", "got seq=3"]
+    assert got_seqs(echo) == [1, 2, 3]
     assert summary(run["log"])["released_at_stop"] == 3
     assert summary(run["log"])["accepted"] == 3
 
@@ -247,25 +194,24 @@ def test_stop_accepts_held_packets(lab):
 def test_everything_passes_through_an_unimpaired_queue(lab, capsys):
     """Nothing lost or duplicated through lab-nfq with no impairment (its speed is measured
     by `socketlab bench shaping`, not asserted here)."""
-    echo = start_echo(lab, quiet=5.0, limit=40)
-    base = send(lab, 1000, 0.001, rtt=True)
-    with nfq(lab, "client", 0, {}) as run:
-        through = send(lab, 1000, 0.001, rtt=True)
-        echo.wait(timeout=45)
-        sink = start_echo(lab, limit=30, program=COUNT)
-        burst = lab.exec("client", ["python3", "-c", BURST, lab.config.server_ip, str(lab.config.port),
-                                    "30000"], timeout=20).stdout.split()
+    base = ping(lab, 1000, 0.001)
+    with nfq(lab, "client", 0) as run:
+        through = ping(lab, 1000, 0.001)
+        sink = lab.start("server", instruments.argv("udp_sink", lab.config.port, most=30.0), timeout=35)
+        assert sink.wait_for(lambda line: line.startswith("listening"), timeout=10)
+        burst = send(lab, 30000, size=16)
         sink.wait(timeout=35)
-    sent, seconds = int(burst[0].split("=")[1]), float(burst[1].split("=")[1])
-    got = int(sink.stdout_lines[-1].split("=")[1])
+    got = summary_of(sink.stdout)["received"]
     s = summary(run["log"])
-    figures = {"base_median_ms": statistics.median(base), "base_p99_ms": percentile(base, 0.99),
-               "nfq_median_ms": statistics.median(through), "nfq_p99_ms": percentile(through, 0.99),
-               "burst_sent": sent, "burst_received": got, "burst_pps": round(sent / seconds),
-               "kernel": s["kernel"]}
+    rtts = {"base": instruments.numbers(base["rtts"]), "nfq": instruments.numbers(through["rtts"])}
+    figures = {"base_median_ms": statistics.median(rtts["base"]),
+               "base_p99_ms": percentile(rtts["base"], 0.99),
+               "nfq_median_ms": statistics.median(rtts["nfq"]), "nfq_p99_ms": percentile(rtts["nfq"], 0.99),
+               "burst_sent": burst["sent"], "burst_received": got,
+               "burst_pps": round(burst["sent"] / burst["seconds"]), "kernel": s["kernel"]}
     with capsys.disabled():
         print("\nlab-nfq cost:", json.dumps(figures))
-    assert len(through) == 1000
-    assert s["packets"] == 1000 + sent
+    assert through["echoed"] == 1000
+    assert s["packets"] == 1000 + through["stops"] + burst["sent"]
     assert s["kernel"]["queue_dropped"] == 0
-    assert got == sent  # bounded, and nothing lost on the way
+    assert got == burst["sent"]  # bounded, and nothing lost on the way

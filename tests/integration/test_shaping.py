@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import contextlib
 import math
+import statistics
 import time
 
 import pytest
 
-from socketlab.act import shaping
+from socketlab.act import instruments, shaping
 from socketlab.errors import LabError
 from socketlab.lab.lab import PROJECT_LABEL, Lab
+from socketlab.observe.events import parse_output
 from tests.conftest import lab_config
 
 pytestmark = pytest.mark.integration
@@ -23,41 +25,6 @@ PORT = 7001
 DATAGRAMS = 2000
 RATE_BIT = 2_000_000
 TCP_BYTES = 750_000  # 3 s at 2 mbit/s
-
-# Receivers end by themselves: after 1.5 s without a packet, or at their deadline.
-UDP_RECEIVER = """
-import socket, sys, time
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("0.0.0.0", int(sys.argv[1])))
-s.settimeout(1.5); seen = set(); print("ready", flush=True); end = time.monotonic() + 20
-while time.monotonic() < end:
-    try: seen.add(s.recv(64))
-    except socket.timeout:
-        if seen: break
-print("received", len(seen), flush=True)
-"""
-UDP_SENDER = """
-import socket, sys, time
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); errors = 0
-for i in range(int(sys.argv[3])):
-    try: s.sendto(b"seq=%d" % i, (sys.argv[1], int(sys.argv[2])))
-    except OSError: errors += 1
-    time.sleep(0.0005)
-print("errors", errors, flush=True)
-"""
-TCP_RECEIVER = """
-import socket, sys, time
-srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-srv.bind(("0.0.0.0", int(sys.argv[1]))); srv.listen(1); srv.settimeout(20); print("ready", flush=True)
-conn, _ = srv.accept(); conn.settimeout(20); total = 0; first = None
-while chunk := conn.recv(65536):
-    first = first or time.monotonic(); total += len(chunk)
-print("bytes", total, "seconds", time.monotonic() - first, flush=True)
-"""
-TCP_SENDER = """
-import socket, sys
-with socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=20) as s:
-    s.sendall(b"x" * int(sys.argv[3]))
-"""
 
 
 @pytest.fixture(autouse=True)
@@ -75,14 +42,20 @@ def sh(lab: Lab, host: str, command: str) -> str:
     return result.stdout + result.stderr
 
 
-def udp_loss(lab: Lab, sender: str, receiver: str) -> tuple[int, str]:
-    """(datagrams received of DATAGRAMS sent, the sender's report)."""
-    recv = lab.start(receiver, ["python3", "-c", UDP_RECEIVER, str(PORT)], timeout=30)
-    recv.wait_for(lambda line: line == "ready", timeout=10)
-    sent = lab.exec(sender, ["python3", "-c", UDP_SENDER, lab.config.ip_of(receiver), str(PORT),
-                             str(DATAGRAMS)], timeout=30)
-    line = recv.wait_for(lambda line: line.startswith("received"), timeout=30)
-    return int(line.split()[1]), sent.stdout.strip()
+def summary(proc_or_result) -> dict:
+    return instruments.summary(parse_output(proc_or_result.stdout))
+
+
+def udp_loss(lab: Lab, sender: str, receiver: str) -> tuple[int, dict]:
+    """(distinct datagrams received of DATAGRAMS sent, 2,000 a second; the sender's summary).
+    The receiver ends by itself after 1.5 s without a datagram, or at its deadline."""
+    recv = lab.start(receiver, instruments.argv("udp_sink", PORT, numbered=True, idle=1.5, most=20.0),
+                     timeout=30)
+    recv.wait_for(lambda line: line.startswith("listening"), timeout=10)
+    sent = lab.exec(sender, instruments.argv("udp_blast", lab.config.ip_of(receiver), PORT,
+                                             count=DATAGRAMS, pps=2000.0, most=20.0), timeout=30)
+    recv.wait(30)
+    return summary(recv)["distinct"], summary(sent)
 
 
 def interval(n: int, p: float, z: float) -> tuple[float, float]:
@@ -106,7 +79,7 @@ def test_random_loss_by_iptables_statistic(lab, shaped, direction, sender, recei
     # once, here): the assertion uses the 99.9% interval, [0.171, 0.229] for 2,000 packets.
     low, high = interval(DATAGRAMS, 0.20, 3.29)
     assert low <= observed <= high, f"loss {observed:.4f} outside the 99.9% interval [{low:.4f}, {high:.4f}]"
-    assert report == "errors 0", "a loss must be silent to the sender, as on a wire"
+    assert report["errors"] == 0, "a loss must be silent to the sender, as on a wire"
 
 
 def test_unshaped_loses_nothing(lab):
@@ -118,14 +91,15 @@ def test_unshaped_loses_nothing(lab):
                          [("egress", "client", "server"), ("ingress", "server", "client")])
 def test_tbf_rate_gives_tcp_goodput_within_10_percent(lab, direction, sender, receiver):
     shaping.shape(lab, "client", "rate 2mbit", direction)
-    recv = lab.start(receiver, ["python3", "-c", TCP_RECEIVER, str(PORT)], timeout=30)
-    recv.wait_for(lambda line: line == "ready", timeout=10)
-    lab.exec(sender, ["python3", "-c", TCP_SENDER, lab.config.ip_of(receiver), str(PORT),
-                      str(TCP_BYTES)], timeout=30)
-    line = recv.wait_for(lambda line: line.startswith("bytes"), timeout=30).split()
-    goodput = int(line[1]) * 8 / float(line[3])
+    recv = lab.start(receiver, instruments.argv("tcp_sink", PORT, most=20.0), timeout=30)
+    recv.wait_for(lambda line: line.startswith("listening"), timeout=10)
+    lab.exec(sender, instruments.argv("tcp_send", lab.config.ip_of(receiver), PORT, bytes=TCP_BYTES,
+                                      most=20.0), timeout=30)
+    recv.wait(30)
+    got = summary(recv)
+    goodput = got["received"] * 8 / (got["last"] - got["first"])
     print(f"\n{direction} rate 2mbit: TCP goodput {goodput / 1e6:.3f} mbit/s")
-    assert int(line[1]) == TCP_BYTES
+    assert got["received"] == TCP_BYTES
     assert abs(goodput - RATE_BIT) <= 0.10 * RATE_BIT, f"goodput {goodput / 1e6:.3f} mbit/s"
 
 
@@ -177,18 +151,13 @@ def test_backends_are_probed_in_the_host(lab):
 
 def test_delay_through_nfqueue(lab):
     shaping.shape(lab, "client", "delay 100ms", "egress")
-    probe = ("import socket, time\nts = []\nfor _ in range(5):\n    t = time.monotonic()\n"
-             "    s = socket.create_connection((%r, %d), timeout=5)\n"
-             "    ts.append(time.monotonic() - t); s.close()\n"
-             "print(sorted(ts)[2])")
-    server = lab.start("server", ["python3", "-c", "import socket\ns = socket.socket(); "
-                                  "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); "
-                                  f"s.bind(('0.0.0.0', {PORT})); s.listen(16); print('ready', flush=True)\n"
-                                  "import time; time.sleep(10)"], timeout=15)
-    server.wait_for(lambda line: line == "ready", timeout=10)
-    out = lab.exec("client", ["python3", "-c", probe % (lab.config.server_ip, PORT)], timeout=20)
-    rtt_ms = float(out.stdout.strip()) * 1000
-    assert 90 <= rtt_ms <= 150, f"connect RTT {rtt_ms:.1f} ms"
+    echo = lab.start("server", instruments.argv("udp_echo", PORT, idle=2.0, most=15.0), timeout=20)
+    echo.wait_for(lambda line: line.startswith("listening"), timeout=10)
+    ping = lab.exec("client", instruments.argv("udp_ping", lab.config.server_ip, PORT, count=9,
+                                               gap=0.05, wait=2.0), timeout=20)
+    echo.wait(20)
+    rtt_ms = statistics.median(instruments.numbers(summary(ping)["rtts"]))
+    assert 90 <= rtt_ms <= 150, f"ping RTT median {rtt_ms:.1f} ms"
 
 
 # -- compose's environment --------------------------------------------------------------------

@@ -10,7 +10,6 @@ import pytest
 from rich.console import Console
 
 from socketlab.experiments.stats import p99, wilson
-from socketlab.tools import bench_shaping as bench
 from socketlab.tools.bench import Figure, render
 from socketlab.tools.bench_shaping import (
     delay_figures,
@@ -183,21 +182,6 @@ def test_render_shows_notes_and_a_dash_for_a_figure_without_a_value():
 
 def test_render_without_notes_has_no_note_column():
     assert "note" not in text_of(render([Figure("x", 1.0, "s")], "lifecycle"))
-
-
-def test_the_sink_counts_overtakers_from_the_arrival_order():
-    """The sink's own loop, run on an arrival order: 2 and 5 overtook earlier numbers."""
-    code = bench.PY_SINK.split("low, overtook")[1].split("span =")[0]
-    scope = {"order": [0, 2, 1, 3, 5, 4, 6]}
-
-    exec("low, overtook" + code, scope)  # our own program text
-
-    assert scope["overtook"] == 2
-
-
-def test_the_in_container_programs_compile():
-    for name in ("PY_ECHO", "PY_PING", "PY_SINK", "PY_BLAST", "PY_TCP_SINK", "PY_TCP_SEND"):
-        compile(getattr(bench, name), name, "exec")
 
 
 # -- doctor: the backends table --------------------------------------------------------------

@@ -30,7 +30,7 @@ from tests.unit.conftest import cli
 def test_a_fault_becomes_lab_nfqs_dict(text, fault):
     got = shaping.parse_fault(text)
     assert got == fault
-    shaping.nfqlib().parse_fault(0, json.loads(json.dumps(got)))  # lab-nfq takes it as is
+    shaping.labshape().parse_fault(0, json.loads(json.dumps(got)))  # lab-nfq takes it as is
 
 
 @pytest.mark.parametrize(("text", "why"), [

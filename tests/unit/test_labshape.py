@@ -1,4 +1,5 @@
-"""labshape (the in-image shaper): parsing, validation, and the exact argv of every plan."""
+"""labshape (images/lab/labshape, the in-image shaper): parsing, validation, and the exact argv
+of every plan."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 from socketlab.act.shaping import labshape
 
 ls = labshape()
+netem_args = ls.backends.netem.netem_args
 ALL = frozenset(ls.FEATURES)
 NO_NETEM = ALL - {"netem", "netem-seed"}
 ENGINE_IPT = ["iptables", "-t", "mangle"]
@@ -62,7 +64,12 @@ def test_to_spec_round_trips(spec):
                     "(e.g. delay 50ms reorder 25%)"),
     ("rate 1mbit limit 0", "limit 0 is out of range: use 1-100000 packets"),
     ("rate 2", "rate 2 needs a unit: bit, kbit, mbit, gbit (or bps, kbps, mbps, gbps for bytes per second)"),
-    ("rate 100bit", "rate 100bit is out of range: use 8kbit-100gbit"),
+    ("rate 100bit", "rate 100bit is out of range: use 8kbit-100gbit (no limit: leave rate out)"),
+    ("rate 0mbit", "rate 0mbit is out of range: use 8kbit-100gbit (no limit: leave rate out)"),
+    ("loss 0%", "`loss 0%` changes nothing: every value in it is zero; give at least one that is "
+                "not (e.g. delay 100ms)"),
+    ("loss 90% burst 2", "loss 90% burst 2 is impossible: with 90% lost, bursts average at least "
+                         "9 packets"),
     ("loss 5% burst 0.5", "burst 0.5 is out of range: a loss burst is at least 1 packet long"),
     ("loss 100% burst 3", "loss burst needs a loss between 0% and 100%"),
     ("rate 1mbit seed 1", "seed needs something random to seed "
@@ -130,18 +137,18 @@ def test_netem_rate_alone_is_a_root_tbf():
 
 def test_netem_bursty_loss_is_the_gilbert_model():
     # long-run loss 5%, bursts of 3: r = 1/3, p = 0.05 * r / 0.95
-    assert ls.netem_args(ls.parse("loss 5% burst 3")) == ["loss", "gemodel", "1.75439%", "33.3333%",
+    assert netem_args(ls.parse("loss 5% burst 3")) == ["loss", "gemodel", "1.75439%", "33.3333%",
                                                            "100%", "0%"]
 
 
 def test_uniform_is_netems_default_so_it_is_not_spelled():
-    assert ls.netem_args(ls.parse("delay 10ms 5ms distribution uniform")) == ["delay", "10ms", "5ms"]
+    assert netem_args(ls.parse("delay 10ms 5ms distribution uniform")) == ["delay", "10ms", "5ms"]
 
 
 def test_netem_seed_only_where_iproute2_has_it():
     imp = ls.parse("loss 1% seed 9")
-    assert ls.netem_args(imp) == ["loss", "1%", "seed", "9"]
-    assert ls.netem_args(imp, seed_ok=False) == ["loss", "1%"]
+    assert netem_args(imp) == ["loss", "1%", "seed", "9"]
+    assert netem_args(imp, seed_ok=False) == ["loss", "1%"]
 
 
 # -- the engine plan ---------------------------------------------------------------------------
@@ -186,27 +193,20 @@ def test_engine_ingress_loss_and_rate():
     ]
 
 
-def nfq_start(queue: int, config: dict) -> list[list[str]]:
+def nfq_start(queue: int, spec: str, faults: str = "[]") -> list[list[str]]:
     return [["mkdir", "-p", "/run/socketlab"],
-            ["setsid", "-f", "lab-nfq", "--queue", str(queue), "--config",
-             json.dumps(config, sort_keys=True, separators=(",", ":")), "--log",
+            ["setsid", "-f", "lab-nfq", "--queue", str(queue), "--spec", spec, "--faults", faults, "--log",
              f"/run/socketlab/nfq-{queue}.log", "--pidfile", f"/run/socketlab/nfq-{queue}.pid",
              "--max-seconds", "86400", "--mark", "0x5ab"],
             ["lab-shape", "wait-pidfile", f"/run/socketlab/nfq-{queue}.pid"]]
 
 
-NFQ_DEFAULTS = {"delay_ms": 0.0, "jitter_ms": 0.0, "distribution": "uniform", "loss_pct": 0.0,
-                "loss_burst": None, "duplicate_pct": 0.0, "reorder_pct": 0.0, "reorder_gap": 1,
-                "corrupt_pct": 0.0, "seed": None, "faults": []}
-
-
 def test_engine_egress_delay_goes_to_lab_nfq_and_random_loss_stays_in_iptables():
     plan = ls.build_plan(ls.parse("delay 100ms 10ms loss 5% duplicate 1%"), "egress", "engine")
-    config = {**NFQ_DEFAULTS, "delay_ms": 100.0, "jitter_ms": 10.0, "duplicate_pct": 1.0}
     assert plan == [
         ["ethtool", "-K", "eth0", "tso", "off", "gso", "off"],
         *DROP_FILTER,
-        *nfq_start(0, config),
+        *nfq_start(0, "delay 100ms 10ms duplicate 1%"),  # the loss stays in iptables
         [*ENGINE_IPT, "-N", "SOCKETLAB-EGRESS"],
         [*ENGINE_IPT, "-A", "SOCKETLAB-EGRESS", "-m", "mark", "--mark", "0x5ab", "-j", "RETURN"],
         [*ENGINE_IPT, "-A", "SOCKETLAB-EGRESS", "-m", "statistic", "--mode", "random", "--probability",
@@ -219,10 +219,9 @@ def test_engine_egress_delay_goes_to_lab_nfq_and_random_loss_stays_in_iptables()
 
 def test_engine_ingress_seeded_bursty_loss_goes_to_lab_nfq():
     plan = ls.build_plan(ls.parse("loss 5% burst 3 corrupt 1% seed 42"), "ingress", "engine")
-    config = {**NFQ_DEFAULTS, "loss_pct": 5.0, "loss_burst": 3.0, "corrupt_pct": 1.0, "seed": 42}
     assert plan == [
         ["ethtool", "-K", "eth0", "gro", "off"],
-        *nfq_start(1, config),
+        *nfq_start(1, "loss 5% burst 3 corrupt 1% seed 42"),
         [*ENGINE_IPT, "-N", "SOCKETLAB-INGRESS"],
         [*ENGINE_IPT, "-A", "SOCKETLAB-INGRESS", "-m", "mark", "--mark", "0x5ab", "-j", "RETURN"],
         [*ENGINE_IPT, "-A", "SOCKETLAB-INGRESS", "-j", "NFQUEUE", "--queue-num", "1", "--queue-bypass"],
@@ -232,18 +231,21 @@ def test_engine_ingress_seeded_bursty_loss_goes_to_lab_nfq():
 
 def test_faults_are_passed_to_lab_nfq_as_they_are():
     faults = [{"match": {"proto": "udp", "nth": 2}, "action": "drop"}]
-    config = ls.nfq_config(ls.parse("delay 1ms", faults))
-    assert config["faults"] == faults
+    plan = ls.build_plan(ls.parse("delay 1ms", faults), "egress", "engine")
+    start = next(step for step in plan if "lab-nfq" in step)
+    assert json.loads(start[start.index("--faults") + 1]) == faults
 
 
 # -- clear ---------------------------------------------------------------------------------------
 def test_clear_plans():
     assert ls.clear_plan("egress") == [
+        ["lab-shape", "stop-pidfile", "/run/socketlab/timer-egress.pid"],
         [*ENGINE_IPT, "-D", "POSTROUTING", "-o", "eth0", "-j", "SOCKETLAB-EGRESS"],
         [*ENGINE_IPT, "-F", "SOCKETLAB-EGRESS"], [*ENGINE_IPT, "-X", "SOCKETLAB-EGRESS"],
         ["lab-shape", "stop-pidfile", "/run/socketlab/nfq-0.pid"],
         ["tc", "qdisc", "del", "dev", "eth0", "root"]]
     assert ls.clear_plan("ingress") == [
+        ["lab-shape", "stop-pidfile", "/run/socketlab/timer-ingress.pid"],
         [*ENGINE_IPT, "-D", "PREROUTING", "-i", "eth0", "-j", "SOCKETLAB-INGRESS"],
         [*ENGINE_IPT, "-F", "SOCKETLAB-INGRESS"], [*ENGINE_IPT, "-X", "SOCKETLAB-INGRESS"],
         ["lab-shape", "stop-pidfile", "/run/socketlab/nfq-1.pid"],
@@ -321,7 +323,7 @@ class FakeSystem:
 
 @pytest.fixture
 def run_dir(tmp_path, monkeypatch):
-    monkeypatch.setattr(ls, "RUN_DIR", str(tmp_path))
+    monkeypatch.setattr(ls.paths, "RUN_DIR", str(tmp_path))
     return tmp_path
 
 

@@ -1,29 +1,19 @@
-"""lab-nfq's decisions (images/lab/bin/nfqlib.py), without root and without a network:
-seeded determinism, loss rates, the burst model, fault matching and ordinals, corruption."""
+"""lab-nfq's decisions (images/lab/labshape: nfq.py, faults.py), without root and without a
+network: seeded determinism, loss rates, the burst model, fault matching and ordinals,
+corruption; the spec lab-nfq takes is lab-shape's own, checked by the one validator."""
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import random
 import struct
-import sys
-from pathlib import Path
 
 import pytest
 
-NFQLIB = Path(__file__).resolve().parents[2] / "images" / "lab" / "bin" / "nfqlib.py"
+from socketlab.act.shaping import labshape
 
-
-def _load():
-    spec = importlib.util.spec_from_file_location("nfqlib", NFQLIB)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["nfqlib"] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
-
-
-nfq = _load()
+ls = labshape()
+nfq, flt = ls.nfq, ls.faults
 CLIENT, SERVER = "192.168.33.6", "192.168.33.5"
 
 
@@ -37,32 +27,40 @@ def udp(payload: bytes = b"hello", sport: int = 40000, dport: int = 6666) -> byt
 
 
 def tcp(flags: str, payload: bytes = b"", seq: int = 1000, sport: int = 40000, dport: int = 6666) -> bytes:
-    bits = sum(1 << nfq.FLAG_LETTERS.index(f) for f in flags)
+    bits = sum(1 << flt.FLAG_LETTERS.index(f) for f in flags)
     header = struct.pack("!HHIIBBHHH", sport, dport, seq, 0, 5 << 4, bits, 65535, 0, 0)
     return ip_header(6, 20 + len(payload)) + header + payload
 
 
-def decider(**config) -> nfq.Decider:
-    return nfq.Decider(nfq.Config.from_dict(config))
+def impairment(faults: list | tuple = (), **values) -> object:
+    """An Impairment from its fields, checked by the one validator (spec.validate)."""
+    imp = ls.spec.Impairment(**values, faults=tuple(faults))
+    ls.spec.validate(imp)
+    flt.parse_faults(list(faults))
+    return imp
+
+
+def decider(**values) -> nfq.Decider:
+    return nfq.Decider(impairment(**values))
 
 
 def decisions(d: nfq.Decider, packet: bytes, n: int) -> list[nfq.Decision]:
-    parsed = nfq.parse_ipv4(packet)
+    parsed = flt.parse_ipv4(packet)
     return [d.decide(parsed) for _ in range(n)]
 
 
 # -- parsing --------------------------------------------------------------------------------
 def test_parse_tcp_fields():
-    p = nfq.parse_ipv4(tcp("SA", seq=42))
+    p = flt.parse_ipv4(tcp("SA", seq=42))
     assert (p.proto, p.src, p.dst, p.sport, p.dport, p.flags, p.seq, p.length) == \
         ("tcp", CLIENT, SERVER, 40000, 6666, "SA", 42, 0)
-    assert nfq.parse_ipv4(tcp("PA", b"abc")).length == 3
+    assert flt.parse_ipv4(tcp("PA", b"abc")).length == 3
 
 
 def test_parse_udp_and_not_ipv4():
-    p = nfq.parse_ipv4(udp(b"seq=1"))
+    p = flt.parse_ipv4(udp(b"seq=1"))
     assert (p.proto, p.dport, p.length, p.payload_offset) == ("udp", 6666, 5, 28)
-    assert nfq.parse_ipv4(b"\x60" + bytes(39)) is None  # IPv6: not ours to judge
+    assert flt.parse_ipv4(b"\x60" + bytes(39)) is None  # IPv6: not ours to judge
 
 
 # -- determinism and rates --------------------------------------------------------------------
@@ -119,12 +117,12 @@ def test_bernoulli_bursts_are_short():
 
 
 def test_impossible_burst_is_refused():
-    with pytest.raises(ValueError, match="impossible"):
-        nfq.Config.from_dict({"loss_pct": 80, "loss_burst": 1})
+    with pytest.raises(ls.ShapeError, match="impossible"):
+        impairment(loss_pct=80, loss_burst=1)
 
 
 def test_delay_distributions_center_on_delay():
-    for dist in nfq.DISTRIBUTIONS:
+    for dist in ls.spec.DISTRIBUTIONS:
         d = decider(delay_ms=100, jitter_ms=10, distribution=dist, seed=5)
         delays = [d.delay() for _ in range(20_000)]
         assert abs(sum(delays) / len(delays) - 100) < 1.0, dist
@@ -145,8 +143,8 @@ def test_reorder_gap_delays_the_first_packets():
 
 
 def test_reorder_needs_delay():
-    with pytest.raises(ValueError, match="needs delay_ms"):
-        nfq.Config.from_dict({"reorder_pct": 10})
+    with pytest.raises(ls.ShapeError, match="reorder needs a delay"):
+        impairment(reorder_pct=10)
 
 
 # -- packet-exact faults ----------------------------------------------------------------------
@@ -165,22 +163,22 @@ def test_drop_the_second_udp_datagram_only():
 def test_ordinal_counts_only_matching_packets():
     d = fault_decider({"match": {"proto": "tcp", "min_len": 1, "nth": [1, 3]}, "action": "delay", "ms": 300})
     stream = [tcp("S"), tcp("PA", b"a"), tcp("A"), tcp("PA", b"b"), tcp("PA", b"c")]
-    ds = [d.decide(nfq.parse_ipv4(p)) for p in stream]
+    ds = [d.decide(flt.parse_ipv4(p)) for p in stream]
     assert [x.delay_ms for x in ds] == [0, 300, 0, 0, 300]
 
 
 def test_flags_are_an_exact_set():
     d = fault_decider({"match": {"proto": "tcp", "flags": "AS"}, "action": "drop"})
-    fired = [d.decide(nfq.parse_ipv4(tcp(f))).drop for f in ("S", "SA", "A", "PA")]
+    fired = [d.decide(flt.parse_ipv4(tcp(f))).drop for f in ("S", "SA", "A", "PA")]
     assert fired == [False, True, False, False]
 
 
 def test_len_bounds_and_ports():
-    match = nfq.parse_match({"proto": "udp", "min_len": 2, "max_len": 4, "sport": 40000})
-    sizes = {n: match.fits(nfq.parse_ipv4(udp(b"x" * n))) for n in range(6)}
+    match = flt.parse_match({"proto": "udp", "min_len": 2, "max_len": 4, "sport": 40000})
+    sizes = {n: match.fits(flt.parse_ipv4(udp(b"x" * n))) for n in range(6)}
     assert sizes == {0: False, 1: False, 2: True, 3: True, 4: True, 5: False}
-    assert not match.fits(nfq.parse_ipv4(udp(b"xyz", sport=1)))
-    assert nfq.parse_match({"len": 0}).fits(nfq.parse_ipv4(tcp("A")))
+    assert not match.fits(flt.parse_ipv4(udp(b"xyz", sport=1)))
+    assert flt.parse_match({"len": 0}).fits(flt.parse_ipv4(tcp("A")))
 
 
 def test_each_fault_counts_on_its_own():
@@ -198,8 +196,8 @@ def test_fault_packets_escape_random_loss():
 
 
 def test_last_is_refused_with_a_reason():
-    with pytest.raises(ValueError, match="unknown when it passes"):
-        nfq.Config.from_dict({"faults": [{"match": {"last": True}, "action": "drop"}]})
+    with pytest.raises(ls.ShapeError, match="unknown when it passes"):
+        impairment(faults=[{"match": {"last": True}, "action": "drop"}])
 
 
 @pytest.mark.parametrize(("bad", "says"), [
@@ -207,13 +205,13 @@ def test_last_is_refused_with_a_reason():
     ({"faults": [{"match": {"nth": 0}, "action": "drop"}]}, "ordinals"),
     ({"faults": [{"match": {"flags": "SX"}, "action": "drop"}]}, "letters"),
     ({"faults": [{"match": {}, "action": "delay"}]}, "ms > 0"),
-    ({"loss_pct": 101}, "0..100"),
-    ({"distribution": "gamma", "jitter_ms": 1}, "distribution"),
-    ({"dleay_ms": 100}, "unknown config keys"),
+    ({"faults": [{"match": {}, "action": "delay", "ms": "300"}]}, "not a time"),
+    ({"loss_pct": 101}, "out of range"),
+    ({"delay_ms": 5, "jitter_ms": 1, "distribution": "gamma"}, "distribution 'gamma' is unknown"),
 ])
 def test_bad_configs_are_refused(bad, says):
-    with pytest.raises(ValueError, match=says):
-        nfq.Config.from_dict(bad)
+    with pytest.raises(ls.ShapeError, match=says):
+        impairment(**bad)
 
 
 # -- corruption -------------------------------------------------------------------------------
@@ -225,11 +223,11 @@ def test_corrupt_flips_exactly_one_payload_bit():
     d = decider(corrupt_pct=100, seed=9)
     packet = udp(b"0123456789")
     for decision in decisions(d, packet, 200):
-        changed = nfq.flip_bit(packet, decision.corrupt_bit)
+        changed = flt.flip_bit(packet, decision.corrupt_bit)
         assert differing_bits(packet, changed) == 1
         assert decision.corrupt_bit >= 28 * 8  # in the payload: never the IP or UDP header
 
 
 def test_corrupt_without_payload_hits_the_tcp_header():
-    bit = nfq.corrupt_bit(nfq.parse_ipv4(tcp("A")), random.Random(1))
+    bit = flt.corrupt_bit(flt.parse_ipv4(tcp("A")), random.Random(1))
     assert 20 * 8 <= bit < 40 * 8
