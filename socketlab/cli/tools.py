@@ -17,7 +17,8 @@ def register(command) -> None:
     bench_ = command("bench", "measure socketlab (prints a table)", bench)
     bench_.add_argument("what", choices=["lifecycle", "analysis", "capture", "shaping", "swarm"])
     bench_.add_argument("--backend", choices=["netem", "engine"],
-                        help="shaping: this backend only (default: every one this machine has)")
+                        help="shaping: this backend only (default: both; netem in a user-mode "
+                             "kernel where this one has none)")
     bench_.add_argument("--repeat", type=common.positive_int, default=3,
                         help="runs per figure (median is shown)")
     bench_.add_argument("--cold", action="store_true",
@@ -78,6 +79,10 @@ def bench(args: argparse.Namespace, out: Console, err: Console) -> int:
                               cold_base=args.cold_base, progress=common.progress(err))
     if args.json:
         common.dump_json(out, [dataclasses.asdict(f) for f in figures])
+    elif args.what == "shaping":
+        from socketlab.tools.bench_shaping import render_columns
+
+        out.print(render_columns(figures))
     else:
         out.print(b.render(figures, args.what))
     return common.ExitCode.OK

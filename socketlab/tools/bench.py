@@ -274,6 +274,15 @@ def write_udp_burst(path, count: int) -> None:
             writer.writepkt(bytes(eth), ts=1_700_000_000 + i * 1e-5)
 
 
+def render_value(f: Figure) -> str:
+    """A figure's value with its unit ("-" for a row that is only a note)."""
+    if f.note and not f.unit:
+        return "-"
+    whole = abs(f.value) >= 100 or (f.unit != "s" and float(f.value).is_integer())
+    digits = 3 if f.unit == "s" and abs(f.value) < 1 else 2  # 0.085 s, not 0.09 s
+    return f"{f.value:,.0f} {f.unit}" if whole else f"{f.value:.{digits}f} {f.unit}"
+
+
 def render(figures: list[Figure], title: str = "lifecycle") -> Table:
     table = Table(title=f"socketlab bench {title} (medians)", title_justify="left")
     for column, justify in (("figure", "left"), ("measured", "right"), ("target", "left"),
@@ -284,11 +293,6 @@ def render(figures: list[Figure], title: str = "lifecycle") -> Table:
         table.add_column("note", overflow="fold")
     for f in figures:
         mark = "" if f.met is None else ("[green]met[/]" if f.met else "[red]not met[/]")
-        whole = abs(f.value) >= 100 or (f.unit != "s" and float(f.value).is_integer())
-        digits = 3 if f.unit == "s" and abs(f.value) < 1 else 2  # 0.085 s, not 0.09 s
-        value = f"{f.value:,.0f} {f.unit}" if whole else f"{f.value:.{digits}f} {f.unit}"
-        if f.note and not f.unit:
-            value = "-"
-        row = [f.name, value, f.target and f"{f.target} {f.unit}", mark]
+        row = [f.name, render_value(f), f.target and f"{f.target} {f.unit}", mark]
         table.add_row(*row, *([f.note] if notes else []))
     return table

@@ -8,29 +8,31 @@ from __future__ import annotations
 import statistics
 from collections.abc import Callable
 
-from socketlab.act import instruments
-from socketlab.act.programs import Options
+from rich.table import Table
+
 from socketlab.experiments.stats import p99, wilson
 from socketlab.lab.assets import IMAGE_CONTEXT
 from socketlab.lab.config import LabConfig
 from socketlab.lab.docker_api import connect
 from socketlab.lab.lab import Lab
+from socketlab.tools import shaping_probes as probes
 from socketlab.tools.bench import Figure, bench_config
 
 # -- bench shaping: each backend's figures, configured against observed ------------------------
-PINGS, PING_GAP_S = 400, 0.004          # 1.6 s of pings, 4 ms apart, each matched by number
 LOSS_DATAGRAMS, LOSS_PPS = 10_000, 10_000
 FLOW_DATAGRAMS, FLOW_PPS = 6_000, 5_000
 RATE_BIT, RATE_SECONDS = 10_000_000, 3.0
 BURST_DATAGRAMS, ENGINE_TARGET_PPS = 40_000, 20_000
 FRAME = 1514                            # a full Ethernet frame: what tbf counts
 TCP_PAYLOAD, UDP_PAYLOAD = 1448, 1472   # per full frame (TCP with timestamps; UDP unfragmented)
-NEVER_FIRES = [{"match": {"proto": "icmp", "nth": [10**9]}, "action": "drop"}]  # lab-nfq, idle
+BACKENDS = ("engine", "netem")
+
 
 def shaping(config: LabConfig, *, progress: Callable[[str], None] = lambda _m: None,
             backend: str | None = None) -> list[Figure]:
-    """Configured against observed, for each shaping backend this machine has (egress of the
-    client, in a lab of the bench's own); every shaping is cleared after its figure."""
+    """Configured against observed, for each shaping backend (egress of the client, in a lab
+    of the bench's own; netem in a user-mode kernel where the lab's kernel has none), the same
+    specs and the same probes for each; every shaping is cleared after its figure."""
     from socketlab.act import shaping as shaping_api
     from socketlab.lab.images import ensure_lab_image
     from socketlab.tools.doctor import parse_backends
@@ -41,112 +43,98 @@ def shaping(config: LabConfig, *, progress: Callable[[str], None] = lambda _m: N
     figures = [load_figure("at the start")]
     with Lab(cfg, client=client, progress=progress) as lab:
         support = parse_backends(shaping_api.backends(lab, "client"))
-        progress(f"unshaped: {PINGS} UDP pings, the baseline")
-        base = _ping(lab)
-        figures.append(rtt_figure("unshaped: RTT median", base))
-        for name in [backend] if backend else ["netem", "engine"]:
+        progress(f"unshaped: {probes.PINGS} UDP pings, the baseline")
+        base = probes.ping(lab)
+        for name in [backend] if backend else BACKENDS:
             why = support.why_not(name, "delay")
-            if why:
+            if not why:
+                figures += [where_figure(name, "the lab's hosts (this kernel)"),
+                            rtt_figure(f"{name}: unshaped: RTT median", base),
+                            *backend_figures(lab, name, base, support, progress)]
+            elif name == "netem":
+                figures += _netem_in_uml(why, progress)
+            else:
                 progress(f"{name}: not on this kernel ({why})")
-                figures.append(Figure(f"{name}: every figure", 0.0, "",
-                                      note=f"not on this kernel ({why}): no figures"))
-                continue
-            figures += _backend_figures(lab, name, base, support.why_not(name, "seed"), progress)
+                figures.append(where_figure(name, f"not on this kernel ({why}): no figures"))
     return [*figures, load_figure("at the end")]
 
 
-def _backend_figures(lab: Lab, backend: str, base: list[float], no_seed: str,
-                     progress: Callable[[str], None]) -> list[Figure]:
-    def under(spec: str, measure: Callable[[], object], faults: list | None = None):
-        progress(f"{backend}: {spec or 'lab-nfq with no impairment'}")
-        return _under(lab, backend, spec, measure, faults)
+def _netem_in_uml(why: str, progress: Callable[[str], None]) -> list[Figure]:
+    """netem where this kernel has none: in a user-mode Linux (socketlab.tools.uml), the
+    image's own lab-shape on two hosts joined by a veth, measured by the same probes."""
+    from socketlab.act import shaping as shaping_api
+    from socketlab.tools.doctor import parse_backends
+    from socketlab.tools.uml import UmlLab, UmlUnavailable
 
-    b = backend
-    figures = delay_figures(b, base, under("delay 100ms", lambda: _ping(lab)), 100.0)
+    try:
+        with UmlLab(progress=progress) as uml:
+            support = parse_backends(shaping_api.backends(uml, "client"))
+            progress(f"netem, user-mode kernel: {probes.PINGS} UDP pings, its baseline")
+            base = probes.ping(uml)
+            where = f"user-mode Linux {uml.booted['uname']}, two namespaces (this kernel: {why})"
+            return [where_figure("netem", where), rtt_figure("netem: unshaped: RTT median", base),
+                    *backend_figures(uml, "netem", base, support, progress)]
+    except UmlUnavailable as e:
+        return [where_figure("netem", f"not on this kernel ({why}), and no user-mode kernel: {e}")]
+
+
+def backend_figures(lab: probes.AnyLab, b: str, base: list[float], support,
+                    progress: Callable[[str], None]) -> list[Figure]:
+    """Every figure of backend `b` in `lab` (base: its unshaped RTTs); `support` says which
+    parameters it serves there (a parameter it does not serve gets a row that says why)."""
+    def under(spec: str, measure: Callable[[], object], faults: list | None = None):
+        progress(f"{b}: {spec or 'lab-nfq with no impairment'}")
+        return probes.under(lab, b, spec, measure, faults)
+
+    def ping():
+        return probes.ping(lab)
+
+    def flow(count: int = LOSS_DATAGRAMS, pps: float = LOSS_PPS, early_ms: float = 0.0, size: int = 64):
+        return probes.flow(lab, count, pps, early_ms, size)
+
+    figures = delay_figures(b, base, under("delay 100ms", ping), 100.0)
     figures.append(jitter_figure(f"{b}: delay 100ms 10ms: sd of the added delay (uniform)", base,
-                                 under("delay 100ms 10ms", lambda: _ping(lab)), 10 / 3 ** 0.5,
-                                 3 ** 0.5))
+                                 under("delay 100ms 10ms", ping), 10 / 3 ** 0.5, 3 ** 0.5))
     figures.append(jitter_figure(f"{b}: delay 100ms 10ms distribution normal: sd of the added delay",
-                                 base, under("delay 100ms 10ms distribution normal",
-                                             lambda: _ping(lab)), 10.0, 1.349))
-    for spec in ["loss 10%"] + ([] if no_seed else ["loss 10% seed 7"]):
-        sent, sink = under(spec, lambda: _flow(lab, LOSS_DATAGRAMS, LOSS_PPS))
+                                 base, under("delay 100ms 10ms distribution normal", ping), 10.0, 1.349))
+    for spec in ("loss 10%", "loss 10% seed 7"):
+        no = support.why_not(b, "seed") if "seed" in spec else ""
+        if no:
+            figures.append(Figure(f"{b}: {spec}: observed loss", 0.0, "", note=f"not served: {no}"))
+            continue
+        sent, sink = under(spec, flow)
         figures.append(proportion_figure(f"{b}: {spec}: observed loss", sent["sent"] - sink["distinct"],
                                          sent["sent"], 10.0))
-    _sent, sink = under("duplicate 5%", lambda: _flow(lab, FLOW_DATAGRAMS, FLOW_PPS))
+    sent, sink = under("loss 10% burst 4", flow)
+    figures += burst_figures(b, sent, sink, 10.0, 4.0)
+    sent, sink = under("corrupt 5%", flow)
+    figures.append(proportion_figure(f"{b}: corrupt 5%: datagrams the receiver dropped",
+                                     sent["sent"] - sink["distinct"], sent["sent"], 5.0))
+    _sent, sink = under("duplicate 5%", lambda: flow(FLOW_DATAGRAMS, FLOW_PPS))
     figures.append(proportion_figure(f"{b}: duplicate 5%: observed duplicates", sink["dup"],
                                      sink["distinct"], 5.0))
-    _sent, sink = under("delay 10ms reorder 25%", lambda: _flow(lab, FLOW_DATAGRAMS, FLOW_PPS, 5.0))
-    figures += reorder_figures(b, sink)
+    sent, sink = under("delay 10ms reorder 25%", lambda: flow(FLOW_DATAGRAMS, FLOW_PPS, 5.0))
+    figures += reorder_figures(b, sent, sink)
     figures += _rate_figures(lab, b, under)
-    if backend == "engine":
+    if b == "engine":
         figures += _engine_cost(lab, base, under)
     return figures
 
 
-def _rate_figures(lab: Lab, b: str, under: Callable) -> list[Figure]:
-    tcp = under("rate 10mbit", lambda: _tcp_flow(lab, int(RATE_BIT / 8 * RATE_SECONDS)))
+def _rate_figures(lab: probes.AnyLab, b: str, under: Callable) -> list[Figure]:
+    tcp = under("rate 10mbit", lambda: probes.tcp_flow(lab, int(RATE_BIT / 8 * RATE_SECONDS)))
     pps = 1.1 * RATE_BIT / 8 / FRAME  # 10% over the rate: the queue never runs dry
-    _sent, udp = under("rate 10mbit", lambda: _flow(lab, int(pps * RATE_SECONDS), pps,
-                                                    size=UDP_PAYLOAD))
+    _sent, udp = under("rate 10mbit", lambda: probes.flow(lab, int(pps * RATE_SECONDS), pps,
+                                                          size=UDP_PAYLOAD))
     return [goodput_figure(f"{b}: rate 10mbit: TCP goodput", tcp, RATE_BIT, TCP_PAYLOAD),
             goodput_figure(f"{b}: rate 10mbit: UDP goodput", udp, RATE_BIT, UDP_PAYLOAD)]
 
 
-def _engine_cost(lab: Lab, base: list[float], under: Callable) -> list[Figure]:
+def _engine_cost(lab: probes.AnyLab, base: list[float], under: Callable) -> list[Figure]:
     """lab-nfq holding nothing back (one fault that never fires): its rate, its latency."""
-    sent, sink = under("", lambda: _flow(lab, BURST_DATAGRAMS, 0), NEVER_FIRES)
-    idle = under("", lambda: _ping(lab), NEVER_FIRES)
+    sent, sink = under("", lambda: probes.flow(lab, BURST_DATAGRAMS, 0), probes.NEVER_FIRES)
+    idle = under("", lambda: probes.ping(lab), probes.NEVER_FIRES)
     return engine_figures(sent, sink, base, idle)
-
-
-def _under(lab: Lab, backend: str, spec: str, measure: Callable[[], object],
-           faults: list | None = None):
-    """`measure()` with the client's egress shaped by `spec`; cleared afterwards, whatever happens."""
-    from socketlab.act import shaping as shaping_api
-
-    try:
-        shaping_api.shape(lab, "client", spec, "egress", backend, faults=faults)
-        return measure()
-    finally:
-        shaping_api.clear(lab, "client")
-
-
-def _pair(lab: Lab, proto: str, server: list[str], client: list[str]) -> tuple[dict, dict]:
-    """Run a bench server and client (run_programs: bounded, server first); their summaries."""
-    from socketlab.act.programs import run_programs
-
-    run = run_programs(lab, Options(proto), server, client)
-    why = f"(exit codes: server {run.server_exit}, client {run.client_exit})"
-    return (instruments.summary(run.server_events, f"bench's {proto} server {why}"),
-            instruments.summary(run.client_events, f"bench's {proto} client {why}"))
-
-
-def _ping(lab: Lab) -> list[float]:
-    """RTTs (ms) of PINGS UDP pings against an echo on the server."""
-    c = lab.config
-    _server, client = _pair(lab, "udp", instruments.argv("udp_echo", c.port, idle=3.0, most=15.0),
-                            instruments.argv("udp_ping", c.server_ip, c.port, count=PINGS,
-                                             gap=PING_GAP_S, wait=1.5))
-    return instruments.numbers(client["rtts"])
-
-
-def _flow(lab: Lab, count: int, pps: float, early_ms: float = 0.0,
-          size: int = 64) -> tuple[dict, dict]:
-    """(the sender's summary, the sink's) for `count` numbered datagrams at `pps` (0: at once)."""
-    c = lab.config
-    sink, sent = _pair(lab, "udp", instruments.argv("udp_sink", c.port, first=10.0, idle=0.5, most=18.0,
-                                                    numbered=True, early_ms=early_ms),
-                       instruments.argv("udp_blast", c.server_ip, c.port, count=count, pps=float(pps),
-                                        size=size, most=12.0))
-    return sent, sink
-
-
-def _tcp_flow(lab: Lab, nbytes: int) -> dict:
-    c = lab.config
-    sink, _sent = _pair(lab, "tcp", instruments.argv("tcp_sink", c.port, most=15.0),
-                        instruments.argv("tcp_send", c.server_ip, c.port, bytes=nbytes, most=12.0))
-    return sink
 
 
 # -- the figures, from measurements (pure) ------------------------------------------------------
@@ -189,17 +177,41 @@ def proportion_figure(name: str, k: int, n: int, target_pct: float) -> Figure:
                   note=f"{k:,} of {n:,}; 95% interval {100 * low:.2f}-{100 * high:.2f} %")
 
 
-def reorder_figures(b: str, sink: dict) -> list[Figure]:
-    """netem's reorder: 25% of the packets skip the 10 ms delay. With a fixed delay, exactly
-    those overtake an earlier-numbered datagram, whatever the host's stalls do to timing."""
+def reorder_figures(b: str, sent: dict, sink: dict) -> list[Figure]:
+    """netem's reorder: 25% of the packets skip the 10 ms delay. With a fixed delay and
+    datagrams well under 10 ms apart, exactly those overtake an earlier-numbered one,
+    whatever the host's stalls do to timing."""
     n = sink["distinct"]
     early = f"{100 * sink['early'] / n:.2f} %" if n else "-"
+    pps = sent["sent"] / sent["seconds"] if sent.get("seconds") else 0.0
     return [proportion_figure(f"{b}: delay 10ms reorder 25%: sent without the delay",
                               sink["overtook"], n, 25.0),
             Figure(f"{b}: delay 10ms reorder 25%: arrived out of order",
                    100 * sink["ooo"] / n if n else 0.0, "%",
-                   note=f"after a later-numbered one; {FLOW_PPS:,} datagrams/s; one-way delay "
+                   note=f"after a later-numbered one; {pps:,.0f} datagrams/s sent; one-way delay "
                         f"< 5 ms (stalls push some over): {early}")]
+
+
+def burst_figures(b: str, sent: dict, sink: dict, loss_pct: float, burst: float) -> list[Figure]:
+    """The Gilbert model's bursts: the mean length of the runs of lost datagrams, with a 95%
+    interval from the geometric spread of run lengths (sd = sqrt(B(B-1))). The loss rate is
+    shown without a target: with bursts, losses are not independent, so Wilson's interval
+    would be too narrow."""
+    missing, runs = sink["missing"], sink["lost_runs"]
+    mean = missing / runs if runs else 0.0
+    half = 1.96 * (mean * max(mean - 1, 0.0)) ** 0.5 / runs ** 0.5 if runs else 0.0
+    spec = f"loss {loss_pct:g}% burst {burst:g}"
+    return [Figure(f"{b}: {spec}: mean loss burst", mean, "datagrams", f"95% interval holds {burst:g}",
+                   mean - half <= burst <= mean + half if runs else False,
+                   note=f"{missing:,} lost in {runs:,} runs; 95% interval "
+                        f"{mean - half:.2f}-{mean + half:.2f}"),
+            Figure(f"{b}: {spec}: observed loss", 100 * missing / sent["sent"] if sent["sent"] else 0.0, "%",
+                   note=f"{missing:,} of {sent['sent']:,}; configured {loss_pct:g}% in bursts")]
+
+
+def where_figure(b: str, where: str) -> Figure:
+    """Where backend `b` was measured (a row without a value)."""
+    return Figure(f"{b}: where", 0.0, "", note=where)
 
 
 def goodput_figure(name: str, sink: dict, rate_bit: int, payload: int) -> Figure:
@@ -237,3 +249,39 @@ def load_figure(when: str) -> Figure:
     import os
 
     return Figure(f"host load average (1 min), {when}", os.getloadavg()[0], f"/ {os.cpu_count()} CPUs")
+
+
+# -- the table: one row per figure, one column per backend -------------------------------------
+def render_columns(figures: list[Figure]) -> Table:
+    """`bench shaping` side by side: what was configured, what each backend gave (met or not
+    against the target), and the notes (how it was measured, intervals) of each."""
+    from socketlab.tools.bench import render_value
+
+    backends = [b for b in BACKENDS if any(f.name.startswith(f"{b}: ") for f in figures)]
+    rows: dict[str, dict[str, Figure]] = {}
+    for f in figures:
+        b, _, what = f.name.partition(": ")
+        if b in backends:
+            rows.setdefault(what, {})[b] = f
+        else:
+            rows.setdefault(f.name, {})[""] = f
+    table = Table(title="socketlab bench shaping: configured against observed", title_justify="left")
+    table.add_column("figure")
+    for b in backends:
+        table.add_column(b, justify="right")
+    table.add_column("target")
+    table.add_column("notes", overflow="fold")
+    for what, cells in rows.items():
+        if "" in cells:  # not a backend's figure (the host's load)
+            f = cells[""]
+            table.add_row(what, render_value(f), *[""] * (len(backends) - 1), "", f.note)
+            continue
+        shown = []
+        for b in backends:
+            f = cells.get(b)
+            mark = "" if f is None or f.met is None else (" [green]met[/]" if f.met else " [red]not met[/]")
+            shown.append("" if f is None else render_value(f) + mark)
+        target = next((f"{f.target} {f.unit}" for f in cells.values() if f.target), "")
+        notes = "; ".join(f"{b}: {cells[b].note}" for b in backends if b in cells and cells[b].note)
+        table.add_row(what, *shown, target, notes)
+    return table

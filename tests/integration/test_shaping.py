@@ -108,7 +108,8 @@ def leftovers(lab: Lab, host: str) -> list[str]:
     rules = [ln for ln in sh(lab, host, "iptables -t mangle -S").splitlines() if "SOCKETLAB" in ln]
     links = [ln for ln in sh(lab, host, "ip -br link").splitlines() if "slab-ifb" in ln]
     procs = [ln for ln in sh(lab, host, "ps -eo args").splitlines() if "lab-nfq" in ln and "ps -eo" not in ln]
-    state = sh(lab, host, "ls /run/socketlab 2>/dev/null | grep -v log$").split()
+    # what lab-shape keeps of a shaping (its logs and the kernel probe's answer may stay)
+    state = sh(lab, host, "ls /run/socketlab 2>/dev/null | grep -v 'log$\\|^probe.json$'").split()
     return qdiscs + rules + links + procs + state
 
 

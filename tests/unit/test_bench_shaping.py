@@ -12,12 +12,15 @@ from rich.console import Console
 from socketlab.experiments.stats import p99, wilson
 from socketlab.tools.bench import Figure, render
 from socketlab.tools.bench_shaping import (
+    burst_figures,
     delay_figures,
     engine_figures,
     goodput_figure,
     jitter_figure,
     proportion_figure,
+    render_columns,
     reorder_figures,
+    where_figure,
 )
 from socketlab.tools.doctor import BackendSupport, parse_backends, render_backends
 
@@ -115,13 +118,39 @@ def test_proportion_not_met_when_the_interval_misses_the_target():
 def test_reorder_counts_the_early_ones_against_25_percent():
     sink = {"distinct": 6000, "overtook": 1494, "early": 1400, "ooo": 4505}
 
-    early, out_of_order = reorder_figures("engine", sink)
+    early, out_of_order = reorder_figures("engine", {"sent": 6000, "seconds": 1.5}, sink)
 
     assert early.met is True
     assert early.value == pytest.approx(24.9)
     assert out_of_order.met is None
     assert out_of_order.value == pytest.approx(75.08, abs=0.01)
     assert "23.33 %" in out_of_order.note
+    assert "4,000 datagrams/s sent" in out_of_order.note
+
+
+def test_bursts_are_the_runs_of_missing_datagrams():
+    """1,000 lost in 250 runs: a mean burst of 4, whose interval holds the configured 4."""
+    burst, loss = burst_figures("netem", {"sent": 10_000}, {"missing": 1000, "lost_runs": 250}, 10.0, 4.0)
+
+    assert (burst.value, burst.met) == (4.0, True)
+    assert "95% interval 3.57-4.43" in burst.note
+    assert (loss.value, loss.met) == (10.0, None)
+    short, _ = burst_figures("netem", {"sent": 10_000}, {"missing": 1000, "lost_runs": 900}, 10.0, 4.0)
+    assert short.met is False
+
+
+def test_the_side_by_side_table_puts_each_backend_in_its_column():
+    figures = [Figure("host load average (1 min), at the start", 1.5, "/ 2 CPUs"),
+               where_figure("engine", "the lab's hosts"), where_figure("netem", "user-mode Linux 6.1"),
+               Figure("engine: loss 10%: observed loss", 10.3, "%", "95% interval holds 10", True, "a"),
+               Figure("netem: loss 10%: observed loss", 12.9, "%", "95% interval holds 10", False, "b")]
+
+    text = text_of(render_columns(figures))
+
+    row = next(line for line in text.splitlines() if "loss 10%: observed loss" in line)
+    assert row.index("10.30 % met") < row.index("12.90 % not met")
+    assert "engine: a; netem: b" in text
+    assert "user-mode Linux 6.1" in text
 
 
 def test_goodput_counts_the_steady_part_and_explains_the_headers():

@@ -75,6 +75,18 @@ def test_sink_counts_duplicates_reordering_and_overtakers():
             s.sendto(struct.pack("!Id", k, time.time()), (LOOPBACK, port))
     got = finish(sink)
     assert (got["received"], got["distinct"], got["dup"], got["ooo"], got["overtook"]) == (8, 7, 1, 2, 2)
+    assert (got["missing"], got["lost_runs"]) == (0, 0)
+
+
+def test_sink_counts_the_runs_of_missing_numbers():
+    """1, 2 and 5-7 of 0-9 never came: 5 missing in 2 runs (a mean burst of 2.5)."""
+    port = free_port()
+    sink = start("udp_sink", port, numbered=True, idle=0.5, first=5.0, expect=10)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        for k in (0, 3, 4, 8, 9):
+            s.sendto(struct.pack("!Id", k, time.time()), (LOOPBACK, port))
+    got = finish(sink)
+    assert (got["distinct"], got["missing"], got["lost_runs"]) == (5, 5, 2)
 
 
 def test_tcp_send_into_sink_delivers_every_byte():

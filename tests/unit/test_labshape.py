@@ -363,3 +363,20 @@ def test_a_refused_apply_runs_nothing(run_dir):
     with pytest.raises(ls.ShapeError):
         ls.apply(ls.parse("delay 1ms"), "egress", "netem", NO_NETEM, run=system)
     assert system.steps == []
+
+
+def test_probe_keeps_its_first_answer_in_the_cache_until_asked_afresh(tmp_path):
+    calls = []
+
+    def run(argv):
+        calls.append(argv)
+        return ls.StepResult(argv, 2 if "netem" in argv else 0, "")
+
+    cache = str(tmp_path / "probe.json")
+    first = ls.probe(run, which=lambda _name: None, cache=cache)
+    steps = len(calls)
+    assert ls.probe(run, which=lambda _name: None, cache=cache) == first
+    assert len(calls) == steps  # read back: nothing run again
+    ls.probe(run, which=lambda _name: "/lab/bin/lab-nfq", cache=cache, fresh=True)
+    assert len(calls) == 2 * steps
+    assert "lab-nfq" in ls.probe(run, which=lambda _name: None, cache=cache)

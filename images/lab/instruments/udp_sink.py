@@ -9,7 +9,9 @@ of stream: silence is its only end) or after --most s in all. --rcvbuf forces th
 buffer (SO_RCVBUFFORCE, the host has CAP_NET_ADMIN) so the socket drops nothing and the
 link's loss is the only loss. Last line: `summary received=N bytes=B ...`; with --numbered
 also distinct, dup, ooo (arrived after a later-numbered one), overtook (arrived before an
-earlier-numbered one), early (one-way delay under --early-ms), span_s, steady_bytes/_s."""
+earlier-numbered one), early (one-way delay under --early-ms), missing and lost_runs (the
+numbers below --expect never seen, and how many unbroken runs they make: missing / lost_runs
+is the mean loss burst), span_s, steady_bytes/_s."""
 
 import argparse
 import socket
@@ -28,6 +30,7 @@ p.add_argument("--most", type=float, default=20.0)
 p.add_argument("--numbered", action="store_true")
 p.add_argument("--early-ms", type=float, default=0.0)
 p.add_argument("--rcvbuf", type=int, default=8 << 20)
+p.add_argument("--expect", type=int, help="numbered: how many were sent (else: up to the highest seen)")
 args = p.parse_args()
 
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -66,6 +69,10 @@ if args.numbered:
     for k in reversed(order):  # k overtook an earlier-numbered datagram that arrived after it
         overtook += low < k
         low = min(low, k)
+    span = args.expect if args.expect is not None else top + 1
+    missing = [k for k in range(span) if k not in seen]
+    runs = sum(1 for i, k in enumerate(missing) if i == 0 or missing[i - 1] != k - 1)
     counts |= {"distinct": len(seen), "dup": dup, "ooo": ooo, "overtook": overtook, "early": early,
+               "missing": len(missing), "lost_runs": runs,
                "span_s": times[-1] - times[0] if times else 0.0, **steady(times, sizes)}
 emit("summary", **counts)

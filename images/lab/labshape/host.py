@@ -14,6 +14,7 @@ import time
 from . import paths
 from .backends import DEV, IFB, build_plan, choose_backend, clear_plan
 from .backends.engine import CHAINS
+from .pidfiles import live_pid
 from .spec import DIRECTIONS, Impairment, parse
 from .steps import Runner, run_plan, run_step
 
@@ -181,37 +182,3 @@ def _fired_faults(direction: str, most: int = 20) -> list[str]:
              f"flags={e.get('flags') or '-'} len={e.get('len')} #{e.get('ordinal')}"
              for e in fired][-most:]
     return lines
-
-
-# -- pidfiles (lab-nfq's, the timer's) ------------------------------------------------------------
-def live_pid(path: str) -> int | None:
-    """The pid in a pidfile if that process is alive."""
-    try:
-        with open(path) as f:
-            pid = int(f.read().strip())
-        os.kill(pid, 0)
-        return pid
-    except (OSError, ValueError):
-        return None
-
-
-def wait_pidfile(path: str, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if live_pid(path):
-            return True
-        time.sleep(0.05)
-    return False
-
-
-def stop_pidfile(path: str, timeout: float = 3.0) -> None:
-    """SIGTERM the process of a pidfile, SIGKILL it if it lingers; remove the pidfile."""
-    pid = live_pid(path)
-    if pid:
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while live_pid(path) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if live_pid(path):
-            os.kill(pid, signal.SIGKILL)
-    _remove(path)

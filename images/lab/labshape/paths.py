@@ -26,3 +26,8 @@ def nfq_log(direction: str) -> str:
 def timer_pidfile(direction: str) -> str:
     """The timer that reverts a bounded shaping (`lab-shape apply --for`)."""
     return f"{RUN_DIR}/timer-{direction}.pid"
+
+
+def probe_cache() -> str:
+    """What the kernel offers, as first probed (lab-shape backends probes again)."""
+    return f"{RUN_DIR}/probe.json"

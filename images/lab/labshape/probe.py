@@ -6,6 +6,9 @@ host). Every probe works on the loopback device only, and is undone at once."""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 import shutil
 from collections.abc import Callable
 
@@ -47,24 +50,43 @@ _PROBES: dict[str, list[list[str]]] = {
                 ["iptables", "-t", "mangle", "-A", "SOCKETLAB-PROBE", "-j", "NFQUEUE", "--queue-num",
                  "0", "--queue-bypass"]],
 }
-_PROBE_UNDO: list[list[str]] = [["tc", "qdisc", "del", "dev", "lo", "root"],
-                                ["tc", "qdisc", "del", "dev", "lo", "ingress"],
-                                ["ip", "link", "del", "slab-ifbprobe"],
-                                ["iptables", "-t", "mangle", "-F", "SOCKETLAB-PROBE"],
-                                ["iptables", "-t", "mangle", "-X", "SOCKETLAB-PROBE"]]
+_UNDO = {"root": ["tc", "qdisc", "del", "dev", "lo", "root"],
+         "ingress": ["tc", "qdisc", "del", "dev", "lo", "ingress"],
+         "ifb": ["ip", "link", "del", "slab-ifbprobe"],
+         "flush": ["iptables", "-t", "mangle", "-F", "SOCKETLAB-PROBE"],
+         "chain": ["iptables", "-t", "mangle", "-X", "SOCKETLAB-PROBE"]}
+# what each probe may have left (undone whether its steps succeeded or not)
+_PROBE_UNDO = {"netem": ["root"], "netem-seed": ["root"], "tbf": ["root"], "htb": ["root"], "bpf": ["root"],
+               "ifb": ["ingress", "ifb"], "statistic": ["flush", "chain"], "nfqueue": ["flush", "chain"]}
 
 
-def probe(run: Runner = run_step, which: Callable[[str], str | None] = shutil.which) -> frozenset[str]:
+def probe(run: Runner = run_step, which: Callable[[str], str | None] = shutil.which,
+          cache: str | None = None, fresh: bool = False) -> frozenset[str]:
     """The features this host has, each tried for real on lo (the probe chain has no jump to
-    it, so no packet ever meets its rules) and undone at once."""
+    it, so no packet ever meets its rules) and undone at once. With `cache` (a file), the
+    first answer is kept there and read back after (a host's kernel does not change while it
+    runs, and some 60 probe steps cost seconds on a slow host); `fresh` probes again."""
+    if cache and not fresh:
+        with contextlib.suppress(OSError, ValueError, TypeError), open(cache) as f:
+            return frozenset(json.load(f)["features"])
+    have = _probe(run, which)
+    if cache:
+        with contextlib.suppress(OSError):
+            os.makedirs(os.path.dirname(cache), exist_ok=True)
+            with open(cache, "w") as f:
+                json.dump({"features": sorted(have)}, f)
+    return have
+
+
+def _probe(run: Runner, which: Callable[[str], str | None]) -> frozenset[str]:
     have = set()
     for name, steps in _PROBES.items():
         if name == "netem-seed" and "netem" not in have:
             continue
         if run_plan(steps, run) is None:
             have.add(name)
-        for argv in _PROBE_UNDO:
-            run(argv)
+        for undo in _PROBE_UNDO[name]:
+            run(_UNDO[undo])
     if which("lab-nfq"):
         have.add("lab-nfq")
     return frozenset(have)

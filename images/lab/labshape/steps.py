@@ -18,7 +18,11 @@ Runner = Callable[[list[str]], StepResult]
 
 
 def run_step(argv: list[str]) -> StepResult:
-    """Run one step; a background start (setsid -f) gets no pipes, so it is not waited for."""
+    """Run one step; a background start (setsid -f) gets no pipes, so it is not waited for.
+    `lab-shape wait-pidfile|stop-pidfile PATH` runs here, in this process (the same code the
+    command runs: no second Python start-up, which costs a second on a slow host)."""
+    if argv[:1] == ["lab-shape"] and len(argv) == 3 and argv[1] in ("wait-pidfile", "stop-pidfile"):
+        return _pidfile_step(argv)
     background = argv[:2] == ["setsid", "-f"]
     pipe = subprocess.DEVNULL if background else subprocess.PIPE
     try:
@@ -36,3 +40,14 @@ def run_plan(plan: list[list[str]], run: Runner = run_step) -> StepResult | None
         if result.code != 0:
             return result
     return None
+
+
+def _pidfile_step(argv: list[str]) -> StepResult:
+    from .pidfiles import stop_pidfile, wait_pidfile
+
+    if argv[1] == "stop-pidfile":
+        stop_pidfile(argv[2])
+        return StepResult(argv, 0, "")
+    if wait_pidfile(argv[2]):
+        return StepResult(argv, 0, "")
+    return StepResult(argv, 1, f"lab-shape: no live process in {argv[2]} after 5 s (see its log)")
