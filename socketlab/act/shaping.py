@@ -2,7 +2,9 @@
 
     shape(lab, "client", "delay 100ms 10ms loss 5%")             # what leaves the client
     shape(lab, "server", "rate 1mbit limit 50", "ingress")       # what arrives at the server
-    print(show(lab, "client")); clear(lab, "client")
+    done = shape(lab, "client", "loss 5%", for_s=30)             # reverts by itself in 30 s
+    wait_reverted(lab, done)                                     # "reverted", when it has
+    print(show(lab, "client")); state(lab, "client"); clear(lab, "client")
     with shaped(lab, "server", faults=[parse_fault("drop tcp flags=SA nth=1")]) as rec:
         ...                                                      # cleared on the way out;
     rec["nfq_faults"]                                            # the faults that fired
@@ -11,29 +13,29 @@ The work is done in the host by `lab-shape` (images/lab/bin), with netem where t
 has it and iptables + NFQUEUE + tbf where it does not. This side loads the very same
 package (images/lab/labshape) to parse and validate a spec before anything is touched, so
 a bad spec is refused here with the message the host would give, and nothing is applied.
+A SIGINT or SIGTERM while the host applies or clears waits until it is done (the host's
+step is whole either way), then is raised as Interrupted saying what is in place.
 """
 
 from __future__ import annotations
 
-import functools
-import importlib.util
 import json
-import sys
+import secrets
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from types import ModuleType
 from typing import Any
 
 from socketlab.errors import ConfigError, LabError, UnknownHost
-from socketlab.lab.assets import IMAGE_CONTEXT
+from socketlab.lab import signals
 from socketlab.lab.config import HOSTS
 from socketlab.lab.lab import Lab
+from socketlab.lab.shapespec import labshape
 
-LABSHAPE = IMAGE_CONTEXT / "labshape"
 DIRECTIONS = ("egress", "ingress")
 BACKENDS = ("auto", "netem", "engine")
 EXIT_REFUSED = 2  # lab-shape's exit code for a spec or backend it cannot honour
+MAX_FOR_S = 7 * 86400
 NFQ_LOG = "/run/socketlab/nfq-{queue}.log"  # lab-nfq's JSON lines in the host
 
 
@@ -43,27 +45,18 @@ class ShapeFailed(LabError):
     hint = "see `socketlab shape HOST --show`, and `socketlab shape HOST --backends`"
 
 
-@functools.lru_cache(maxsize=1)
-def labshape() -> ModuleType:
-    """The in-image package (images/lab/labshape): one source for specs, faults and plans.
-    Its submodules are `labshape().spec`, `.faults`, `.backends`, `.host`, ..."""
-    name = "socketlab_labshape"
-    spec = importlib.util.spec_from_file_location(name, LABSHAPE / "__init__.py",
-                                                  submodule_search_locations=[str(LABSHAPE)])
-    if spec is None or spec.loader is None:
-        raise ConfigError(f"cannot load {LABSHAPE}", hint="restore images/lab/labshape")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses and relative imports look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
 @dataclass(frozen=True)
 class Shaped:
     host: str
     direction: str
     spec: str
     backend: str
+    for_s: float | None = None  # a bounded shaping: the host reverts it after this long
+    token: str = ""             # names a bounded shaping (wait_reverted follows it)
+
+    def describe(self) -> str:
+        bounded = f", for {self.for_s:g} s" if self.for_s is not None else ""
+        return f"{self.host} {self.direction}: {self.spec or 'faults only'} (backend {self.backend}{bounded})"
 
 
 def parse(spec: str, faults: list | None = None) -> Any:
@@ -84,17 +77,33 @@ def check_request(host: str, direction: str | None, backend: str = "auto") -> No
         raise ConfigError(f"unknown backend {backend!r}", hint=f"use one of {', '.join(BACKENDS)}")
 
 
-def apply_argv(impairment: Any, direction: str, backend: str) -> list[str]:
+def parse_duration(text: str) -> float:
+    """'30s', '2min' is not a unit, '500ms' -> seconds; ConfigError (one line) if not valid."""
+    ls = labshape()
+    try:
+        seconds = ls.parse_time(text, "--for") / 1000
+    except ls.ShapeError as e:
+        raise ConfigError(str(e), hint="e.g. --for 30s") from None
+    if not 0.1 <= seconds <= MAX_FOR_S:
+        raise ConfigError(f"--for {text} is out of range: use 100ms-7d", hint="e.g. --for 30s")
+    return seconds
+
+
+def apply_argv(impairment: Any, direction: str, backend: str, for_s: float | None = None,
+               token: str = "") -> list[str]:
     """The command run in the host (pure): the spec in its canonical spelling."""
     argv = ["lab-shape", "apply", "--dir", direction, "--backend", backend]
     if impairment.faults:
         argv += ["--faults", json.dumps(list(impairment.faults))]
+    if for_s is not None:
+        argv += ["--for", f"{for_s * 1000:.0f}ms", "--token", token]
     return [*argv, impairment.to_spec()]
 
 
 def shape(lab: Lab, host: str, spec: str | Any, direction: str = "egress",
-          backend: str = "auto", *, faults: list | None = None) -> Shaped:
-    """Replace `host`'s shaping of `direction` by `spec` (text or an Impairment).
+          backend: str = "auto", *, faults: list | None = None, for_s: float | None = None) -> Shaped:
+    """Replace `host`'s shaping of `direction` by `spec` (text or an Impairment); with
+    `for_s`, a timer in the host reverts it after that many seconds (whatever this side does).
 
     Everything is validated first; in the host, a step that fails puts back what was
     there (ShapeFailed), a parameter no backend there can honour is refused (LabError: the
@@ -103,13 +112,51 @@ def shape(lab: Lab, host: str, spec: str | Any, direction: str = "egress",
     impairment = parse(spec, faults) if isinstance(spec, str) else spec
     if faults and not isinstance(spec, str):
         impairment = parse(impairment.to_spec(), faults)
-    result = lab.exec(host, apply_argv(impairment, direction, backend), timeout=60)
+    token = secrets.token_hex(6) if for_s is not None else ""
+    argv = apply_argv(impairment, direction, backend, for_s, token)
+    with signals.deferred(raise_after=False) as held:  # the host's apply is whole either way
+        result = lab.exec(host, argv, timeout=60)
     if result.exit_code != 0:
         message = _last_line(result.stderr or result.stdout).removeprefix("lab-shape: ")
+        if held:
+            raise signals.Interrupted(f"{host} {direction}: nothing changed ({message})")
         if result.exit_code == EXIT_REFUSED:
             raise LabError(f"{host}: {message}", hint="see `socketlab shape HOST --backends`")
         raise ShapeFailed(f"{host}: {message}")
-    return Shaped(host, direction, impairment.to_spec(), _backend_of(result.stdout, backend))
+    done = Shaped(host, direction, impairment.to_spec(), _backend_of(result.stdout, backend), for_s, token)
+    if held:
+        raise signals.Interrupted(f"the shaping was finished first and is in place: {done.describe()}; "
+                                  f"`socketlab shape {host} --clear` removes it")
+    return done
+
+
+def wait_reverted(lab: Lab, done: Shaped, *, slack: float = 15.0) -> str:
+    """Wait until the host has reverted a bounded shaping: "reverted", or "replaced" (another
+    shaping took its place first), or "still there" (not gone `slack` s after its time)."""
+    if done.for_s is None:
+        raise ConfigError("this shaping is not bounded in time", hint="shape it with for_s")
+    argv = ["lab-shape", "wait-reverted", "--dir", done.direction, "--token", done.token,
+            "--timeout", f"{done.for_s + slack:g}"]
+    result = lab.exec(done.host, argv, timeout=done.for_s + slack + 10)
+    return {0: "reverted", 3: "replaced"}.get(result.exit_code, "still there")
+
+
+def state(lab: Lab, host: str) -> dict[str, dict | None]:
+    """What is in place in the host, per direction: {"spec", "faults", "backend"[, "until"]}
+    or None (not shaped)."""
+    check_request(host, None)
+    found = json.loads(_run(lab, host, ["lab-shape", "show", "--json"]) or "{}")
+    return {d: found.get(d) for d in DIRECTIONS}
+
+
+def describe_state(host: str, found: dict[str, dict | None]) -> list[str]:
+    """One line per shaped direction (pure), e.g. "client egress: delay 100ms (backend engine)"."""
+    lines = []
+    for direction, st in found.items():
+        if st:
+            words = [st.get("spec") or ""] + [f"fault {json.dumps(f)}" for f in st.get("faults") or []]
+            lines.append(f"{host} {direction}: {'; '.join(w for w in words if w)} (backend {st['backend']})")
+    return lines
 
 
 def _backend_of(output: str, default: str) -> str:
@@ -134,7 +181,11 @@ def _run(lab: Lab, host: str, argv: list[str]) -> str:
 def clear(lab: Lab, host: str, direction: str | None = None) -> None:
     """Remove the host's shaping (both directions by default): qdiscs, ifb, rules, lab-nfq."""
     check_request(host, direction)
-    _run(lab, host, ["lab-shape", "clear", *(["--dir", direction] if direction else [])])
+    with signals.deferred(raise_after=False) as held:  # the host's clear is whole either way
+        _run(lab, host, ["lab-shape", "clear", *(["--dir", direction] if direction else [])])
+    if held:
+        raise signals.Interrupted(f"{host}: the shaping ({direction or 'both directions'}) was "
+                                  f"cleared first (`socketlab shape {host} --show` shows the host)")
 
 
 @contextmanager

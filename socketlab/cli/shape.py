@@ -22,6 +22,9 @@ def register(command) -> None:
                           ("reorder", "25%%"), ("gap", "5"), ("corrupt", "0.1%%"),
                           ("rate", "1mbit"), ("limit", "100"), ("seed", "42")):
         cmd.add_argument(f"--{flag}", metavar=flag.upper().replace("-", "_"), help=f"e.g. {example}")
+    cmd.add_argument("--for", dest="for_", metavar="TIME",
+                     help="revert by itself after TIME (e.g. 30s), as Pumba does: the host's own "
+                          "timer reverts it, and this command waits and says so (Ctrl-C: revert now)")
     cmd.add_argument("--fault", action="append", metavar="FAULT",
                      help="a packet-exact fault for lab-nfq (repeatable; needs the engine), e.g. "
                           "'drop tcp flags=SA nth=1', 'delay 300ms tcp min_len=1 nth=3', "
@@ -70,8 +73,12 @@ def shape(args: argparse.Namespace, out: Console, err: Console) -> int:
                           hint=f"e.g. `socketlab shape {args.host} --delay 100ms --loss 5%`")
     if (spec or faults) and not wants_spec:
         raise ConfigError("a spec cannot go with --show, --clear or --backends", hint="give one or the other")
-    # a bad spec or fault stops here: nothing touched
+    if args.for_ is not None and not wants_spec:
+        raise ConfigError("--for goes with a spec",
+                          hint=f"e.g. `socketlab shape {args.host} --loss 5% --for 30s`")
+    # a bad spec, fault or time stops here: nothing touched
     impairment = shaping.parse(spec, faults) if spec or faults else None
+    for_s = shaping.parse_duration(args.for_) if args.for_ is not None else None
     shaping.check_request(args.host, args.dir, args.backend)
     lab = common.running_lab(args, err)
     if args.clear:
@@ -87,7 +94,35 @@ def shape(args: argparse.Namespace, out: Console, err: Console) -> int:
         out.print(shaping.plan(lab, args.host, spec, direction, args.backend, faults),
                   markup=False, soft_wrap=True)
     else:
-        done = shaping.shape(lab, args.host, impairment, direction, args.backend)
+        done = shaping.shape(lab, args.host, impairment, direction, args.backend, for_s=for_s)
         shown = "; ".join([done.spec] * bool(done.spec) + [f"fault {t}" for t in args.fault or []])
-        out.print(f"{done.host} {done.direction}: {shown} (backend {done.backend})", markup=False)
+        bounded = f", for {args.for_}: it reverts by itself" if for_s is not None else ""
+        out.print(f"{done.host} {done.direction}: {shown} (backend {done.backend}{bounded})", markup=False)
+        if for_s is not None:
+            return _wait_reverted(lab, done, args.for_, out)
     return common.ExitCode.OK
+
+
+def _wait_reverted(lab, done, for_text: str, out: Console) -> int:
+    """Wait until the host's timer has reverted it, and say so; Ctrl-C (or SIGTERM) reverts
+    it at once and says that instead."""
+    from socketlab.act import shaping
+    from socketlab.errors import LabError
+    from socketlab.lab import signals
+
+    where = f"{done.host} {done.direction}"
+    try:
+        outcome = shaping.wait_reverted(lab, done)
+    except KeyboardInterrupt:
+        with signals.deferred(raise_after=False):
+            shaping.clear(lab, done.host, done.direction)
+        raise signals.Interrupted(f"{where}: reverted early (cleared before its {for_text} "
+                                  "were up)") from None
+    if outcome == "reverted":
+        out.print(f"{where}: reverted after {for_text}, as asked", markup=False)
+        return common.ExitCode.OK
+    if outcome == "replaced":
+        out.print(f"{where}: another shaping replaced it before its {for_text} were up", markup=False)
+        return common.ExitCode.OK
+    raise LabError(f"{where}: still in place after its {for_text}",
+                   hint=f"see `socketlab shape {done.host} --show`; `--clear` removes it")

@@ -9,12 +9,13 @@ from collections.abc import Iterable
 
 from socketlab.errors import ConfigError
 from socketlab.experiments.base import Experiment
+from socketlab.experiments.congestion import EXPERIMENTS as _CONGESTION
 from socketlab.experiments.load import EXPERIMENTS as _LOAD
 from socketlab.experiments.shaped import EXPERIMENTS as _SHAPED
 from socketlab.experiments.tcp import EXPERIMENTS as _TCP
 from socketlab.experiments.udp import EXPERIMENTS as _UDP
 
-EXPERIMENTS = (*_TCP, *_UDP, *_LOAD, *_SHAPED)
+EXPERIMENTS = (*_TCP, *_UDP, *_LOAD, *_SHAPED, *_CONGESTION)
 
 
 def catalogue() -> dict[str, Experiment]:

@@ -1,6 +1,6 @@
 """What shaping opens: S1 (TCP delivers every byte under 10% loss, UDP loses about 10%),
-S2 (the first SYN-ACK dropped: when connect() returns), S3 (TCP goodput against loss, beside
-the model of Mathis et al., 1997).
+S2 (the first SYN-ACK dropped: when connect() returns); S3 (TCP goodput against loss, by
+congestion control, beside the model of Mathis et al., 1997) is in congestion.py.
 
 The shaping is `socketlab.shaping` (lab-shape in the host): on this workplace's kernels, with
 no netem, a seeded loss and the delay are decided by lab-nfq (NFQUEUE at POSTROUTING), a
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -24,8 +23,8 @@ from typing import Any
 from socketlab.act import instruments, shaping
 from socketlab.act.programs import PROGRAMS_DIR, Options, PairRun, run_pair, run_programs
 from socketlab.experiments.base import Evidence, Experiment, Verdict
-from socketlab.experiments.stats import MATHIS_C, mathis_bps, wilson
-from socketlab.observe.analysis import Pkt, handshake, tcp_flow, udp_datagrams
+from socketlab.experiments.stats import wilson
+from socketlab.observe.analysis import Pkt, tcp_flow, udp_datagrams
 from socketlab.observe.observation import Context, Observation, events_of, ladder_files, observe
 from socketlab.observe.wire import fault_packet
 
@@ -36,11 +35,6 @@ S1_MESSAGE = "".join(chr(48 + i % 75) for i in range(1000))  # 1000 bytes, not a
 S1_TCP_COUNT = 200         # 200 sendall() of 1000 bytes: 200 kB
 S1_UDP_COUNT, S1_UDP_SIZE = 2000, 100
 S2_FAULT = {"match": {"proto": "tcp", "flags": "SA", "nth": 1}, "action": "drop"}
-S3_DELAY_MS = 20
-S3_DELAY_SPEC = f"delay {S3_DELAY_MS}ms"  # on the server's egress: see run_s3
-S3_LOSSES = (0.5, 1.0, 2.0, 5.0)   # percent
-S3_SECONDS = 3.0           # each transfer sends for this long; goodput over the same window
-S3_SNDBUF = 131072         # bounds what is still queued when the sender stops (drains fast)
 
 
 # ---------------------------------------------------------------- shared
@@ -342,132 +336,4 @@ S2 = Experiment("S2", "The first SYN-ACK dropped",
                 "ladder shows.", run_s2, judge_s2)
 
 
-# ---------------------------------------------------------------- S3
-def s3_spec(loss_pct: float) -> str:
-    """The data's loss, on the client's egress (the delay is on the server's: see run_s3)."""
-    return f"loss {loss_pct:g}% seed {SEED}"
-
-
-def goodput_point(ctx: Context, loss_pct: float) -> tuple[dict[str, Any], str]:
-    """One bounded transfer through `loss p%` (and the server's delay): goodput at the receiver, the
-    sender's RTT and MSS (TCP_INFO), the handshake's MSS (client's capture), lab-nfq's counts."""
-    cfg = ctx.lab.config
-    sender = instruments.argv("tcp_send", cfg.server_ip, cfg.port, seconds=S3_SECONDS, sndbuf=S3_SNDBUF)
-    with shaped(ctx, "client", s3_spec(loss_pct)) as rec:
-        obs = observe(ctx, lambda: run_programs(ctx.lab, Options(proto="tcp"),
-                                                reader_argv(cfg.port, S3_SECONDS), sender),
-                      name=f"s3-loss-{loss_pct:g}", hosts=("client",), snaplen=128)
-    run = obs.result
-    hs = handshake(obs.packets["client"], (cfg.server_ip, cfg.port))
-    mss = [m for m in (hs.syn.mss, hs.synack.mss if hs.synack else None) if m] if hs else []
-    nfq = summary_of(rec)
-    window_bytes = field_of(run.server_events, "summary", "window_bytes", 0)
-    return {"loss_pct": loss_pct, "spec": s3_spec(loss_pct), "backend": rec["backend"],
-            "left": rec["left"], "handshake_mss": min(mss) if mss else None,
-            "snd_mss": field_of(run.client_events, "summary", "mss"),
-            "rtt_ms": field_of(run.client_events, "summary", "rtt_median_us", 0) / 1000,
-            "rtt_samples": field_of(run.client_events, "summary", "rtt_samples", 0),
-            "retrans": field_of(run.client_events, "summary", "retrans", 0),
-            "sent": field_of(run.client_events, "summary", "sent", 0),
-            "received": field_of(run.server_events, "summary", "received", 0),
-            "goodput_bps": round(window_bytes * 8 / S3_SECONDS),
-            "shaper_packets": nfq["packets"], "shaper_lost": nfq["loss"],
-            "capture_dropped": obs.capture.dropped}, str(obs.capture["client"].pcap)
-
-
-def model_points(points: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Each point with the model's rate and measured/model (pure); None where it cannot be had."""
-    out = []
-    for p in points:
-        ok = p["handshake_mss"] and p["rtt_ms"] > 0
-        model = mathis_bps(p["handshake_mss"], p["rtt_ms"] / 1000, p["loss_pct"] / 100) if ok else None
-        ratio = round(p["goodput_bps"] / model, 3) if model else None
-        out.append({**p, "model_bps": round(model) if model else None, "ratio": ratio})
-    return out
-
-
-def loglog_slope(xs: Sequence[float], ys: Sequence[float]) -> float | None:
-    """The least-squares slope of log(y) on log(x) (pure): -0.5 is the model's 1/√p."""
-    pairs = [(math.log(x), math.log(y)) for x, y in zip(xs, ys, strict=True) if x > 0 and y > 0]
-    if len(pairs) < 2:
-        return None
-    mx = sum(x for x, _ in pairs) / len(pairs)
-    my = sum(y for _, y in pairs) / len(pairs)
-    sxx = sum((x - mx) ** 2 for x, _ in pairs)
-    return round(sum((x - mx) * (y - my) for x, y in pairs) / sxx, 3) if sxx else None
-
-
-def run_s3(ctx: Context) -> Evidence:
-    """The delay sits on the server's egress (the ACKs' way), the loss on the client's (the
-    data's): lab-nfq holds a delayed packet in the kernel's queue, and a sender's packets held
-    there still count against its TCP Small Queues budget (about 1 ms of its pacing rate), so
-    data delayed in the sender's own host throttles the sender to a few segments per RTT.
-    netem orphans the packets it delays for that reason; NFQUEUE cannot. The RTT is the same."""
-    raw, artifacts = [], {}
-    with shaped(ctx, "server", S3_DELAY_SPEC) as delay:
-        for loss in S3_LOSSES:
-            ctx.progress(f"goodput at {loss:g}% loss, {S3_DELAY_MS} ms delay")
-            point, pcap = goodput_point(ctx, loss)
-            raw.append(point)
-            artifacts[f"loss {loss:g}% capture (client, pcap)"] = pcap
-    points = model_points(raw)
-    plot = {"x": "loss %", "series": ["measured Mbit/s", "model Mbit/s"],
-            "title": f"TCP goodput, {S3_DELAY_MS} ms delay (ACK path) and loss on the data, "
-                     f"against Mathis et al. (C={MATHIS_C:.2f})",
-            "points": [{"loss %": p["loss_pct"], "measured Mbit/s": round(p["goodput_bps"] / 1e6, 3),
-                        "model Mbit/s": round(p["model_bps"] / 1e6, 3) if p["model_bps"] else None}
-                       for p in points]}
-    cc = ctx.lab.exec("client", ["cat", "/proc/sys/net/ipv4/tcp_congestion_control"], timeout=10)
-    facts = {"delay_ms": S3_DELAY_MS, "delay_spec": S3_DELAY_SPEC,
-             "congestion_control": cc.stdout.strip() or None, "delay_backend": delay["backend"],
-             "left_after_clear": delay["left"] + [x for p in points for x in p["left"]],
-             "seconds": S3_SECONDS, "c": round(MATHIS_C, 4),
-             "points": points, "plot": plot,
-             "slope": loglog_slope([p["loss_pct"] for p in points],
-                                   [p["goodput_bps"] for p in points])}
-    lines = (f"server egress `{S3_DELAY_SPEC}` (backend {delay['backend']}) for the whole sweep; "
-             f"client egress `loss p% seed {SEED}` per point; left after the clears: "
-             f"{facts['left_after_clear'] or 'nothing'}",)
-    lines += tuple(
-        f"loss {p['loss_pct']:g}% ({p['spec']}, backend {p['backend']}): goodput "
-        f"{p['goodput_bps'] / 1e6:.2f} Mbit/s at the receiver ({S3_SECONDS:g} s window), RTT "
-        f"{p['rtt_ms']:.1f} ms (median of {p['rtt_samples']} TCP_INFO samples), MSS "
-        f"{p['handshake_mss']} (handshake; {p['snd_mss']} per segment), model "
-        f"{(p['model_bps'] or 0) / 1e6:.2f} Mbit/s, measured/model {p['ratio']}; sender "
-        f"retransmitted {p['retrans']}, lab-nfq dropped {p['shaper_lost']} of "
-        f"{p['shaper_packets']}" for p in points)
-    lines += (f"log-log slope of goodput against loss: {facts['slope']} (the model: -0.5); the "
-              f"client's congestion control: {facts['congestion_control']}",)
-    return Evidence("S3", facts, lines, {}, artifacts)
-
-
-def judge_s3(ev: Evidence) -> Verdict:
-    f = ev.facts
-    pts = [p for p in f["points"] if p["ratio"] is not None and p["goodput_bps"] > 0]
-    if len(pts) < 3 or f["slope"] is None or any(p["capture_dropped"] for p in f["points"]):
-        return Verdict("S3", "inconclusive", f"only {len(pts)} points have both a goodput and a "
-                       "model rate (or a capture dropped packets)")
-    ratios = [p["ratio"] for p in pts]
-    shape_ok = -0.75 <= f["slope"] <= -0.25
-    near = all(0.5 <= r <= 2 for r in ratios)
-    text = (f"with {f['delay_ms']} ms of delay (RTT {pts[0]['rtt_ms']:.1f} ms at the first "
-            f"point, {pts[-1]['rtt_ms']:.1f} ms at the last) goodput went from "
-            f"{pts[0]['goodput_bps'] / 1e6:.2f} Mbit/s at "
-            f"{pts[0]['loss_pct']:g}% loss to {pts[-1]['goodput_bps'] / 1e6:.2f} Mbit/s at "
-            f"{pts[-1]['loss_pct']:g}%, a log-log slope of {f['slope']} against the model's -0.5, "
-            f"at {min(ratios):.2f}-{max(ratios):.2f} times the Mathis rate "
-            f"(C={f['c']:.2f}, MSS {pts[0]['handshake_mss']}; the sender ran "
-            f"{f.get('congestion_control') or 'an unknown congestion control'}, the model is Reno's)")
-    if shape_ok and near:
-        return Verdict("S3", "holds", text)
-    if f["slope"] >= -0.1:
-        return Verdict("S3", "does not hold", f"{text}: goodput did not fall with the loss")
-    return Verdict("S3", "holds in part", text + (": the shape is the model's, the level is not"
-                                                  if shape_ok else ": it falls, but not like 1/√p"))
-
-
-S3 = Experiment("S3", "TCP goodput against loss, beside the Mathis model",
-                "TCP goodput against loss at a fixed delay, plotted beside the Mathis et al. "
-                "(1997) model rate ≈ (MSS/RTT)·(C/√p).", run_s3, judge_s3)
-
-EXPERIMENTS = (S1, S2, S3)
+EXPERIMENTS = (S1, S2)  # S3, goodput against loss by congestion control: congestion.py

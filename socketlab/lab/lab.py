@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -23,11 +24,12 @@ from socketlab.errors import (
     ComposeError,
     ConfigError,
     ImageError,
+    LabError,
     LabNotRunning,
     UnknownHost,
 )
 from socketlab.lab import compose as compose_cli
-from socketlab.lab import signals
+from socketlab.lab import shapespec, signals
 from socketlab.lab.assets import COMPOSE_FILE
 from socketlab.lab.config import HOSTS, LabConfig
 from socketlab.lab.docker_api import connect
@@ -124,12 +126,14 @@ class Lab:
         LabExists says how it differs from this one. Anything else that stops the start
         (an error, SIGINT or SIGTERM) removes what the start had created, then goes on;
         an interruption then says, as Interrupted, that nothing of the lab is left."""
+        shaping = shapespec.env_shaping(os.environ)  # a bad SOCKETLAB_SHAPE_*: nothing starts
         self._check_image()
         self._refuse_if_there()
         self._ids.clear()
         try:
             self._create()
             self._start()
+            self._await_shaping(shaping)
         except BaseException as e:
             self._roll_back()
             if isinstance(e, KeyboardInterrupt) and not signals.outcome_of(e):
@@ -183,6 +187,18 @@ class Lab:
         if set(self._containers()) != set(HOSTS):
             raise ComposeError("the lab's hosts did not stay running",
                                hint=f"see `docker logs {containers['server'].name}`")
+
+    def _await_shaping(self, shaping: dict) -> None:
+        """A host with SOCKETLAB_SHAPE_* is ready only once lab-host has its shaping in place
+        (a host that cannot apply it stops, with lab-shape's one-line reason in its log)."""
+        for host, wanted in shaping.items():
+            if self.exec(host, shapespec.wait_argv(30), timeout=35).exit_code == 0:
+                self.progress(f"{host}: shaped as {shapespec.ENV[host]} says ({', '.join(wanted)})")
+                continue
+            said = [ln for ln in self.logs(host).splitlines() if ln.startswith("lab-shape")]
+            raise LabError(f"{host}: {shapespec.ENV[host]} was not put in place: "
+                           f"{said[-1] if said else 'no word from lab-shape'}",
+                           hint=f"see `socketlab logs {host}`; `socketlab shape {host} --backends`")
 
     def _roll_back(self) -> None:
         """Remove what a failed start created; further signals wait until that is done."""

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 import pytest
 
 from socketlab.act import shaping
-from socketlab.errors import ConfigError
+from socketlab.errors import LabError
 from socketlab.tools import shaping_probes as probes
 from socketlab.tools.doctor import parse_backends, render_backends
 from tests.unit.test_bench_shaping import text_of
@@ -93,7 +93,7 @@ def test_seed_is_the_engines_here_netem_refuses_it_with_the_reason(uml):
     """iproute2 6.1's netem takes no seed: asked of netem, `seed` is refused with the reason;
     with auto the engine serves the seeded spec (its lab-nfq replays every choice)."""
     SHAPED.add("client")
-    with pytest.raises(ConfigError, match="seed: this iproute2's netem has no seed"):
+    with pytest.raises(LabError, match="seed: this iproute2's netem has no seed"):
         shaping.shape(uml, "client", "loss 10% seed 7", backend="netem")
     assert shaping.shape(uml, "client", "loss 10% seed 7").backend == "engine"
 

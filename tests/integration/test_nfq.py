@@ -129,14 +129,16 @@ def percentile(values: list[float], q: float) -> float:
 
 # -- the tests --------------------------------------------------------------------------------
 def test_delay_100ms_on_ping_pong(lab):
+    """Never early, and the fastest tenth within 5 ms of the delay. Not the median: a user-space
+    timer is only as punctual as the scheduler, and a busy machine (tests in parallel, load 8-10)
+    made a median of 116 ms here; lateness only adds."""
     base = instruments.numbers(ping(lab, 20, 0.01)["rtts"])
     with nfq(lab, "client", 0, "delay 100ms") as run:
         delayed = instruments.numbers(ping(lab, 30, 0.01)["rtts"])
     assert len(delayed) == 30
-    added = statistics.median(delayed) - statistics.median(base)
-    # On an idle machine the median lands within 1 ms of 100; a user-space timer is only
-    # as punctual as the scheduler, so a busy machine (tests in parallel) adds a few ms.
-    assert 99 <= added <= 115, f"added {added:.2f} ms; delayed RTTs {sorted(delayed)}"
+    assert min(delayed) >= 100.0
+    fastest = statistics.quantiles(delayed, n=10)[0] - statistics.median(base)
+    assert fastest <= 105, f"p10 added {fastest:.2f} ms; delayed RTTs {sorted(delayed)}"
     assert summary(run["log"])["delayed"] >= 30  # the pings, and the "stop"s after them
 
 

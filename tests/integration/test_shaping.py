@@ -7,14 +7,17 @@ Every flood is bounded (count and time) and stays between the lab's two hosts.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import math
+import os
 import statistics
+import subprocess
 import time
 
 import pytest
 
 from socketlab.act import instruments, shaping
-from socketlab.errors import LabError
+from socketlab.errors import ConfigError, LabError
 from socketlab.lab.lab import PROJECT_LABEL, Lab
 from socketlab.observe.events import parse_output
 from tests.conftest import lab_config
@@ -172,16 +175,63 @@ def test_compose_env_shapes_the_client_as_it_starts(docker_client, lab_image, mo
     monkeypatch.delenv("SOCKETLAB_SHAPE_SERVER", raising=False)
     config = lab_config("-shape-env")
     with Lab(config, client=docker_client) as env_lab:
-        deadline = time.monotonic() + 15
-        # lab-host applies egress then ingress; each direction's state is written when it is done
-        while "ingress: rate" not in sh(env_lab, "client", "lab-shape show"):
-            assert time.monotonic() < deadline, env_lab.logs("client")
-            time.sleep(0.2)
+        # up returns only once the client's shaping is in place: no waiting here
+        assert shaping.describe_state("client", shaping.state(env_lab, "client")) == [
+            "client egress: loss 5% (backend engine)",
+            "client ingress: rate 1000000bit limit 50 (backend engine)"]
         rules = sh(env_lab, "client", "iptables -t mangle -S SOCKETLAB-EGRESS")
         assert "--probability 0.0499999" in rules  # iptables prints 0.05 as 0.04999999981
         assert "tbf 2: root" in sh(env_lab, "client", "tc qdisc show dev slab-ifb0")
         assert "pfifo 3: parent 2:1 limit 50p" in sh(env_lab, "client", "tc qdisc show dev slab-ifb0")
         assert leftovers(env_lab, "server") == []
+
+
+def test_up_refuses_a_bad_env_spec_before_anything_starts(docker_client, lab_image, monkeypatch):
+    monkeypatch.setenv("SOCKETLAB_SHAPE_CLIENT", "egress: loss 150%")
+    config = lab_config("-shape-refused")
+    with pytest.raises(ConfigError, match=r"^SOCKETLAB_SHAPE_CLIENT: egress: loss 150% is out of range"):
+        Lab(config, client=docker_client).up()
+    assert _containers(docker_client, config.project) == {}
+    assert docker_client.networks.list(filters={"label": f"{PROJECT_LABEL}={config.project}"}) == []
+
+
+def test_shaped_plain_compose_up_completes(docker_client, lab_image):
+    """The README's own example: plain `compose up` with a 100 ms delay on what leaves the
+    client. The client's host stays until the shaper has let its last packets go, then the
+    server ends: compose returns by itself, the whole message delivered."""
+    from socketlab.lab import compose
+    from socketlab.lab.assets import COMPOSE_FILE
+    from socketlab.lab.subnets import claim_subnet
+
+    found = compose.detect()
+    project = lab_config("-shape-plain").project
+    env = dict(os.environ, SOCKETLAB_SHAPE_CLIENT="egress: delay 100ms", SOCKETLAB_IMAGE=lab_config().image)
+    env.pop("SOCKETLAB_SHAPE_SERVER", None)
+    try:
+        with claim_subnet(docker_client) as subnet:  # held until compose has made the network
+            net = ipaddress.IPv4Network(subnet)
+            env |= {"SOCKETLAB_SUBNET": subnet, "SOCKETLAB_SERVER_IP": str(net[5]),
+                    "SOCKETLAB_CLIENT_IP": str(net[6])}
+            done = subprocess.run(found.argv(project, COMPOSE_FILE, "up", "--no-build"), env=env,
+                                  capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+        for piece in ('data="hel"', 'data="lo,"', 'data="wor"', 'data="ld"'):
+            assert piece in done.stdout
+        found = _containers(docker_client, project)
+        exits = {name: c.attrs["State"]["ExitCode"] for name, c in found.items()}
+        assert exits == {"server": 0, "client": 0}
+    finally:
+        subprocess.run(found.argv(project, COMPOSE_FILE, "down", "--timeout", "2"), env=env,
+                       capture_output=True, timeout=120)
+    assert _containers(docker_client, project) == {}
+
+
+def test_for_reverts_by_itself_and_says_when(lab):
+    done = shaping.shape(lab, "client", "loss 10%", for_s=2.0)
+    assert "reverts by itself in" in shaping.show(lab, "client")
+    assert shaping.wait_reverted(lab, done) == "reverted"
+    assert leftovers(lab, "client") == []
+    assert shaping.state(lab, "client") == {"egress": None, "ingress": None}
 
 
 def test_compose_env_with_a_bad_spec_stops_the_host_loudly(docker_client, lab_image, monkeypatch):

@@ -10,7 +10,7 @@ import math
 import pytest
 
 from socketlab.act import shaping
-from socketlab.experiments import shaped, stats
+from socketlab.experiments import congestion, shaped, stats
 from socketlab.experiments.base import Evidence
 from socketlab.observe.wire import fault_packet
 
@@ -29,9 +29,9 @@ def test_mathis_model_is_mss_over_rtt_times_c_over_root_p():
 def test_loglog_slope_of_the_model_is_minus_a_half():
     losses = [0.5, 1, 2, 5]
     rates = [stats.mathis_bps(1460, 0.02, p / 100) for p in losses]
-    assert shaped.loglog_slope(losses, rates) == pytest.approx(-0.5)
-    assert shaped.loglog_slope(losses, [3e6] * 4) == 0
-    assert shaped.loglog_slope([1], [1]) is None
+    assert congestion.loglog_slope(losses, rates) == pytest.approx(-0.5)
+    assert congestion.loglog_slope(losses, [3e6] * 4) == 0
+    assert congestion.loglog_slope([1], [1]) is None
 
 
 def test_wilson_interval_brackets_the_proportion():
@@ -165,11 +165,17 @@ def test_s2_fault_pkt_takes_window_and_options_from_the_resent_copy():
 # ---------------------------------------------------------------- S3
 def s3_evidence(goodputs: list[float], rtt_ms: float = 21.0) -> Evidence:
     raw = [{"loss_pct": p, "goodput_bps": g, "rtt_ms": rtt_ms, "handshake_mss": 1460,
-            "capture_dropped": 0} for p, g in zip(shaped.S3_LOSSES, goodputs, strict=True)]
-    points = shaped.model_points(raw)
-    slope = shaped.loglog_slope([p["loss_pct"] for p in points], [p["goodput_bps"] for p in points])
+            "capture_dropped": 0} for p, g in zip(congestion.S3_LOSSES, goodputs, strict=True)]
+    points = congestion.model_points(raw)
+    slope = congestion.loglog_slope([p["loss_pct"] for p in points], [p["goodput_bps"] for p in points])
+    for p in points:
+        p["cc"] = "reno"
+    bbr = [{**p, "cc": "bbr", "ratio": 4.0} for p in points]
+    curves = {"reno": {"points": points, "slope": slope, "missing": ""},
+              "cubic": {"points": [], "slope": None, "missing": "not in this kernel"},
+              "bbr": {"points": bbr, "slope": -0.1, "missing": ""}}
     return Evidence("S3", {"delay_ms": 20, "c": stats.MATHIS_C, "points": points, "slope": slope,
-                           "congestion_control": "cubic"})
+                           "model_cc": "reno", "curves": curves})
 
 
 def model(p: float, scale: float = 1.0) -> float:
@@ -177,22 +183,32 @@ def model(p: float, scale: float = 1.0) -> float:
 
 
 def test_s3_holds_when_goodput_follows_the_model():
-    v = shaped.judge_s3(s3_evidence([model(p) for p in shaped.S3_LOSSES]))
+    v = congestion.judge_s3(s3_evidence([model(p) for p in congestion.S3_LOSSES]))
     assert v.status == "holds", v.summary
     assert "slope of -0.5" in v.summary
     assert "1.00-1.00 times" in v.summary
+    assert "the sender ran reno, the model is Reno's" in v.summary
+    assert v.summary.endswith("beside it (the model does not describe them) cubic: not in this kernel; "
+                              "bbr: slope -0.1, 4.00-4.00 times the rate")
 
 
 def test_s3_model_points_carry_the_ratio():
-    points = s3_evidence([model(p, 2) for p in shaped.S3_LOSSES]).facts["points"]
+    points = s3_evidence([model(p, 2) for p in congestion.S3_LOSSES]).facts["points"]
     assert [p["ratio"] for p in points] == [2.0] * 4
 
 
 @pytest.mark.parametrize(("goodputs", "status"), [
-    ([model(p, 5) for p in shaped.S3_LOSSES], "holds in part"),     # the shape, not the level
-    ([model(p) * (p ** 0.3) for p in shaped.S3_LOSSES], "holds in part"),  # falls, too slowly
+    ([model(p, 5) for p in congestion.S3_LOSSES], "holds in part"),     # the shape, not the level
+    ([model(p) * (p ** 0.3) for p in congestion.S3_LOSSES], "holds in part"),  # falls, too slowly
     ([2e6] * 4, "does not hold"),                                    # flat: another limit
     ([0, 0, 0, 0], "inconclusive"),
 ])
 def test_s3_verdict_follows_the_evidence(goodputs, status):
-    assert shaped.judge_s3(s3_evidence(goodputs)).status == status
+    assert congestion.judge_s3(s3_evidence(goodputs)).status == status
+
+
+def test_s3_plot_has_a_series_per_algorithm_and_reno_s_model():
+    ev = s3_evidence([model(p) for p in congestion.S3_LOSSES])
+    plot = congestion.s3_plot(ev.facts["curves"])
+    assert plot["series"] == ["reno Mbit/s", "bbr Mbit/s", "model Mbit/s"]
+    assert plot["points"][0]["reno Mbit/s"] == plot["points"][0]["model Mbit/s"]

@@ -89,13 +89,14 @@ def test_sink_counts_the_runs_of_missing_numbers():
     assert (got["distinct"], got["missing"], got["lost_runs"]) == (5, 5, 2)
 
 
-def test_tcp_send_into_sink_delivers_every_byte():
+def test_tcp_send_into_sink_delivers_every_byte_with_the_congestion_control_asked():
     port = free_port(socket.SOCK_STREAM)
     sink = start("tcp_sink", port, most=8.0)
-    sent = run("tcp_send", LOOPBACK, port, bytes=300_000)
+    sent = run("tcp_send", LOOPBACK, port, bytes=300_000, cc="reno")  # allowed to anyone
     got = finish(sink)
     assert sent["sent"] == got["received"] == 300_000
     assert sent["mss"] > 0
+    assert sent["cc"] == "reno"
     assert len(got["sha256"]) == 64
 
 
@@ -103,3 +104,11 @@ def test_a_sink_with_nothing_coming_ends_by_itself():
     port = free_port()
     got = finish(start("udp_sink", port, first=0.3))
     assert got["received"] == 0
+
+
+def test_tcp_send_with_a_congestion_control_the_kernel_lacks_says_so():
+    done = subprocess.run(command("tcp_send", LOOPBACK, free_port(socket.SOCK_STREAM), bytes=1, cc="nosuch"),
+                          capture_output=True, text=True, timeout=WAIT, env=env())
+    assert done.returncode == 2
+    [error] = parse_output(done.stdout)
+    assert (error.name, error.fields["op"], error.fields["cc"]) == ("error", "setsockopt", "nosuch")

@@ -380,3 +380,17 @@ def test_probe_keeps_its_first_answer_in_the_cache_until_asked_afresh(tmp_path):
     ls.probe(run, which=lambda _name: "/lab/bin/lab-nfq", cache=cache, fresh=True)
     assert len(calls) == 2 * steps
     assert "lab-nfq" in ls.probe(run, which=lambda _name: None, cache=cache)
+
+
+def test_drain_waits_as_long_as_the_shaping_may_hold_a_packet_then_clears(run_dir):
+    ls.apply(ls.parse("delay 100ms 20ms"), "egress", "engine", NO_NETEM, run=FakeSystem())
+    ls.apply(ls.parse("rate 1mbit limit 10", [{"match": {}, "action": "delay", "ms": 300}]), "ingress",
+             "engine", NO_NETEM, run=FakeSystem())
+    slept, system = [], FakeSystem()
+    waited = ls.host.drain(run=system, sleep=slept.append)
+    # ingress: a 300 ms fault delay, and 10 full frames queued at 1 mbit/s (121 ms): 0.42 s
+    assert slept == [waited]
+    assert waited == pytest.approx(0.3 + 10 * 1514 * 8 / 1e6 + 0.2)
+    assert ls.read_state("egress") is None
+    assert ls.read_state("ingress") is None
+    assert system.steps == [*ls.clear_plan("egress"), *ls.clear_plan("ingress")]

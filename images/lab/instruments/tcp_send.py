@@ -1,10 +1,14 @@
 """tcp_send: connect and send, bounded by bytes (--bytes) or by time (--seconds); the
 kernel's own view of the connection as it goes (TCP_INFO: MSS, RTT samples, retransmits).
 
-    python3 tcp_send.py HOST PORT (--bytes N | --seconds S) [--sndbuf BYTES] [--most 12]
+    python3 tcp_send.py HOST PORT (--bytes N | --seconds S) [--sndbuf BYTES] [--cc reno]
+                        [--most 12]
 
-Prints `connected connect_ms=C`, then `summary sent=B seconds=S mss=M rtt_median_us=R
-rtt_samples=K retrans=N` (RTT sampled every 50 ms while sending)."""
+--cc: this connection's congestion control (TCP_CONGESTION, set before connect; one the
+kernel has: /proc/sys/net/ipv4/tcp_available_congestion_control). Prints `connected
+connect_ms=C`, then `summary sent=B seconds=S mss=M rtt_median_us=R rtt_samples=K retrans=N
+cc=NAME` (RTT sampled every 50 ms while sending; cc: what the kernel says the socket ran).
+A --cc the kernel refuses: `error op=setsockopt cc=NAME msg=...`, exit 2, nothing sent."""
 
 import argparse
 import contextlib
@@ -21,6 +25,7 @@ p.add_argument("port", type=int)
 p.add_argument("--bytes", type=int)
 p.add_argument("--seconds", type=float)
 p.add_argument("--sndbuf", type=int)
+p.add_argument("--cc")
 p.add_argument("--most", type=float, default=12.0)
 args = p.parse_args()
 total = args.bytes if args.bytes is not None else 1 << 62
@@ -30,6 +35,12 @@ end = t0 + min(args.most, args.seconds if args.seconds is not None else args.mos
 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 if args.sndbuf:
     s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, args.sndbuf)
+if args.cc:
+    try:
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, args.cc.encode())
+    except OSError as e:
+        emit("error", op="setsockopt", cc=args.cc, msg=e.strerror or str(e))
+        raise SystemExit(2) from None
 s.settimeout(args.most)
 c0 = time.time()
 s.connect((args.host, args.port))
@@ -51,6 +62,8 @@ while sent < total and time.monotonic() < end:
         rtts.append(info()[1])
         sample = time.monotonic() + 0.05
 mss, _rtt, retrans = info()
+cc = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, 16).split(b"\0")[0].decode()
 s.close()
 emit("summary", sent=sent, seconds=time.monotonic() - t0, mss=mss,
-     rtt_median_us=int(statistics.median(rtts)) if rtts else 0, rtt_samples=len(rtts), retrans=retrans)
+     rtt_median_us=int(statistics.median(rtts)) if rtts else 0, rtt_samples=len(rtts), retrans=retrans,
+     cc=cc)

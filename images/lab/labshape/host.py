@@ -14,8 +14,9 @@ import time
 from . import paths
 from .backends import DEV, IFB, build_plan, choose_backend, clear_plan
 from .backends.engine import CHAINS
+from .backends.tc import FRAME
 from .pidfiles import live_pid
-from .spec import DIRECTIONS, Impairment, parse
+from .spec import DEFAULT_LIMIT, DIRECTIONS, Impairment, parse
 from .steps import Runner, run_plan, run_step
 
 MAX_FOR_S = 7 * 86400
@@ -138,6 +139,28 @@ def wait_reverted(direction: str, token: str, timeout: float) -> str:
             return "replaced"
         time.sleep(0.1)
     return "timeout"
+
+
+# -- drain: let what the shaper holds leave, then clear --------------------------------------------
+def holding_s(state: dict) -> float:
+    """How long the shaping in `state` may hold a packet, at most (delay, jitter, fault
+    delays; a rate's full queue), bounded to a minute."""
+    imp = parse(state["spec"], state.get("faults", ()))
+    held_ms = imp.delay_ms + imp.jitter_ms + sum(f.get("ms", 0) for f in imp.faults)
+    if imp.rate_bit:
+        held_ms += (imp.limit or DEFAULT_LIMIT) * FRAME * 8 / imp.rate_bit * 1000
+    return min(60.0, held_ms / 1000)
+
+
+def drain(dev: str = DEV, run: Runner = run_step, sleep=time.sleep) -> float:
+    """Wait as long as the shaping in place may hold a packet (plus 0.2 s), then clear both
+    directions: the last packets of a program that has ended still leave. The seconds waited."""
+    states = [s for s in (read_state(d) for d in DIRECTIONS) if s]
+    wait = max((holding_s(s) for s in states), default=0.0) + (0.2 if states else 0.0)
+    sleep(wait)
+    for direction in DIRECTIONS:
+        run_clear(direction, dev, run)
+    return wait
 
 
 # -- show ---------------------------------------------------------------------------------------
