@@ -145,8 +145,25 @@ def state(lab: Lab, host: str) -> dict[str, dict | None]:
     """What is in place in the host, per direction: {"spec", "faults", "backend"[, "until"]}
     or None (not shaped)."""
     check_request(host, None)
-    found = json.loads(_run(lab, host, ["lab-shape", "show", "--json"]) or "{}")
-    return {d: found.get(d) for d in DIRECTIONS}
+    text = _run(lab, host, ["lab-shape", "show", "--json"])
+    try:
+        found = json.loads(text or "{}")
+        return {d: found.get(d) for d in DIRECTIONS}
+    except (ValueError, AttributeError):
+        raise ShapeFailed(f"{host}: `lab-shape show --json` said {_last_line(text)!r}") from None
+
+
+def shaped_now(lab: Lab) -> dict[str, dict[str, dict | None]]:
+    """Every host's shaping as it is now (both asked at once): host -> state(lab, host)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=len(HOSTS)) as pool:
+        return dict(zip(HOSTS, pool.map(lambda h: state(lab, h), HOSTS), strict=True))
+
+
+def shaped_lines(found: dict[str, dict[str, dict | None]]) -> list[str]:
+    """shaped_now's answer as lines (pure): empty when nothing is shaped."""
+    return [line for host, st in found.items() for line in describe_state(host, st)]
 
 
 def describe_state(host: str, found: dict[str, dict | None]) -> list[str]:

@@ -7,7 +7,7 @@ import argparse
 from rich.console import Console
 
 from socketlab.cli import common
-from socketlab.errors import LabExists, LabNotRunning
+from socketlab.errors import LabError, LabExists, LabNotRunning
 from socketlab.lab.assets import IMAGE_CONTEXT
 from socketlab.lab.docker_api import connect
 from socketlab.lab.existing import differences
@@ -116,9 +116,10 @@ def status(args: argparse.Namespace, out: Console, err: Console, lab: Lab | None
     rows, subnet, project = lab.status(), lab.subnet_in_use(), lab.config.project
     there = not (subnet is None and all(r["state"] == "absent" for r in rows))
     running = there and all(r["state"] == "running" for r in rows)
+    shaping = _shaping(lab) if running else {}
     if getattr(args, "json", False):
         common.dump_json(out, {"project": project, "subnet": subnet, "running": running,
-                               "hosts": rows if there else []})
+                               "hosts": rows if there else [], "shaping": shaping})
         return common.ExitCode.OK if running else common.ExitCode.FAILED
     if not there:
         out.print(f"lab {project!r} is not running: it has no hosts and no network", soft_wrap=True)
@@ -131,7 +132,21 @@ def status(args: argparse.Namespace, out: Console, err: Console, lab: Lab | None
     for row in rows:
         table.add_row(*(row[k] for k in columns))
     out.print(table)
+    from socketlab.act.shaping import shaped_lines
+
+    for line in shaped_lines(shaping) if running else []:
+        out.print(f"shaped: {line}", markup=False, soft_wrap=True)
     return common.ExitCode.OK if running else common.ExitCode.FAILED
+
+
+def _shaping(lab: Lab) -> dict:
+    """Each host's shaping now ({} where the hosts are not the post's two)."""
+    from socketlab.act.shaping import shaped_now
+
+    try:
+        return shaped_now(lab)
+    except LabError:
+        return {}
 
 
 def exec_(args: argparse.Namespace, out: Console, err: Console) -> int:

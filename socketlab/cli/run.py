@@ -39,10 +39,12 @@ def run(args: argparse.Namespace, out: Console, err: Console) -> int:
     lab = common.running_lab(args, err)
     if args.capture:
         return _run_captured(args, out, err, lab, opts)
+    shaping = shaped_now(lab)  # a run on shaped links says so
     result = run_pair(lab, opts, progress=common.progress(err))
     if args.json:
-        common.dump_json(out, _run_json(result))
+        common.dump_json(out, {**_run_json(result), "shaping": shaping})
     else:
+        _show_shaping(out, shaping)
         _show_run(out, lab, result)
     return common.ExitCode.OK if result.ok else common.ExitCode.FAILED
 
@@ -106,6 +108,24 @@ def _run_json(result) -> dict:
             "client": events(result.client_events)}
 
 
+def shaped_now(lab: Lab) -> dict:
+    """Each host's shaping now ({} where that cannot be asked)."""
+    from socketlab.act import shaping
+    from socketlab.errors import LabError
+
+    try:
+        return shaping.shaped_now(lab)
+    except LabError:
+        return {}
+
+
+def _show_shaping(out: Console, found: dict) -> None:
+    from socketlab.act.shaping import shaped_lines
+
+    for line in shaped_lines(found):
+        out.print(f"shaped: {line} (what this run crosses)", markup=False, soft_wrap=True)
+
+
 def demo(args: argparse.Namespace, out: Console, err: Console) -> int:
     from socketlab.act.programs import Options, run_pair
     from socketlab.lab.existing import this_or_running
@@ -114,6 +134,7 @@ def demo(args: argparse.Namespace, out: Console, err: Console) -> int:
     ensure_image(lab, err)
     ok = True
     with this_or_running(lab, common.asked(args)) as lab:  # a running lab: used, left running
+        _show_shaping(out, shaped_now(lab))
         for proto in ("tcp", "udp"):
             result = run_pair(lab, Options(proto=proto))
             _show_run(out, lab, result)

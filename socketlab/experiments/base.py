@@ -101,4 +101,16 @@ def run_meta(lab: Lab) -> dict[str, str]:
         "compose": f"{' '.join(lab.compose.prefix)} {lab.compose.version}",
         "lab": f"{lab.config.project} on {lab.config.subnet} (server {lab.config.server_ip}, "
                f"client {lab.config.client_ip}, port {lab.config.port})",
+        "shaping at the start": _shaping_meta(lab),
     }
+
+
+def _shaping_meta(lab: Lab) -> str:
+    """The hosts' shaping when the run began ("none"; the experiments' own is in their facts)."""
+    from socketlab.act import shaping
+    from socketlab.errors import LabError
+
+    try:
+        return "; ".join(shaping.shaped_lines(shaping.shaped_now(lab))) or "none"
+    except LabError as e:
+        return f"unknown ({e})"

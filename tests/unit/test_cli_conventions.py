@@ -17,6 +17,7 @@ from socketlab.cli.common import ExitCode
 from socketlab.cli.experiments import fail_on
 from socketlab.errors import ConfigError
 from socketlab.lab.config import LabConfig
+from socketlab.lab.process import ExecResult
 from tests.unit.conftest import cli
 
 
@@ -40,6 +41,7 @@ class StatusLab:
             {"host": "server", "address": "192.168.33.5", "state": "running", "container": "abc"},
             {"host": "client", "address": "192.168.33.6", "state": "running", "container": "def"}]
         self.subnet = subnet
+        self.shaping: dict[str, dict] = {}  # host -> what `lab-shape show --json` says
         StatusLab.made.append(self)
 
     @classmethod
@@ -51,6 +53,10 @@ class StatusLab:
 
     def subnet_in_use(self):
         return self.subnet
+
+    def exec(self, host, argv, *, timeout=None):
+        assert argv == ["lab-shape", "show", "--json"]
+        return ExecResult(0, json.dumps(self.shaping.get(host, {})) + "\n", "", 0.01)
 
     def down(self):
         return [f"container {self.config.project}_server_1", f"network {self.config.project}_labnet"]
@@ -140,7 +146,22 @@ def test_status_as_json_of_a_lab_that_is_not_there(status_lab, monkeypatch):
         lambda cls, project, progress=None: cls(LabConfig(project=project), absent, None)))
     code, out, _err = cli("status", "--json")
     assert code == ExitCode.FAILED
-    assert json.loads(out) == {"project": "socketlab", "subnet": None, "running": False, "hosts": []}
+    assert json.loads(out) == {"project": "socketlab", "subnet": None, "running": False, "hosts": [],
+                               "shaping": {}}
+
+
+def test_status_says_which_host_is_shaped(status_lab, monkeypatch):
+    def shaped(cls, project, progress=None):
+        lab = cls(LabConfig(project=project))
+        lab.shaping = {"client": {"egress": {"spec": "delay 100ms", "faults": [], "backend": "engine"}}}
+        return lab
+    monkeypatch.setattr(StatusLab, "running", classmethod(shaped))
+    code, out, _err = cli("status")
+    assert code == ExitCode.OK
+    assert out.splitlines()[-1] == "shaped: client egress: delay 100ms (backend engine)"
+    code, out, _err = cli("status", "--json")
+    assert json.loads(out)["shaping"]["client"]["egress"]["spec"] == "delay 100ms"
+    assert json.loads(out)["shaping"]["server"] == {"egress": None, "ingress": None}
 
 
 def test_down_as_json_names_what_was_removed(status_lab):
