@@ -43,10 +43,11 @@ def completion(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 
 def doctor(args: argparse.Namespace, out: Console, err: Console) -> int:
-    from socketlab.tools.doctor import render, render_backends, run_checks, shaping_support
+    from socketlab.tools.doctor import kernel_checks, render, render_backends, run_checks, shaping_support
 
     checks = run_checks(common.config_from(args), COMPOSE_FILE, IMAGE_CONTEXT, common.progress(err))
     support = shaping_support(common.config_from(args), common.progress(err))  # None: no engine or image
+    checks += kernel_checks(support) if support is not None else []
     ok = all(c.ok or not c.required for c in checks)
     if args.json:
         common.dump_json(out, {"ok": ok, "checks": [dataclasses.asdict(c) for c in checks],

@@ -1,8 +1,9 @@
 """`socketlab doctor`: what this machine offers the lab, each item tried for real.
 
-Docker and compose versions, the lab image, and the kernel's traffic-control features,
-probed inside a throwaway lab container that has no network at all (`--network none`):
-the probes touch only that container's loopback, and the container is removed after.
+Docker and compose versions, the lab image, and the kernel's traffic-control features: those
+are lab-shape's own answer (`lab-shape backends`, the probe it decides with), asked inside a
+throwaway lab container that has no network at all (`--network none`): the probes touch only
+that container's loopback, and the container is removed after.
 """
 
 from __future__ import annotations
@@ -21,28 +22,6 @@ from socketlab.lab.docker_api import connect
 from socketlab.lab.lab import LAB_LABEL
 from socketlab.lab.process import ExecResult
 
-# name -> (shell command run as root with NET_ADMIN in a container with no network, what it is for)
-KERNEL_PROBES: dict[str, tuple[str, str]] = {
-    "netem": ("tc qdisc add dev lo root netem delay 1ms && tc qdisc del dev lo root",
-              "delay, loss, duplication, reordering, corruption (sch_netem)"),
-    "tbf": ("tc qdisc add dev lo root tbf rate 1mbit burst 32kbit latency 50ms "
-            "&& tc qdisc del dev lo root", "rate limit (token bucket)"),
-    "htb": ("tc qdisc add dev lo root handle 1: htb default 1 && tc qdisc del dev lo root",
-            "rate limit with classes"),
-    "ifb": ("ip link add slab-ifb0 type ifb && ip link del slab-ifb0",
-            "shaping what arrives at a host (ingress redirected to ifb)"),
-    "ingress+mirred": ("ip link add slab-ifb1 type ifb && tc qdisc add dev lo ingress && "
-                       "tc filter add dev lo parent ffff: u32 match u32 0 0 action mirred egress "
-                       "redirect dev slab-ifb1 && tc qdisc del dev lo ingress && "
-                       "ip link del slab-ifb1", "redirecting arriving packets"),
-    "iptables statistic": ("iptables -A OUTPUT -o lo -m statistic --mode random --probability "
-                           "0.5 -j ACCEPT && iptables -D OUTPUT -o lo -m statistic --mode random "
-                           "--probability 0.5 -j ACCEPT", "random loss without netem"),
-    "NFQUEUE": ("iptables -A OUTPUT -o lo -p udp --dport 9 -j NFQUEUE --queue-num 0 && "
-                "iptables -D OUTPUT -o lo -p udp --dport 9 -j NFQUEUE --queue-num 0",
-                "per-packet decisions in user space (delay, reorder, packet-exact faults)"),
-}
-
 
 @dataclass(frozen=True)
 class Check:
@@ -50,32 +29,6 @@ class Check:
     ok: bool
     detail: str
     required: bool = True
-
-
-def probe_script() -> str:
-    """One shell script that runs every probe and prints `name<TAB>ok|fail<TAB>detail`."""
-    lines = ['probe() { if out=$(sh -c "$2" 2>&1); then printf "%s\\tok\\t\\n" "$1"; '
-             'else printf "%s\\tfail\\t%s\\n" "$1" "$(printf %s "$out" | tr "\\n" " " | head -c 160)"; fi; }']
-    for name, (command, _why) in KERNEL_PROBES.items():
-        lines.append(f"probe {_quote(name)} {_quote(command)}")
-    return "\n".join(lines)
-
-
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "'\\''") + "'"
-
-
-def parse_probes(output: str) -> list[Check]:
-    checks = []
-    for line in output.splitlines():
-        name, _, rest = line.partition("\t")
-        state, _, detail = rest.partition("\t")
-        if name in KERNEL_PROBES:
-            why = KERNEL_PROBES[name][1]
-            checks.append(Check(f"kernel: {name}", state == "ok",
-                                why if state == "ok" else f"missing: {detail or why}",
-                                required=False))
-    return checks
 
 
 def run_checks(config: LabConfig, compose_file: Path, context: Path,
@@ -101,13 +54,18 @@ def run_checks(config: LabConfig, compose_file: Path, context: Path,
         "current": f"{config.image} is built from this checkout",
         "stale": f"{config.image} was built from other files: run `socketlab build`",
         "missing": f"{config.image} is missing: run `socketlab build`"}[state]))
-    if state == "missing":
-        return checks
-    progress("probing the kernel's traffic-control features in a throwaway container")
-    output = client.containers.run(config.image, ["sh", "-c", probe_script()], remove=True,
-                                   network_mode="none", cap_add=["NET_ADMIN"],
-                                   labels={LAB_LABEL: "1"}, stdout=True, stderr=True)
-    return checks + parse_probes(output.decode(errors="replace"))
+    return checks
+
+
+def kernel_checks(support: BackendSupport) -> list[Check]:
+    """The kernel's features as lab-shape probed them (the one probe set, labshape/probe.py):
+    each feature, what it serves, and why it is missing where it is."""
+    from socketlab.lab.shapespec import labshape
+
+    features = labshape().FEATURES
+    return [Check(f"kernel: {name}", have, features[name][0] if have else f"missing: {features[name][1]}",
+                  required=False)
+            for name, have in support.features.items() if name in features]
 
 
 def render(checks: list[Check]) -> Table:

@@ -20,7 +20,7 @@ import pytest
 from socketlab.act import shaping
 from socketlab.errors import LabError
 from socketlab.tools import shaping_probes as probes
-from socketlab.tools.doctor import parse_backends, render_backends
+from socketlab.tools.doctor import kernel_checks, parse_backends, render_backends
 from tests.unit.test_bench_shaping import text_of
 
 pytestmark = [pytest.mark.integration, pytest.mark.uml]
@@ -85,6 +85,9 @@ def test_this_kernel_has_netem_and_auto_picks_it(uml):
     table = text_of(render_backends(support))  # doctor's table, and `shape --backends`'
     delay_row = next(line for line in table.splitlines() if line.strip().startswith("│ delay"))
     assert delay_row.count("served") == 4  # netem and the engine, both directions
+    checks = {c.name: c.ok for c in kernel_checks(support)}  # doctor's kernel lines
+    assert checks["kernel: netem"] is True
+    assert checks["kernel: netem-seed"] is False
     SHAPED.add("client")
     assert shaping.shape(uml, "client", "delay 10ms loss 1%").backend == "netem"
 
