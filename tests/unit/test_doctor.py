@@ -24,6 +24,7 @@ def test_kernel_checks_are_lab_shapes_features_with_what_each_serves():
     assert checks["kernel: netem"] == Check("kernel: netem", False, "missing: the kernel has no sch_netem",
                                             required=False)
     assert checks["kernel: tbf"] == Check("kernel: tbf", True, features["tbf"][0], required=False)
+    assert checks["kernel: netem-seed"].detail == "missing: not tried: the kernel has no sch_netem"
 
 
 def test_the_probe_doctor_reports_is_the_one_lab_shape_runs():
