@@ -33,6 +33,7 @@ C7_SIZES = (2000, 6000, 12000, 20000, 65507, 65508)
 UDP_MAX = 65507          # 65535 - 20 (IPv4 header) - 8 (UDP header)
 C9_QDISC = "tbf rate 1mbit burst 2kb limit 3000"
 C9_COUNT, C9_SIZE = 2000, 1000
+FIRST_WAIT_S = 10.0  # how long a slow reader waits for the first datagram of a burst
 SENDER_COUNTERS = ("Udp.OutDatagrams", "Udp.SndbufErrors", "qdisc.drops", "link.tx_dropped")
 RECEIVER_COUNTERS = ("Udp.InDatagrams", "Udp.RcvbufErrors", "Udp.InErrors", "Udp.NoPorts",
                      "link.rx_dropped")
@@ -40,9 +41,12 @@ RECEIVER_COUNTERS = ("Udp.InDatagrams", "Udp.RcvbufErrors", "Udp.InErrors", "Udp
 
 # ---------------------------------------------------------------- running a variant
 def udp_server_argv(port: int, *, rcvbuf: int | None = None, delay: float = 0.0,
-                    bufsize: int = 65535, timeout: float = 0.5) -> list[str]:
+                    bufsize: int = 65535, timeout: float = 1.5) -> list[str]:
+    """The slow reader: it waits up to FIRST_WAIT_S for the burst to begin (a loaded host may
+    start the client late), then stops after `timeout` seconds of silence."""
     argv = ["python3", f"{PROGRAMS_DIR}/udp_server.py", "--port", str(port), "--bufsize",
-            str(bufsize), "--timeout", f"{timeout:g}", "--delay", f"{delay:g}", "--quiet"]
+            str(bufsize), "--timeout", f"{timeout:g}", "--first-timeout", f"{FIRST_WAIT_S:g}",
+            "--delay", f"{delay:g}", "--quiet"]
     return argv + (["--rcvbuf", str(rcvbuf)] if rcvbuf is not None else [])
 
 

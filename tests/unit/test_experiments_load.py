@@ -232,6 +232,7 @@ def test_argv_builders_ask_for_the_variants() -> None:
     server = load.udp_server_argv(6666, rcvbuf=4096, delay=0.001)
     assert server[server.index("--rcvbuf") + 1] == "4096"
     assert "--delay" in server
+    assert float(server[server.index("--first-timeout") + 1]) > float(server[server.index("--timeout") + 1])
 
 
 def test_judges_do_not_mutate_the_evidence() -> None:

@@ -140,3 +140,24 @@ def test_a_slow_reader_with_a_small_buffer_drops_a_burst(servers) -> None:
     assert events[0].fields["sent"] == 500
     summary = next(e for e in server.events() if e.name == "summary")
     assert 0 < summary.fields["received"] < 500
+
+
+# ---------------------------------------------------------------- server: the first datagram
+def test_first_timeout_waits_longer_for_the_first_datagram_only(servers) -> None:
+    """A slow-starting client still finds the server: --first-timeout (2 s) outlasts a 0.8 s
+    late start that --timeout (0.5 s) alone would not; after it, 0.5 s of silence ends it."""
+    server = start(servers, "--quiet", "--bufsize", "2048", "--first-timeout", "2")
+    done = subprocess.run(["sleep", "0.8"], timeout=WAIT)
+    assert done.returncode == 0
+    code, _events = client(server.port, "--count", "3", "--size", "10", "--quiet")
+    assert code == 0
+    events = server.events()
+    assert next(e for e in events if e.name == "summary").fields["received"] == 3
+    assert next(e for e in events if e.name == "stop").fields["reason"] == "timeout"
+
+
+def test_without_first_timeout_a_late_client_finds_the_server_gone(servers) -> None:
+    server = start(servers, "--quiet")
+    server.proc.wait(WAIT)  # 0.5 s of silence, nothing sent yet: it has stopped
+    events = server.events()
+    assert next(e for e in events if e.name == "summary").fields["received"] == 0

@@ -36,6 +36,9 @@ def main():
         default=None,
         help="stop after SECONDS with no datagram (default: wait forever)",
     )
+    parser.add_argument(
+        "--first-timeout", type=float, help="the wait for the first datagram (default: --timeout)"
+    )
     parser.add_argument("--rcvbuf", type=int, help="C6/C10: set SO_RCVBUF to BYTES before bind")
     parser.add_argument(
         "--delay", type=float, default=0.0, help="C6/C10: a slow reader, sleep before each recvfrom"
@@ -52,9 +55,11 @@ def main():
             shown["rcvbuf"] = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
         sock.bind((args.bind, args.port))
         event("listening", addr=addr(sock.getsockname()), **shown)  # no listen() in UDP
-        sock.settimeout(args.timeout)  # UDP never says "no more data": silence is the signal
         received = total = 0
         while True:
+            # UDP never says "no more data": silence is the signal (a longer wait for the first)
+            first = received == 0 and args.first_timeout is not None
+            sock.settimeout(args.first_timeout if first else args.timeout)
             time.sleep(args.delay)  # meanwhile, datagrams wait in (or overflow) the buffer
             try:
                 data, peer = sock.recvfrom(args.bufsize)  # one datagram, cut to bufsize
