@@ -37,6 +37,7 @@ BACKENDS = ("auto", "netem", "engine")
 EXIT_REFUSED = 2  # lab-shape's exit code for a spec or backend it cannot honour
 MAX_FOR_S = 7 * 86400
 NFQ_LOG = "/run/socketlab/nfq-{queue}.log"  # lab-nfq's JSON lines in the host
+STATE_FILE = "/run/socketlab/shape-{direction}.json"  # what lab-shape applied (labshape.paths.state)
 
 
 class ShapeFailed(LabError):
@@ -154,11 +155,29 @@ def state(lab: Lab, host: str) -> dict[str, dict | None]:
 
 
 def shaped_now(lab: Lab) -> dict[str, dict[str, dict | None]]:
-    """Every host's shaping as it is now (both asked at once): host -> state(lab, host)."""
+    """Every host's shaping as it is now: host -> what state(lab, host) says, read from
+    lab-shape's state files, all hosts at once. No process starts in a host for it (a file
+    that is not there costs the engine about 2 ms), so a run can ask before every exchange."""
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=len(HOSTS)) as pool:
-        return dict(zip(HOSTS, pool.map(lambda h: state(lab, h), HOSTS), strict=True))
+        found = pool.map(lambda h: read_states(lambda path: lab.read_file(h, path)), HOSTS)
+        return dict(zip(HOSTS, found, strict=True))
+
+
+def read_states(read: Callable[[str], bytes | None]) -> dict[str, dict | None]:
+    """What is in place per direction, from lab-shape's state files as `read(path)` gets them
+    out of the host (None: no such file)."""
+    return {d: parse_state(read(STATE_FILE.format(direction=d))) for d in DIRECTIONS}
+
+
+def parse_state(raw: bytes | None) -> dict | None:
+    """A state file's content as lab-shape reads it (pure): None when absent or unreadable."""
+    try:
+        found = json.loads(raw) if raw else None
+    except ValueError:
+        return None
+    return found if isinstance(found, dict) else None
 
 
 def shaped_lines(found: dict[str, dict[str, dict | None]]) -> list[str]:

@@ -15,9 +15,11 @@ def register(command) -> None:
 
 
 def ls(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from socketlab.act.shaping import describe_state
     from socketlab.lab.inventory import list_labs
 
-    labs = list_labs(_engine(args))
+    engine = _engine(args)
+    labs = _with_shaping(engine, list_labs(engine))
     if args.json:
         common.dump_json(out, [lab.as_dict() for lab in labs])
         return common.ExitCode.OK
@@ -27,12 +29,14 @@ def ls(args: argparse.Namespace, out: Console, err: Console) -> int:
     from rich.table import Table
 
     table = Table(title_justify="left")
-    for column in ("lab", "state", "subnet", "hosts"):
+    for column in ("lab", "state", "subnet", "hosts", "shaping"):
         table.add_column(column)
     for lab in labs:
         hosts = "\n".join(f"{h.name} {h.address}" + ("" if h.state == "running" else f" ({h.state})")
                           for h in lab.hosts)
-        table.add_row(lab.project, lab.state, "\n".join(lab.subnets) or "-", hosts or "-")
+        shaped = [line for host, found in lab.shaping.items() for line in describe_state(host, found)]
+        table.add_row(lab.project, lab.state, "\n".join(lab.subnets) or "-", hosts or "-",
+                      "\n".join(shaped) or ("none" if lab.shaping else "-"))
     out.print(table)
     return common.ExitCode.OK
 
@@ -47,3 +51,19 @@ def _engine(args: argparse.Namespace):
 
         return NodesHTTP(Swarm.from_settings())
     return DockerHTTP.from_env()
+
+
+def _with_shaping(engine, labs: list) -> list:
+    """Each running host's shaping, read from lab-shape's state files (no process in a host)."""
+    import dataclasses
+    from concurrent.futures import ThreadPoolExecutor
+
+    from socketlab.act.shaping import read_states
+
+    asked = [(lab.project, h) for lab in labs for h in lab.hosts if h.state == "running"]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        states = pool.map(lambda ph: read_states(lambda path: engine.read_file(ph[1].instruments, path)),
+                          asked)
+        found = {(project, h.name): st for (project, h), st in zip(asked, states, strict=True)}
+    return [dataclasses.replace(lab, shaping={h.name: found[(lab.project, h.name)] for h in lab.hosts
+                                              if (lab.project, h.name) in found}) for lab in labs]

@@ -34,6 +34,7 @@ def register(command) -> None:
                         ("backends", "which backend serves which parameter in HOST"),
                         ("plan", "print the commands an apply would run; change nothing")):
         cmd.add_argument(f"--{flag}", action="store_true", help=help_)
+    cmd.add_argument("--json", action="store_true", help="with --show or --backends: as JSON")
 
 
 # `socketlab shape` options -> spec words: (option, spec word, the option it needs)
@@ -80,16 +81,27 @@ def shape(args: argparse.Namespace, out: Console, err: Console) -> int:
     impairment = shaping.parse(spec, faults) if spec or faults else None
     for_s = shaping.parse_duration(args.for_) if args.for_ is not None else None
     shaping.check_request(args.host, args.dir, args.backend)
+    if args.json and not (args.show or args.backends):
+        raise ConfigError("--json goes with --show or --backends",
+                          hint=f"e.g. `socketlab shape {args.host} --show --json`")
     lab = common.running_lab(args, err)
     if args.clear:
         shaping.clear(lab, args.host, args.dir)
         out.print(f"{args.host}: shaping cleared ({args.dir or 'both directions'})")
+    elif args.show and args.json:
+        common.dump_json(out, {"host": args.host, **shaping.state(lab, args.host)})
     elif args.show:
         out.print(shaping.show(lab, args.host), markup=False, highlight=False, soft_wrap=True)
     elif args.backends:
+        import dataclasses
+
         from socketlab.tools.doctor import parse_backends, render_backends
 
-        out.print(render_backends(parse_backends(shaping.backends(lab, args.host))))
+        support = parse_backends(shaping.backends(lab, args.host))
+        if args.json:
+            common.dump_json(out, {"host": args.host, **dataclasses.asdict(support)})
+        else:
+            out.print(render_backends(support))
     elif args.plan:
         out.print(shaping.plan(lab, args.host, spec, direction, args.backend, faults),
                   markup=False, soft_wrap=True)

@@ -159,6 +159,28 @@ class DockerHTTP:
     def version(self) -> dict:
         return self.request("GET", "/version")
 
+    def read_file(self, container: str, path: str) -> bytes | None:
+        """A file's content, copied out of a container (no process started in it); None if
+        the container has no such file."""
+        import io
+        import tarfile
+
+        conn, resp = self._send("GET", f"/containers/{quote(container)}/archive?" +
+                                urlencode({"path": path}))
+        try:
+            raw = resp.read()
+        finally:
+            conn.close()
+        if resp.status == 404:
+            return None
+        if resp.status >= 400:
+            raise EngineError(resp.status, f"the Docker engine could not copy {path}: "
+                                           f"{raw.decode(errors='replace').strip()}")
+        with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
+            member = next(iter(tar), None)
+            data = tar.extractfile(member) if member is not None else None
+            return data.read() if data is not None else None
+
     def exec_create(self, container: str, cmd: Sequence[str], *, stdin: bool = False,
                     tty: bool = False, user: str = "", environment: Sequence[str] = ()) -> str:
         body = {"Cmd": list(cmd), "AttachStdin": stdin, "AttachStdout": True, "AttachStderr": True,

@@ -216,6 +216,9 @@ class NodesHTTP:
     def inspect_container(self, container: str) -> dict:
         return self._at(container).inspect_container(container)
 
+    def read_file(self, container: str, path: str) -> bytes | None:
+        return self._at(container).read_file(container, path)
+
     def exec_run(self, container: str, cmd: Sequence[str], *, user: str = ""):
         return self._at(container).exec_run(container, cmd, user=user)
 

@@ -9,7 +9,7 @@ Two requests to the engine (containers, networks), whatever the number of labs; 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from socketlab.lab.composefile import LAB_LABEL, SIDECAR_LABEL
 from socketlab.lab.docker_http import DockerHTTP
@@ -22,6 +22,7 @@ class HostInfo:
     address: str  # "-" when it has none (not running)
     state: str    # the engine's: running, created, exited, ...
     container: str  # the container's id (12 characters)
+    instruments: str = ""  # the id of the container with its tools (lab-shape): its sidecar, else itself
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class LabInfo:
     project: str
     subnets: tuple[str, ...]
     hosts: tuple[HostInfo, ...]
+    shaping: dict[str, dict] = field(default_factory=dict)  # host -> direction -> what (if asked)
 
     @property
     def state(self) -> str:
@@ -42,7 +44,8 @@ class LabInfo:
 
     def as_dict(self) -> dict:
         return {"project": self.project, "state": self.state, "subnets": list(self.subnets),
-                "hosts": [vars(h) for h in self.hosts]}
+                "hosts": [{k: v for k, v in vars(h).items() if k != "instruments"} for h in self.hosts],
+                "shaping": self.shaping}
 
 
 def list_labs(engine: DockerHTTP) -> list[LabInfo]:
@@ -57,14 +60,17 @@ def list_labs(engine: DockerHTTP) -> list[LabInfo]:
                              if cfg.get("Subnet")]
     labs = []
     for project in sorted(set(containers) | set(subnets)):
-        hosts = sorted((_host(c) for c in containers[project]
+        sidecars = {c["Labels"][SIDECAR_LABEL]: c["Id"] for c in containers[project]
+                    if SIDECAR_LABEL in c["Labels"]}
+        hosts = sorted((_host(c, sidecars) for c in containers[project]
                         if SIDECAR_LABEL not in c["Labels"]), key=lambda h: h.name)
         labs.append(LabInfo(project, tuple(sorted(subnets[project])), tuple(hosts)))
     return labs
 
 
-def _host(container: dict) -> HostInfo:
+def _host(container: dict, sidecars: dict[str, str]) -> HostInfo:
     networks = (container.get("NetworkSettings") or {}).get("Networks") or {}
     address = next((n["IPAddress"] for n in networks.values() if n.get("IPAddress")), "-")
     name = container["Labels"].get(SERVICE_LABEL) or container["Names"][0].lstrip("/")
-    return HostInfo(name, address, container["State"], container["Id"][:12])
+    return HostInfo(name, address, container["State"], container["Id"][:12],
+                    sidecars.get(name, container["Id"]))

@@ -346,6 +346,11 @@ class Lab:
                 raise
             return action(self.container_id(host))
 
+    def read_file(self, host: str, path: str) -> bytes | None:
+        """A file of a host, copied out through the engine (no process starts in the host);
+        None if there is no such file."""
+        return self._on_host(host, lambda cid: self.http.read_file(cid, path))
+
     def exec(self, host: str, argv: Sequence[str], *, timeout: float | None = None) -> ExecResult:
         """Run a command in a host and wait for it (bounded by `timeout`, in the host)."""
         argv = bounded(argv, timeout)

@@ -184,6 +184,24 @@ def test_ls_and_status_json_see_the_lab(lab):
     status = subprocess.run([sys.executable, "-m", "socketlab", "status", "-p", lab.config.project,
                              "--json"], capture_output=True, check=True, timeout=60)
     assert json.loads(status.stdout)["running"] is True
+    assert mine["shaping"]["client"] == {"egress": None, "ingress": None}
+
+
+def test_ls_and_shape_show_json_see_a_shaping(lab):
+    from socketlab.act.shaping import clear, shape
+
+    shape(lab, "client", "delay 20ms", "egress")
+    try:
+        listed = subprocess.run([sys.executable, "-m", "socketlab", "ls", "--json"], capture_output=True,
+                                check=True, timeout=60)
+        mine = next(e for e in json.loads(listed.stdout) if e["project"] == lab.config.project)
+        assert mine["shaping"]["client"]["egress"]["spec"] == "delay 20ms"
+        assert mine["shaping"]["server"] == {"egress": None, "ingress": None}
+        shown = subprocess.run([sys.executable, "-m", "socketlab", "-p", lab.config.project, "shape",
+                                "client", "--show", "--json"], capture_output=True, check=True, timeout=60)
+        assert json.loads(shown.stdout)["egress"]["spec"] == "delay 20ms"
+    finally:
+        clear(lab, "client")
 
 
 def test_a_lone_syn_is_refused_with_a_reset_or_answered_by_a_listener(lab):

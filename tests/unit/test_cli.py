@@ -240,6 +240,9 @@ class FakeLab:
         self.exec_calls.append((host, list(argv)))
         return ExecResult(3, "out text\n", "err text\n", 0.01)
 
+    def read_file(self, host, path):
+        return None  # no state file of lab-shape: nothing is shaped
+
     def attach(self, host, argv, *, tty=False, stdin=False, env=()):
         """`exec`'s way in: the command's output as chunks, then its exit code."""
         self.exec_calls.append((host, list(argv[4:])))  # after the pid-printing launcher

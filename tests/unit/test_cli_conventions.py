@@ -17,7 +17,6 @@ from socketlab.cli.common import ExitCode
 from socketlab.cli.experiments import fail_on
 from socketlab.errors import ConfigError
 from socketlab.lab.config import LabConfig
-from socketlab.lab.process import ExecResult
 from tests.unit.conftest import cli
 
 
@@ -54,9 +53,11 @@ class StatusLab:
     def subnet_in_use(self):
         return self.subnet
 
-    def exec(self, host, argv, *, timeout=None):
-        assert argv == ["lab-shape", "show", "--json"]
-        return ExecResult(0, json.dumps(self.shaping.get(host, {})) + "\n", "", 0.01)
+    def read_file(self, host, path):
+        """lab-shape's state files, as the engine copies them out (None: not there)."""
+        direction = path.rsplit("shape-", 1)[-1].removesuffix(".json")
+        found = self.shaping.get(host, {}).get(direction)
+        return json.dumps(found).encode() if found else None
 
     def down(self):
         return [f"container {self.config.project}_server_1", f"network {self.config.project}_labnet"]
@@ -222,6 +223,15 @@ class Engine:
         return [_network("lab1", "10.9.0.0/24"), _network("lab2", "10.9.1.0/24"),
                 _network("lab3", "10.9.2.0/24")]
 
+    def read_file(self, container, path):
+        """lab-shape's state: lab1's client shaped on its way out; lab2's server through its sidecar."""
+        shaped = {("lab1client", "egress"): {"spec": "delay 100ms", "faults": [], "backend": "engine"},
+                  ("lab2server-instruments", "ingress"): {"spec": "rate 1mbit", "faults": [],
+                                                          "backend": "engine"}}
+        direction = path.rsplit("shape-", 1)[-1].removesuffix(".json")
+        found = shaped.get((container.rstrip("0"), direction))
+        return json.dumps(found).encode() if found else None
+
 
 def _container(project, service, state, ip):
     return {"Id": f"{project}{service}".ljust(64, "0"), "Names": [f"/{project}_{service}_1"],
@@ -254,6 +264,11 @@ def test_ls_lists_every_lab_with_its_state_subnet_and_hosts(engine):
     assert labs["lab2"]["state"] == "partly running (1/2)"
     assert [h["name"] for h in labs["lab2"]["hosts"]] == ["client", "server"]  # no sidecar
     assert (labs["lab3"]["state"], labs["lab3"]["hosts"]) == ("no hosts", [])
+    assert labs["lab1"]["shaping"]["client"] == {
+        "egress": {"spec": "delay 100ms", "faults": [], "backend": "engine"}, "ingress": None}
+    assert labs["lab1"]["shaping"]["server"] == {"egress": None, "ingress": None}
+    assert labs["lab2"]["shaping"]["server"]["ingress"]["spec"] == "rate 1mbit"  # read in its sidecar
+    assert "client" not in labs["lab2"]["shaping"]  # not running: not asked
 
 
 def test_ls_as_a_table(engine):
@@ -263,6 +278,8 @@ def test_ls_as_a_table(engine):
     assert "partly running (1/2)" in row
     assert "10.9.1.0/24" in row
     assert "client - (exited)" in out
+    assert "client egress: delay 100ms (backend engine)" in out
+    assert "server ingress: rate 1mbit (backend engine)" in out
 
 
 @pytest.mark.parametrize(("keep", "fail_on_", "code"), [

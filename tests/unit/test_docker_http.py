@@ -48,10 +48,31 @@ class FakeEngine(BaseHTTPRequestHandler):
             self._json(200, [{"Id": "c1", "Labels": {}, "Names": ["/lab-server-1"]}])
         elif url.path == "/exec/e1/json":
             self._json(200, {"ExitCode": 3, "Running": False})
+        elif url.path == "/containers/c1/archive":
+            self._archive(parse_qs(url.query)["path"][0])
         elif url.path == "/containers/gone/json":
             self._json(404, {"message": "No such container: gone"})
         else:
             self._json(500, {"message": "server error"})
+
+    def _archive(self, path: str) -> None:
+        """GET /containers/ID/archive: the file as a tar stream, or 404."""
+        import io
+        import tarfile
+
+        if not path.endswith("egress.json"):
+            self._json(404, {"message": f"Could not find the file {path} in container c1"})
+            return
+        data, buf = b'{"spec": "loss 5%"}', io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            info = tarfile.TarInfo(path.rsplit("/", 1)[-1])
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-tar")
+        self.send_header("Content-Length", str(len(buf.getvalue())))
+        self.end_headers()
+        self.wfile.write(buf.getvalue())
 
     def do_POST(self) -> None:
         url = urlsplit(self.path)
@@ -163,3 +184,8 @@ def test_an_ssh_engine_is_refused_with_a_way_around():
     with pytest.raises(DockerUnavailable, match="unix:// and tcp://") as info:
         DockerHTTP.from_env({"DOCKER_HOST": "ssh://me@box"})
     assert "ssh -nNT -L" in info.value.hint
+
+
+def test_read_file_copies_a_file_out_or_says_it_is_not_there(engine):
+    assert engine.read_file("c1", "/run/socketlab/shape-egress.json") == b'{"spec": "loss 5%"}'
+    assert engine.read_file("c1", "/run/socketlab/shape-ingress.json") is None
