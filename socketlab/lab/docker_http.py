@@ -2,9 +2,11 @@
 
 Finding a lab's containers and running commands in them (exec) is most of what a command on a
 running lab does; the Docker SDK costs about 0.1-0.3 s to import (through `requests`), more
-than an exec itself. This client speaks the same Engine API with `http.client`, one request per
-connection, and answers in the Engine API's own JSON (the SDK's `APIClient` gives the same
-dicts). Everything else (build, compose's containers, networks, archives) stays with the SDK.
+than an exec itself. This client speaks the same Engine API over a plain socket, one HTTP/1.1
+request per connection (`Connection: close`: a body ends with its length, its last chunk, or the
+connection; `http.client` would add its e-mail parser to every command's start-up), and answers
+in the Engine API's own JSON (the SDK's `APIClient` gives the same dicts). Everything else
+(build, compose's lifecycle, networks) stays with the SDK.
 
     engine = DockerHTTP.from_env()           # DOCKER_HOST: unix://, tcp:// (TLS as the SDK)
     exec_id = engine.exec_create(cid, ["ss", "-tan"])
@@ -15,7 +17,6 @@ dicts). Everything else (build, compose's containers, networks, archives) stays 
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import socket
@@ -43,20 +44,38 @@ class EngineError(LabError):
         self.status = status
 
 
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self._path = path
+class Response:
+    """An answer's status and headers; its body read from `reader` (the connection's)."""
 
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        try:
-            sock.connect(self._path)
-        except OSError:
-            sock.close()
-            raise
-        self.sock = sock
+    def __init__(self, sock: socket.socket, reader) -> None:
+        self.sock, self.reader = sock, reader
+        line = reader.readline(65537)
+        parts = line.split(None, 2)
+        if len(parts) < 2 or not parts[0].startswith(b"HTTP/"):
+            raise OSError(f"not an HTTP answer: {line[:80]!r}")
+        self.status = int(parts[1])
+        self.headers: dict[str, str] = {}
+        while (header := reader.readline(65537)) not in (b"\r\n", b"\n", b""):
+            name, _, value = header.decode("latin-1").partition(":")
+            self.headers[name.strip().lower()] = value.strip()
+
+    def read(self) -> bytes:
+        """The whole body: by its length, by chunks, or to the connection's end."""
+        if self.status in (101, 204, 304):
+            return b""
+        if "content-length" in self.headers:
+            return self.reader.read(int(self.headers["content-length"]))
+        if "chunked" in self.headers.get("transfer-encoding", ""):
+            body = bytearray()
+            while (size := int(self.reader.readline().split(b";")[0], 16)) > 0:
+                body += self.reader.read(size)
+                self.reader.readline()  # the CRLF after each chunk
+            return bytes(body)
+        return self.reader.read()
+
+    def close(self) -> None:
+        self.reader.close()
+        self.sock.close()
 
 
 class DockerHTTP:
@@ -97,24 +116,36 @@ class DockerHTTP:
         return cls(address, tls=tls)
 
     # -- plumbing -----------------------------------------------------------------------------
-    def _connection(self) -> http.client.HTTPConnection:
+    def _connect(self) -> socket.socket:
         if self._unix is not None:
-            return _UnixConnection(self._unix, self.timeout)
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(self.timeout)
+            try:
+                sock.connect(self._unix)
+            except OSError:
+                sock.close()
+                raise
+            return sock
+        sock = socket.create_connection(self._hostport, timeout=self.timeout)
         if self._tls is not None:
-            return http.client.HTTPSConnection(*self._hostport, timeout=self.timeout,
-                                               context=self._tls)
-        return http.client.HTTPConnection(*self._hostport, timeout=self.timeout)
+            return self._tls.wrap_socket(sock, server_hostname=self._hostport[0])
+        return sock
 
     def _send(self, method: str, path: str, body: object = None,
-              headers: Mapping[str, str] | None = None):
-        conn = self._connection()
-        data = None if body is None else json.dumps(body).encode()
-        hdrs = {"Content-Type": "application/json", **(headers or {})}
+              headers: Mapping[str, str] | None = None) -> Response:
+        """One request on a connection of its own; the answer's status and headers read."""
+        data = b"" if body is None else json.dumps(body).encode()
+        hdrs = {"Host": "docker", "Connection": "close", "Content-Type": "application/json",
+                "Content-Length": str(len(data)), **(headers or {})}
+        head = f"{method} {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in hdrs.items())
+        sock = None
         try:
-            conn.request(method, path, body=data, headers=hdrs)
-            return conn, conn.getresponse()
+            sock = self._connect()
+            sock.sendall(head.encode("latin-1") + b"\r\n" + data)
+            return Response(sock, sock.makefile("rb"))
         except OSError as e:
-            conn.close()
+            if sock is not None:
+                sock.close()
             raise unavailable(e, self.address) from None
 
     def request(self, method: str, path: str, body: object = None,
@@ -124,11 +155,11 @@ class DockerHTTP:
         if query:
             path += "?" + urlencode({k: v if isinstance(v, str) else json.dumps(v)
                                      for k, v in query.items()})
-        conn, resp = self._send(method, path, body)
+        resp = self._send(method, path, body)
         try:
             raw = resp.read()
         finally:
-            conn.close()
+            resp.close()
         answer = json.loads(raw) if raw.strip() else None
         if resp.status >= 400:
             message = answer.get("message", "") if isinstance(answer, dict) else raw.decode()
@@ -139,9 +170,9 @@ class DockerHTTP:
 
     # -- the Engine API, as the SDK's APIClient names it ---------------------------------------
     def ping(self) -> None:
-        conn, resp = self._send("GET", "/_ping")
+        resp = self._send("GET", "/_ping")
         resp.read()
-        conn.close()
+        resp.close()
 
     def containers(self, *, all: bool = False, filters: Filters | None = None) -> list[dict]:
         return self.request("GET", "/containers/json",
@@ -165,12 +196,12 @@ class DockerHTTP:
         import io
         import tarfile
 
-        conn, resp = self._send("GET", f"/containers/{quote(container)}/archive?" +
-                                urlencode({"path": path}))
+        resp = self._send("GET", f"/containers/{quote(container)}/archive?" +
+                          urlencode({"path": path}))
         try:
             raw = resp.read()
         finally:
-            conn.close()
+            resp.close()
         if resp.status == 404:
             return None
         if resp.status >= 400:
@@ -189,13 +220,13 @@ class DockerHTTP:
 
     def exec_attach(self, exec_id: str, *, tty: bool = False) -> ExecStream:
         """Start an exec and take its connection over: its output, and its stdin if it has one."""
-        conn, resp = self._send("POST", f"/exec/{exec_id}/start", {"Detach": False, "Tty": tty},
-                                {"Connection": "Upgrade", "Upgrade": "tcp"})
+        resp = self._send("POST", f"/exec/{exec_id}/start", {"Detach": False, "Tty": tty},
+                          {"Connection": "Upgrade", "Upgrade": "tcp"})
         if resp.status not in (101, 200):
             message = resp.read().decode(errors="replace").strip()
-            conn.close()
+            resp.close()
             raise EngineError(resp.status, f"the Docker engine could not start a command: {message}")
-        return ExecStream(conn, resp.fp, tty, engine=self, exec_id=exec_id)
+        return ExecStream(resp, tty, engine=self, exec_id=exec_id)
 
     def exec_inspect(self, exec_id: str) -> dict:
         return self.request("GET", f"/exec/{exec_id}/json")
@@ -228,21 +259,21 @@ class ExecStream:
     """A started exec's connection: read its output as it comes, write to its stdin; its
     terminal's size (tty) and, once it has ended, its exit code."""
 
-    def __init__(self, conn: http.client.HTTPConnection, reader, tty: bool, *,
+    def __init__(self, resp: Response, tty: bool, *,
                  engine: DockerHTTP | None = None, exec_id: str = "") -> None:
-        self._conn, self._reader, self.tty = conn, reader, tty
+        self._resp, self._reader, self.tty = resp, resp.reader, tty
         self._engine, self.exec_id = engine, exec_id
 
     @property
     def socket(self) -> socket.socket:
-        return self._conn.sock
+        return self._resp.sock
 
     def sendall(self, data: bytes) -> None:
-        self._conn.sock.sendall(data)
+        self._resp.sock.sendall(data)
 
     def close_stdin(self) -> None:
         """End of input for the command (the connection stays open for its output)."""
-        self._conn.sock.shutdown(socket.SHUT_WR)
+        self._resp.sock.shutdown(socket.SHUT_WR)
 
     def resize(self, rows: int, cols: int) -> None:
         """Tell the command's terminal its size (as a terminal window does)."""
@@ -279,8 +310,7 @@ class ExecStream:
             yield (data, None) if header[0] != STDERR else (None, data)
 
     def close(self) -> None:
-        self._conn.close()
-        self._reader.close()
+        self._resp.close()
 
     def __enter__(self) -> ExecStream:
         return self

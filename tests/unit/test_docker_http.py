@@ -44,8 +44,14 @@ class FakeEngine(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         url = urlsplit(self.path)
         self.seen.append(("GET", url.path, parse_qs(url.query)))
-        if url.path == "/containers/json":
-            self._json(200, [{"Id": "c1", "Labels": {}, "Names": ["/lab-server-1"]}])
+        if url.path == "/containers/json":  # chunked, as the engine sends a longer answer
+            raw = json.dumps([{"Id": "c1", "Labels": {}, "Names": ["/lab-server-1"]}]).encode()
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for piece in (raw[:10], raw[10:]):
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            self.wfile.write(b"0\r\n\r\n")
         elif url.path == "/exec/e1/json":
             self._json(200, {"ExitCode": 3, "Running": False})
         elif url.path == "/containers/c1/archive":
