@@ -121,6 +121,11 @@ class Engine(abc.ABC):
         """Copy one file out of the container to `dest`; returns dest."""
 
     @abc.abstractmethod
+    def read_file(self, service: str, path: str) -> bytes | None:
+        """A small file's content, copied out of the container (no process started in it);
+        None if there is no such file. lab-shape's state is read so before every run."""
+
+    @abc.abstractmethod
     def logs(self, service: str) -> str: ...
 
 

@@ -242,6 +242,9 @@ class ComposeEngine(Engine):
         return ExecResult(code, out.decode(errors="replace"), err.decode(errors="replace"),
                           time.monotonic() - start)
 
+    def read_file(self, service: str, path: str) -> bytes | None:
+        return self._in(service, lambda cid: self.http.read_file(cid, path))
+
     def start_exec(self, service: str, argv: Sequence[str], *, timeout: float,
                    gated: bool = False) -> RunningExec:
         def kill(pid: str, sig: str) -> bool:
