@@ -38,8 +38,8 @@ def main():
     parser.add_argument("--size", type=int, action="append",
                         help="C7: send datagrams of N bytes (the message repeated; repeat for several sizes)")
     parser.add_argument("--sndbuf", type=int, help="C7: set SO_SNDBUF to BYTES first")
-    parser.add_argument("--recverr", action="store_true", help="C9: set IP_RECVERR, so Linux reports ENOBUFS")
-    parser.add_argument("--quiet", action="store_true", help="C6: one summary line, not one line per datagram")
+    parser.add_argument("--recverr", action="store_true", help="C9: IP_RECVERR: Linux reports ENOBUFS")
+    parser.add_argument("--quiet", action="store_true", help="C6: one summary line, not a line per datagram")
     parser.add_argument("--keep-going", action="store_true", help="C6/C9: count failed sends per errno, go on")
     parser.add_argument("--pmtudisc", choices=sorted(PMTUDISC), help="P1: IP_MTU_DISCOVER")
     parser.add_argument("--interval", type=float, default=0.0, help="P1: seconds between datagrams")
