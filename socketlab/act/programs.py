@@ -20,7 +20,7 @@ from typing import Any
 from socketlab.errors import ConfigError, LabTimeout, ProgramFailed
 from socketlab.lab.config import PROTOCOLS
 from socketlab.lab.lab import Lab
-from socketlab.lab.process import RunningExec
+from socketlab.lab.process import RunningExec, as_program
 from socketlab.observe.events import Event, parse_output
 
 PROGRAMS_DIR = "/lab/programs"
@@ -128,7 +128,7 @@ def run_programs(lab: Lab, opts: Options, server: Sequence[str] | None, client: 
     The client's exec is set up while the server starts, and released once it listens.
     progress: told every PROGRESS_EVERY_S how far a run that is still going has got."""
     start = time.monotonic()
-    client_proc = lab.start("client", client, timeout=RUN_TIMEOUT_S, gated=True)
+    client_proc = lab.start("client", as_program(client), timeout=RUN_TIMEOUT_S, gated=True)
     try:
         proc = _start_server(lab, opts.proto, server) if server is not None else None
     except BaseException:
@@ -195,11 +195,11 @@ def _kill(*procs: RunningExec | None) -> None:
         for proc in procs:
             if proc is not None:
                 with contextlib.suppress(Exception):
-                    proc.signal("KILL")
+                    proc.signal("TERM")  # `timeout` passes it on to the program's whole group
 
 
 def _start_server(lab: Lab, proto: str, argv: Sequence[str]) -> RunningExec:
-    proc = lab.start("server", argv, timeout=RUN_TIMEOUT_S)
+    proc = lab.start("server", as_program(argv), timeout=RUN_TIMEOUT_S)
     try:
         ready = proc.wait_for(lambda ln: ln.startswith(("listening", "error")), READY_TIMEOUT_S)
     except KeyboardInterrupt:

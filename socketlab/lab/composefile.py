@@ -222,6 +222,7 @@ def render(topo: Topology, *, lab_image: str, settings: Mapping[str, str] | None
         spec["labels"] = {**_mapping(spec.get("labels")), LAB_LABEL: "1", ROLE_LABEL: h.role,
                           INSTRUMENTS_LABEL: h.instruments, INDEX_LABEL: str(index),
                           NETWORKS_LABEL: ",".join(h.networks)}
+        _sealed(spec)
         if h.role == "router":
             spec["sysctls"] = {**_mapping(spec.get("sysctls")), "net.ipv4.ip_forward": "1"}
         if h.instruments == INLINE:
@@ -251,10 +252,27 @@ def _render_network(n: Network, spec: Mapping, routed: bool) -> dict:
     return out
 
 
+# Every host is bounded, whatever its file says: memory, processes, no new privileges; and
+# its programs may bind any port as the unprivileged user lab-program runs them as.
+HOST_LIMITS = {"mem_limit": "512m", "memswap_limit": "512m", "pids_limit": 256}
+UNPRIVILEGED_PORTS = {"net.ipv4.ip_unprivileged_port_start": "0"}
+
+
+def _sealed(spec: dict) -> dict:
+    """A service with the lab's bounds (limits its file sets itself stand)."""
+    for key, value in HOST_LIMITS.items():
+        spec.setdefault(key, value)
+    spec["security_opt"] = sorted({*spec.get("security_opt", []), "no-new-privileges:true"})
+    if spec.get("network_mode", "").startswith("service:"):
+        return spec  # a sidecar shares its host's namespace: the host sets the sysctls
+    spec["sysctls"] = {**UNPRIVILEGED_PORTS, **_mapping(spec.get("sysctls"))}
+    return spec
+
+
 def _sidecar(h: Host, lab_image: str, settings: Mapping[str, str], routes: str) -> dict:
     """The lab-image container that carries a host's instruments, in the host's own network
     namespace: it also makes that namespace a lab host's (routes, no default route, offloads)."""
-    return {
+    return _sealed({
         "image": lab_image,
         "init": True,
         "cap_add": ["NET_ADMIN"],
@@ -262,7 +280,7 @@ def _sidecar(h: Host, lab_image: str, settings: Mapping[str, str], routes: str) 
         "command": ["lab-host", "instruments"],
         "labels": {LAB_LABEL: "1", SIDECAR_LABEL: h.name},
         "environment": {**settings, "SOCKETLAB_MODE": "idle", "SOCKETLAB_ROUTES": routes},
-    }
+    })
 
 
 def _escape(value: Any) -> Any:

@@ -124,3 +124,13 @@ def bounded(argv: Sequence[str], timeout: float | None) -> list[str]:
     if timeout is None:
         return list(argv)
     return ["timeout", "-k", "1", f"{timeout:g}", *argv]
+
+
+PROGRAM_LAUNCHER = "lab-program"  # images/lab/bin/lab-program
+
+
+def as_program(argv: Sequence[str]) -> list[str]:
+    """`argv` run as the lab's program user: not root, no capabilities, no way to gain any,
+    and only in a sealed host (lab-program). Every program a user or an experiment runs in a
+    lab host goes through this; the lab's own tools (tcpdump, tc, iptables) do not."""
+    return [PROGRAM_LAUNCHER, *argv]
