@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -122,15 +122,21 @@ def run_pair(lab: Lab, opts: Options, *, server_extra: Sequence[str] = (),
 
 def run_programs(lab: Lab, opts: Options, server: Sequence[str] | None, client: Sequence[str],
                  *, after_client: Callable[[], Any] | None = None,
-                 progress: Callable[[str], None] | None = None) -> PairRun:
+                 progress: Callable[[str], None] | None = None,
+                 instruments: Collection[str] = ()) -> PairRun:
     """Any server program, then any client program once the server has printed `listening`;
     the one place that knows how a pair of lab programs is run (variants use it too).
     The client's exec is set up while the server starts, and released once it listens.
-    progress: told every PROGRESS_EVERY_S how far a run that is still going has got."""
+    progress: told every PROGRESS_EVERY_S how far a run that is still going has got.
+    Both run as the program user (as_program), except on the hosts named in `instruments`:
+    there the "program" is one of the lab's own instruments, run as root with the host's
+    capabilities (e.g. a reader that forces its receive buffer with SO_RCVBUFFORCE)."""
     start = time.monotonic()
-    client_proc = lab.start("client", as_program(client), timeout=RUN_TIMEOUT_S, gated=True)
+    role = {h: (list if h in instruments else as_program) for h in ("server", "client")}
+    client_proc = lab.start("client", role["client"](client), timeout=RUN_TIMEOUT_S, gated=True)
     try:
-        proc = _start_server(lab, opts.proto, server) if server is not None else None
+        proc = (_start_server(lab, opts.proto, role["server"](server))
+                if server is not None else None)
     except BaseException:
         client_proc.release(go=False)
         client_proc.wait(5)
@@ -199,7 +205,7 @@ def _kill(*procs: RunningExec | None) -> None:
 
 
 def _start_server(lab: Lab, proto: str, argv: Sequence[str]) -> RunningExec:
-    proc = lab.start("server", as_program(argv), timeout=RUN_TIMEOUT_S)
+    proc = lab.start("server", argv, timeout=RUN_TIMEOUT_S)
     try:
         ready = proc.wait_for(lambda ln: ln.startswith(("listening", "error")), READY_TIMEOUT_S)
     except KeyboardInterrupt:

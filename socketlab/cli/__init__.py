@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
+
+INTERRUPTED = 130
 
 
 def main(argv=None, out=None, err=None) -> int:
@@ -14,16 +17,25 @@ def main(argv=None, out=None, err=None) -> int:
     try:
         from socketlab.cli.main import main as run
 
-        return run(argv, out, err)
+        code = run(argv, out, err)
     except KeyboardInterrupt:  # before main.py's own boundary was reached: nothing was done
         print("interrupted", file=err or sys.stderr)
-        return 130
-    finally:
-        if argv is None:  # the command is over: a signal now has nothing left to stop, and
-            for signum in (signal.SIGINT, signal.SIGTERM):  # must not turn its exit into a kill
-                signal.signal(signum, signal.SIG_IGN)
-        else:
-            signal.signal(signal.SIGTERM, previous)
+        code = INTERRUPTED
+    if argv is not None:
+        signal.signal(signal.SIGTERM, previous)
+        return code
+    # This process is the command, and it is over: a signal now has nothing left to stop and
+    # must not turn its exit into a kill.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_IGN)
+    if code == INTERRUPTED:
+        # CPython (3.11) marks a KeyboardInterrupt raised inside exec()'d code (a dataclass
+        # being made during an import) as unhandled even once caught, and would then end
+        # the process by SIGINT instead of with this exit code: leave with it directly.
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        os._exit(code)
+    return code
 
 
 def _interrupt(_signum: int, _frame: object) -> None:

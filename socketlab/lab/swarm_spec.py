@@ -41,7 +41,8 @@ _DIRECT = {"image": "image", "command": "command", "entrypoint": "entrypoint", "
            "working_dir": "working_dir", "cap_add": "cap_add", "cap_drop": "cap_drop",
            "init": "init", "sysctls": "sysctls", "read_only": "read_only",
            "security_opt": "security_opt", "tmpfs": None, "mem_limit": "mem_limit",
-           "pids_limit": "pids_limit", "shm_size": "shm_size", "stop_signal": "stop_signal",
+           "memswap_limit": "memswap_limit", "pids_limit": "pids_limit",
+           "shm_size": "shm_size", "stop_signal": "stop_signal",
            "ulimits": None, "cpus": None, "healthcheck": None, "environment": None,
            "labels": None, "networks": None, "network_mode": None, "mem_reservation": None}
 

@@ -159,3 +159,39 @@ def assert_true_to_the_end(command: str, project: str, code: int, line: str,
     assert line in (f"interrupted: lab {project!r} was not started; nothing of it is left",
                     f"interrupted: lab {project!r} was removed; nothing of it is left"), \
         f"{seen}: {line!r}"
+
+
+SHAPE = ["shape", "client", "--delay", "50ms", "--loss", "1%"]
+SHAPE_WINDOW = (0.2, 3.0)
+
+
+def shaping_state(lab: Lab, host: str) -> str:
+    """"none", "applied" (qdisc, rules and lab-nfq all there) or "partial: ..." (what is)."""
+    qdisc = lab.exec(host, ["tc", "qdisc", "show", "dev", "eth0"]).stdout
+    rules = lab.exec(host, ["iptables", "-t", "mangle", "-S"]).stdout
+    nfq = lab.exec(host, ["pgrep", "-f", "lab-nfq"]).stdout.strip()
+    there = {"qdisc": "noqueue" not in qdisc.split("\n", 1)[0], "rules": "SOCKETLAB" in rules,
+             "lab-nfq": bool(nfq)}
+    if not any(there.values()):
+        return "none"
+    return "applied" if all(there.values()) else f"partial: {there}"
+
+
+def test_shape_signalled_at_a_random_moment_applies_whole_or_not_at_all(lab):
+    rng = random.Random(f"{SEED}-shape")
+    project = lab.config.project
+    for n in range(KILLS):
+        delay, signum = rng.uniform(*SHAPE_WINDOW), rng.choice([signal.SIGINT, signal.SIGTERM])
+        seen = f"seed {SEED}, shape #{n}, {signal.Signals(signum).name} after {delay:.2f} s"
+        try:
+            code, out, err = signalled(["-p", project, *SHAPE], delay, signum)
+            line, state = last_line(code, out, err), shaping_state(lab, "client")
+            assert "Traceback" not in err, f"{seen}: {err}"
+            assert not state.startswith("partial"), f"{seen}: {state}; last line {line!r}"
+            if code == 0 or "done whole" in line:  # it finished, and says so
+                assert state == "applied", f"{seen}: {state}; last line {line!r}"
+            else:  # it did not: nothing of it may be left, whatever the line says
+                assert code == 130, f"{seen}: exit {code}, {line!r}"
+                assert state == "none", f"{seen}: {state}; last line {line!r}"
+        finally:
+            lab.exec("client", ["lab-shape", "clear"], timeout=30)

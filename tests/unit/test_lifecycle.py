@@ -215,3 +215,27 @@ def test_a_short_run_reports_nothing():
     said: list[str] = []
     _report_while_running(SlowClient(0), None, said.append, start=time.monotonic())
     assert said == []
+
+
+# -- shape: a change to a host is done whole, and said -----------------------------------------------
+def test_shape_signalled_during_the_apply_finishes_it_and_says_so(lab):
+    from tests.unit.conftest import cli
+
+    real = lab.exec
+
+    def exec_signalled(host, argv, *, timeout=None):
+        os.kill(os.getpid(), signal.SIGTERM)  # the process alone, in the middle of the apply
+        return real(host, argv, timeout=timeout)
+
+    lab.exec = exec_signalled
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        code, out, err = cli("shape", "client", "--delay", "100ms", "--loss", "5%")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+    assert code == 130
+    assert [argv[:2] for _host, argv in lab.calls] == [["lab-shape", "apply"]]  # whole, once
+    assert err.strip().splitlines()[-1] == ("interrupted: client egress: delay 100ms loss 5% "
+                                            "(backend engine); done whole before the interrupt "
+                                            "was taken")
