@@ -188,7 +188,7 @@ def test_shape_signalled_at_a_random_moment_applies_whole_or_not_at_all(lab):
             line, state = last_line(code, out, err), shaping_state(lab, "client")
             assert "Traceback" not in err, f"{seen}: {err}"
             assert not state.startswith("partial"), f"{seen}: {state}; last line {line!r}"
-            if code == 0 or "done whole" in line:  # it finished, and says so
+            if code == 0 or "in place" in line or "done whole" in line:  # finished, says so
                 assert state == "applied", f"{seen}: {state}; last line {line!r}"
             else:  # it did not: nothing of it may be left, whatever the line says
                 assert code == 130, f"{seen}: exit {code}, {line!r}"
