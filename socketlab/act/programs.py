@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -122,21 +122,18 @@ def run_pair(lab: Lab, opts: Options, *, server_extra: Sequence[str] = (),
 
 def run_programs(lab: Lab, opts: Options, server: Sequence[str] | None, client: Sequence[str],
                  *, after_client: Callable[[], Any] | None = None,
-                 progress: Callable[[str], None] | None = None,
-                 instruments: Collection[str] = ()) -> PairRun:
+                 progress: Callable[[str], None] | None = None) -> PairRun:
     """Any server program, then any client program once the server has printed `listening`;
     the one place that knows how a pair of lab programs is run (variants use it too).
     The client's exec is set up while the server starts, and released once it listens.
     progress: told every PROGRESS_EVERY_S how far a run that is still going has got.
-    Both run as the program user (as_program), except on the hosts named in `instruments`:
-    there the "program" is one of the lab's own instruments, run as root with the host's
-    capabilities (e.g. a reader that forces its receive buffer with SO_RCVBUFFORCE)."""
+    Programs run as the program user (as_program); the lab's own instruments
+    (images/lab/instruments) are tools and keep the host's capabilities, as tcpdump does
+    (a sink forcing its receive buffer, a sender choosing any congestion control)."""
     start = time.monotonic()
-    role = {h: (list if h in instruments else as_program) for h in ("server", "client")}
-    client_proc = lab.start("client", role["client"](client), timeout=RUN_TIMEOUT_S, gated=True)
+    client_proc = lab.start("client", _as_run(client), timeout=RUN_TIMEOUT_S, gated=True)
     try:
-        proc = (_start_server(lab, opts.proto, role["server"](server))
-                if server is not None else None)
+        proc = _start_server(lab, opts.proto, _as_run(server)) if server is not None else None
     except BaseException:
         client_proc.release(go=False)
         client_proc.wait(5)
@@ -180,6 +177,15 @@ def _events_so_far(proc: RunningExec) -> int:
     with contextlib.suppress(LabTimeout):
         proc.wait_for(lambda _line: False, 0.001)
     return len(proc.stdout_lines)
+
+
+def _as_run(argv: Sequence[str]) -> list[str]:
+    """A lab instrument as it is (a tool, like tcpdump); anything else as the program user."""
+    from socketlab.act.instruments import IN_HOST
+
+    if any(str(word).startswith(f"{IN_HOST}/instruments/") for word in argv[:2]):
+        return list(argv)
+    return as_program(argv)
 
 
 def _server_end(proc: RunningExec | None, proto: str, client_exit: int) -> int | None:

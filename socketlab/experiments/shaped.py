@@ -110,8 +110,7 @@ def udp_under_loss(ctx: Context) -> tuple[dict[str, Any], Observation[PairRun]]:
     client = ["python3", f"{PROGRAMS_DIR}/udp_client.py", "--host", cfg.server_ip, "--port",
               str(cfg.port), "--count", str(S1_UDP_COUNT), f"--size={S1_UDP_SIZE}", "--quiet",
               "--keep-going"]
-    obs = observe(ctx, lambda: run_programs(ctx.lab, Options(proto="udp"), server, client,
-                                            instruments={"server"}),  # SO_RCVBUFFORCE
+    obs = observe(ctx, lambda: run_programs(ctx.lab, Options(proto="udp"), server, client),
                   name="s1-udp")
     run, cc, sc = obs.result, obs.counters["client"], obs.counters["server"]
 

@@ -240,3 +240,17 @@ def test_shape_signalled_during_the_apply_finishes_it_and_says_so(lab):
     assert last.startswith("interrupted: ")
     assert "client egress: delay 100ms loss 5% (backend engine)" in last
     assert "in place" in last or "done whole" in last
+
+
+# -- who runs as whom ---------------------------------------------------------------------------------
+def test_programs_run_as_the_program_user_and_instruments_as_tools():
+    from socketlab.act import instruments
+    from socketlab.act.programs import Options, _as_run, client_argv
+
+    program = client_argv(Options(), "192.168.33.5", 6666)
+    tool = instruments.argv("udp_sink", 6666)
+    user_own = ["python3", "-c", "print('hi')"]
+
+    assert _as_run(program)[0] == "lab-program"
+    assert _as_run(user_own)[0] == "lab-program"
+    assert _as_run(tool) == tool
