@@ -21,6 +21,7 @@ _EXPORTS = {
     "LabError": "socketlab.errors",
     "Options": "socketlab.act.programs",
     "PairRun": "socketlab.act.programs",
+    "run_commands": "socketlab.act.programs",
     "run_pair": "socketlab.act.programs",
 }
 __all__ = sorted(_EXPORTS)

@@ -84,7 +84,8 @@ def swarm(docker_client, lab_image):
 
 def _test_leftovers(client) -> list[str]:
     """Containers and networks of this session's test labs on one engine."""
-    from socketlab.lab.lab import LAB_LABEL, PROJECT_LABEL
+    from socketlab.lab.composefile import LAB_LABEL
+    from socketlab.lab.engine_compose import PROJECT_LABEL
 
     prefix = project_name()
     flt = {"label": LAB_LABEL}

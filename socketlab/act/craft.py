@@ -15,7 +15,6 @@ import json
 from dataclasses import asdict, dataclass, field
 
 from socketlab.errors import ConfigError, ProgramFailed
-from socketlab.lab.config import HOSTS
 from socketlab.lab.lab import Lab
 
 PROTOCOLS = ("tcp", "udp", "icmp")
@@ -90,13 +89,14 @@ def craft_argv(what: Craft, dst: str, allow: list[str], *, port: int, show: bool
 
 def craft(lab: Lab, host: str, what: Craft, *, show: bool = False) -> Crafted:
     """Send `what` from `host`; ConfigError if lab-craft refused it (nothing was sent then)."""
-    addresses = {h: lab.config.ip_of(h) for h in HOSTS}
+    addresses = {h.name: h.ip for h in lab.topology.hosts}  # a host by name: its first address
+    every = sorted({ip for h in lab.topology.hosts for _, ip in h.addresses if ip})
     dst = addresses.get(what.to, what.to)
-    if not what.scapy and dst not in addresses.values():
+    if not what.scapy and dst not in every:
         raise ConfigError(f"{what.to!r} is not a host of this lab",
                           hint=f"send to one of {', '.join(f'{h} ({a})' for h, a in addresses.items())}")
     budget = 10 + what.count * what.interval + what.answer
-    result = lab.exec(host, craft_argv(what, dst, sorted(set(addresses.values())), port=lab.config.port,
+    result = lab.exec(host, craft_argv(what, dst, every, port=lab.config.port,
                                        show=show), timeout=budget)
     lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     if result.exit_code == EXIT_REFUSED:

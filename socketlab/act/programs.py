@@ -1,19 +1,24 @@
-"""The post's programs, run in the lab: argv builders (pure) and one server+client run.
+"""Programs in the lab: the post's four (one argv builder each, pure), your own commands, and
+one server+client run.
 
     run = run_pair(lab, Options(proto="tcp"))
     run.server_events   # listening, accepted, recv "hel", "lo,", "wor", "ld", "", closed
     run.client_events   # connected, sent "hello,world", closed
+    run = run_commands(lab, "tcp", "python3 /work/srv.py", "python3 /work/cli.py 192.168.33.5")
 
-The server starts first; the client starts only once the server has printed `listening`
-(readiness is the program's own word, never a sleep). Each program is bounded in time
-inside its host, so nothing outlives a run, whatever happens on this side.
+The server starts first, in the host whose role is server (socketlab.lab.topology); the client,
+in the host whose role is client, starts only once the server is ready: the post's programs say
+so themselves (`listening`), your own are ready when their port shows in the host's socket
+table (lab-ready --wait: read from /proc/net, no packet sent). Never a sleep. Each program is
+bounded in time inside its host, so nothing outlives a run, whatever happens on this side.
 """
 
 from __future__ import annotations
 
 import contextlib
+import shlex
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,22 +69,94 @@ class Options:
                               hint=f"use at most {MAX_COUNT}: {MAX_COUNT_WHY}")
 
 
-def server_argv(opts: Options, port: int) -> list[str]:
-    argv = ["python3", f"{PROGRAMS_DIR}/{opts.proto}_server.py", "--port", str(port),
-            "--bufsize", str(opts.bufsize)]
-    if opts.proto == "udp":
-        # The post's UDP server stops only on an empty datagram: the client sends one last.
-        # The timeout is the safety net if that datagram is lost (UDP gives no error).
-        argv += ["--timeout", "5"]
+# ---------------------------------------------------------------- one argv builder per program
+def _argv(program: str, options: Mapping[str, Any]) -> list[str]:
+    """`python3 /lab/programs/PROGRAM.py --an-option VALUE ...` (pure): True is a bare flag,
+    None and False are left out, a list repeats its option (`--size=N` each)."""
+    argv = ["python3", f"{PROGRAMS_DIR}/{program}.py"]
+    for key, value in options.items():
+        flag = "--" + key.replace("_", "-")
+        if value is None or value is False:
+            continue
+        if value is True:
+            argv.append(flag)
+        elif isinstance(value, (list, tuple)):
+            argv += [f"{flag}={v}" for v in value]
+        else:
+            argv += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
     return argv
+
+
+def tcp_server_argv(*, port: int, bufsize: int = DEFAULT_BUFSIZE, backlog: int | None = None,
+                    bind: str | None = None, accept_timeout: float | None = None,
+                    accept_delay: float | None = None) -> list[str]:
+    return _argv("tcp_server", dict(port=port, bufsize=bufsize, backlog=backlog, bind=bind,
+                                    accept_timeout=accept_timeout, accept_delay=accept_delay))
+
+
+def tcp_client_argv(*, host: str, port: int, message: str = DEFAULT_MESSAGE,
+                    count: int = 1) -> list[str]:
+    return _argv("tcp_client", dict(host=host, port=port, message=message, count=count))
+
+
+def udp_server_argv(*, port: int, bufsize: int = DEFAULT_BUFSIZE, count: int | None = None,
+                    timeout: float | None = None, first_timeout: float | None = None,
+                    rcvbuf: int | None = None, delay: float | None = None, quiet: bool = False,
+                    bind: str | None = None) -> list[str]:
+    return _argv("udp_server", dict(port=port, bufsize=bufsize, count=count, timeout=timeout,
+                                    first_timeout=first_timeout, rcvbuf=rcvbuf, delay=delay,
+                                    quiet=quiet, bind=bind))
+
+
+def udp_client_argv(*, host: str, port: int, message: str | None = None, count: int = 1,
+                    size: Sequence[int] = (), sndbuf: int | None = None, recverr: bool = False,
+                    quiet: bool = False, keep_going: bool = False, end_with_empty: bool = False,
+                    pmtudisc: str | None = None, interval: float | None = None) -> list[str]:
+    return _argv("udp_client", dict(host=host, port=port, message=message, count=count,
+                                    size=list(size), sndbuf=sndbuf, recverr=recverr, quiet=quiet,
+                                    keep_going=keep_going, end_with_empty=end_with_empty,
+                                    pmtudisc=pmtudisc, interval=interval))
+
+
+def server_argv(opts: Options, port: int) -> list[str]:
+    """The post's server as `opts` says."""
+    if opts.proto == "tcp":
+        return tcp_server_argv(port=port, bufsize=opts.bufsize)
+    # The post's UDP server stops only on an empty datagram: the client sends one last.
+    # The timeout is the safety net if that datagram is lost (UDP gives no error).
+    return udp_server_argv(port=port, bufsize=opts.bufsize, timeout=5.0)
 
 
 def client_argv(opts: Options, server_ip: str, port: int) -> list[str]:
-    argv = ["python3", f"{PROGRAMS_DIR}/{opts.proto}_client.py", "--host", server_ip,
-            "--port", str(port), "--message", opts.message, "--count", str(opts.count)]
-    if opts.proto == "udp":
-        argv.append("--end-with-empty")
+    """The post's client as `opts` says."""
+    if opts.proto == "tcp":
+        return tcp_client_argv(host=server_ip, port=port, message=opts.message, count=opts.count)
+    return udp_client_argv(host=server_ip, port=port, message=opts.message, count=opts.count,
+                           end_with_empty=True)
+
+
+def command_argv(command: str | Sequence[str]) -> list[str]:
+    """A command of your own, as a line (split as a shell would, nothing else) or an argv."""
+    try:
+        argv = shlex.split(command) if isinstance(command, str) else list(command)
+    except ValueError as e:
+        raise ConfigError(f"cannot read the command {command!r}: {e}",
+                          hint="quote it as you would in a shell") from None
+    if not argv:
+        raise ConfigError("an empty command", hint="e.g. --server-cmd 'python3 /work/server.py'")
     return argv
+
+
+def roles(lab: Lab) -> tuple[str, str]:
+    """The lab's server and client hosts (by role, from its topology)."""
+    found = []
+    for role in ("server", "client"):
+        host = lab.topology.role_host(role)
+        if host is None:
+            raise ConfigError(f"the lab has no {role} host",
+                              hint=f"name a host {role}, or label it io.socketlab.role: {role}")
+        found.append(host.name)
+    return found[0], found[1]
 
 
 @dataclass(frozen=True)
@@ -95,6 +172,8 @@ class PairRun:
     between: Any = None  # what `after_client` returned, if run_pair was given one
     server_stderr: str = ""  # what a program wrote on stderr (a crash's traceback, say)
     client_stderr: str = ""
+    server_output: str = ""  # everything each program printed (events or not)
+    client_output: str = ""
 
     @property
     def ok(self) -> bool:
@@ -116,24 +195,37 @@ def run_pair(lab: Lab, opts: Options, *, server_extra: Sequence[str] = (),
     progress: how far a long run has got, every few seconds (see run_programs)."""
     port = opts.port or lab.config.port
     server = [*server_argv(opts, port), *server_extra] if opts.server else None
-    return run_programs(lab, opts, server, client_argv(opts, lab.config.server_ip, port),
+    server_ip = lab.topology.ip(roles(lab)[0])
+    return run_programs(lab, opts, server, client_argv(opts, server_ip, port),
                         after_client=after_client, progress=progress)
+
+
+def run_commands(lab: Lab, proto: str, server: str | Sequence[str] | None,
+                 client: str | Sequence[str], *, port: int | None = None) -> PairRun:
+    """Your own server command (None: none), then your own client command once the server's
+    port is open: a TCP port listening, a UDP port bound (the programs need print nothing)."""
+    opts = Options(proto=proto, port=port, server=server is not None)
+    return run_programs(lab, opts, command_argv(server) if server is not None else None,
+                        command_argv(client), ready="port")
 
 
 def run_programs(lab: Lab, opts: Options, server: Sequence[str] | None, client: Sequence[str],
                  *, after_client: Callable[[], Any] | None = None,
-                 progress: Callable[[str], None] | None = None) -> PairRun:
-    """Any server program, then any client program once the server has printed `listening`;
-    the one place that knows how a pair of lab programs is run (variants use it too).
-    The client's exec is set up while the server starts, and released once it listens.
+                 progress: Callable[[str], None] | None = None, ready: str = "event") -> PairRun:
+    """Any server program, then any client program once the server is ready: it has printed
+    `listening` (ready="event", the lab's programs), or its port is open (ready="port", any
+    program). The one place that knows how a pair of lab programs is run (variants use it too).
+    The client's exec is set up while the server starts, and released once it is ready.
     progress: told every PROGRESS_EVERY_S how far a run that is still going has got.
     Programs run as the program user (as_program); the lab's own instruments
     (images/lab/instruments) are tools and keep the host's capabilities, as tcpdump does
     (a sink forcing its receive buffer, a sender choosing any congestion control)."""
     start = time.monotonic()
-    client_proc = lab.start("client", _as_run(client), timeout=RUN_TIMEOUT_S, gated=True)
+    server_host, client_host = roles(lab)
+    client_proc = lab.start(client_host, _as_run(client), timeout=RUN_TIMEOUT_S, gated=True)
     try:
-        proc = _start_server(lab, opts.proto, _as_run(server)) if server is not None else None
+        proc = None if server is None else \
+            _start_server(lab, server_host, opts, _as_run(server), ready)
     except BaseException:
         client_proc.release(go=False)
         client_proc.wait(5)
@@ -150,7 +242,8 @@ def run_programs(lab: Lab, opts: Options, server: Sequence[str] | None, client: 
     return PairRun(opts, parse_output(proc.stdout) if proc else [],
                    parse_output(client_proc.stdout), server_exit, client_exit,
                    time.monotonic() - start, server_stderr=proc.stderr if proc else "",
-                   client_stderr=client_proc.stderr, between=between)
+                   client_stderr=client_proc.stderr, between=between,
+                   server_output=proc.stdout if proc else "", client_output=client_proc.stdout)
 
 
 def _report_while_running(client: RunningExec, server: RunningExec | None,
@@ -210,18 +303,37 @@ def _kill(*procs: RunningExec | None) -> None:
                     proc.signal("TERM")  # `timeout` passes it on to the program's whole group
 
 
-def _start_server(lab: Lab, proto: str, argv: Sequence[str]) -> RunningExec:
-    proc = lab.start("server", argv, timeout=RUN_TIMEOUT_S)
+def _start_server(lab: Lab, host: str, opts: Options, argv: Sequence[str], ready: str
+                  ) -> RunningExec:
+    proc = lab.start(host, argv, timeout=RUN_TIMEOUT_S)
     try:
-        ready = proc.wait_for(lambda ln: ln.startswith(("listening", "error")), READY_TIMEOUT_S)
+        if ready == "port":
+            said = _port_open(lab, host, proc, opts.port or lab.config.port, opts.proto)
+        else:
+            said = proc.wait_for(lambda ln: ln.startswith(("listening", "error")), READY_TIMEOUT_S)
     except KeyboardInterrupt:
         _kill(proc)
         raise
-    if ready is None or ready.startswith("error"):
+    if said is None or said.startswith("error"):
         proc.wait(5)
-        raise ProgramFailed(f"the {proto} server did not start: "
-                            f"{ready or proc.stderr.strip() or 'no output'}",
-                            hint="if another program in the server holds the port "
-                                 "(`socketlab exec server ss -tulpn` shows it), end it, or start "
+        raise ProgramFailed(f"the {opts.proto} server did not start: "
+                            f"{said or proc.stderr.strip() or proc.stdout.strip() or 'no output'}",
+                            hint=f"if another program in {host} holds the port "
+                                 f"(`socketlab exec {host} ss -tulpn` shows it), end it, or start "
                                  "the lab on another port (`socketlab up --port N`)")
     return proc
+
+
+def _port_open(lab: Lab, host: str, proc: RunningExec, port: int, proto: str) -> str | None:
+    """Wait in the host until the server's port is open (lab-ready --wait reads /proc/net);
+    "listening" when it is, None if the server ended first, an error line if it never opened."""
+    pid = proc.wait_pid(READY_TIMEOUT_S)
+    if pid is None:
+        return None
+    done = lab.exec(host, ["lab-ready", "--wait", f"{READY_TIMEOUT_S:g}", str(port), proto, pid],
+                    timeout=READY_TIMEOUT_S + 5)
+    if done.exit_code == 0:
+        return "listening"
+    if done.exit_code == 3:  # the server's process is gone
+        return None
+    return f"error: port {port}/{proto} not open after {READY_TIMEOUT_S:g} s"

@@ -26,9 +26,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from socketlab.errors import ConfigError, LabError, UnknownHost
+from socketlab.errors import ConfigError, LabError
 from socketlab.lab import signals
-from socketlab.lab.config import HOSTS
 from socketlab.lab.lab import Lab
 from socketlab.lab.shapespec import labshape
 
@@ -69,9 +68,11 @@ def parse(spec: str, faults: list | None = None) -> Any:
         raise ConfigError(str(e), hint="e.g. `delay 100ms 10ms loss 5% rate 1mbit`") from None
 
 
-def check_request(host: str, direction: str | None, backend: str = "auto") -> None:
-    if host not in HOSTS:
-        raise UnknownHost(f"unknown host {host!r}", hint=f"the lab's hosts are {', '.join(HOSTS)}")
+def check_request(host: str, direction: str | None, backend: str = "auto",
+                  lab: Lab | None = None) -> None:
+    """The request is one the lab can do (the host is one of its hosts: asked of its topology)."""
+    if lab is not None:
+        lab.topology.host(host)  # UnknownHost names the lab's hosts
     if direction is not None and direction not in DIRECTIONS:
         raise ConfigError(f"unknown direction {direction!r}", hint="use egress or ingress")
     if backend not in BACKENDS:
@@ -109,14 +110,14 @@ def shape(lab: Lab, host: str, spec: str | Any, direction: str = "egress",
     Everything is validated first; in the host, a step that fails puts back what was
     there (ShapeFailed), a parameter no backend there can honour is refused (LabError: the
     value is good, this host cannot serve it)."""
-    check_request(host, direction, backend)
+    check_request(host, direction, backend, lab)
     impairment = parse(spec, faults) if isinstance(spec, str) else spec
     if faults and not isinstance(spec, str):
         impairment = parse(impairment.to_spec(), faults)
     token = secrets.token_hex(6) if for_s is not None else ""
     argv = apply_argv(impairment, direction, backend, for_s, token)
     with signals.deferred(raise_after=False) as held:  # the host's apply is whole either way
-        result = lab.exec(host, argv, timeout=60)
+        result = lab.exec(host, argv, timeout=60, instruments=True)
     if result.exit_code != 0:
         message = _last_line(result.stderr or result.stdout).removeprefix("lab-shape: ")
         if held:
@@ -138,14 +139,14 @@ def wait_reverted(lab: Lab, done: Shaped, *, slack: float = 15.0) -> str:
         raise ConfigError("this shaping is not bounded in time", hint="shape it with for_s")
     argv = ["lab-shape", "wait-reverted", "--dir", done.direction, "--token", done.token,
             "--timeout", f"{done.for_s + slack:g}"]
-    result = lab.exec(done.host, argv, timeout=done.for_s + slack + 10)
+    result = lab.exec(done.host, argv, timeout=done.for_s + slack + 10, instruments=True)
     return {0: "reverted", 3: "replaced"}.get(result.exit_code, "still there")
 
 
 def state(lab: Lab, host: str) -> dict[str, dict | None]:
     """What is in place in the host, per direction: {"spec", "faults", "backend"[, "until"]}
     or None (not shaped)."""
-    check_request(host, None)
+    check_request(host, None, lab=lab)
     text = _run(lab, host, ["lab-shape", "show", "--json"])
     try:
         found = json.loads(text or "{}")
@@ -160,9 +161,11 @@ def shaped_now(lab: Lab) -> dict[str, dict[str, dict | None]]:
     that is not there costs the engine about 2 ms), so a run can ask before every exchange."""
     from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(max_workers=len(HOSTS)) as pool:
-        found = pool.map(lambda h: read_states(lambda path: lab.read_file(h, path)), HOSTS)
-        return dict(zip(HOSTS, found, strict=True))
+    hosts = lab.topology.names
+    with ThreadPoolExecutor(max_workers=min(8, len(hosts))) as pool:
+        found = pool.map(lambda h: read_states(lambda path: lab.read_file(h, path, instruments=True)),
+                         hosts)
+        return dict(zip(hosts, found, strict=True))
 
 
 def read_states(read: Callable[[str], bytes | None]) -> dict[str, dict | None]:
@@ -208,7 +211,7 @@ def _last_line(text: str) -> str:
 
 
 def _run(lab: Lab, host: str, argv: list[str]) -> str:
-    result = lab.exec(host, argv, timeout=60)
+    result = lab.exec(host, argv, timeout=60, instruments=True)
     if result.exit_code != 0:
         raise ShapeFailed(f"{host}: `{' '.join(argv)}` failed: {_last_line(result.stderr or result.stdout)}")
     return result.stdout
@@ -216,7 +219,7 @@ def _run(lab: Lab, host: str, argv: list[str]) -> str:
 
 def clear(lab: Lab, host: str, direction: str | None = None) -> None:
     """Remove the host's shaping (both directions by default): qdiscs, ifb, rules, lab-nfq."""
-    check_request(host, direction)
+    check_request(host, direction, lab=lab)
     with signals.deferred(raise_after=False) as held:  # the host's clear is whole either way
         _run(lab, host, ["lab-shape", "clear", *(["--dir", direction] if direction else [])])
     if held:
@@ -241,7 +244,7 @@ def shaped(lab: Lab, host: str, spec: str = "", direction: str = "egress", *,
     finally:
         clear(lab, host)
         log = lab.exec(host, ["sh", "-c", f"cat {NFQ_LOG.format(queue=0)} 2>/dev/null"],
-                       timeout=10).stdout
+                       timeout=10, instruments=True).stdout
         record.update(nfq_records(log))
         record["left"] = shaping_left(show(lab, host))
 
@@ -273,20 +276,20 @@ def shaping_left(show: str) -> list[str]:
 
 def show(lab: Lab, host: str) -> str:
     """What is in place in the host, with tc's and iptables' counters."""
-    check_request(host, None)
+    check_request(host, None, lab=lab)
     return _run(lab, host, ["lab-shape", "show"])
 
 
 def backends(lab: Lab, host: str) -> str:
     """Which backend can serve which parameter in that host (probed there, for real)."""
-    check_request(host, None)
+    check_request(host, None, lab=lab)
     return _run(lab, host, ["lab-shape", "backends"])
 
 
 def plan(lab: Lab, host: str, spec: str, direction: str = "egress", backend: str = "auto",
          faults: list | None = None) -> str:
     """The commands an apply would run in the host (nothing is changed)."""
-    check_request(host, direction, backend)
+    check_request(host, direction, backend, lab)
     impairment = parse(spec, faults)
     argv = apply_argv(impairment, direction, backend)
     return _run(lab, host, ["lab-shape", "plan", *argv[2:]])

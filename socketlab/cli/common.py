@@ -32,6 +32,12 @@ def topology_options(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument("--server-ip", help="server address (default .5 of the subnet)")
     cmd.add_argument("--client-ip", help="client address (default .6 of the subnet)")
     cmd.add_argument("--port", type=int, help="server port (default 6666; env SOCKETLAB_PORT)")
+    cmd.add_argument("--topology", metavar="FILE",
+                     help="a compose file of your own as the lab (e.g. topologies/router.yml; "
+                          "default the post's two hosts; env SOCKETLAB_TOPOLOGY)")
+    cmd.add_argument("--mount", action="append", metavar="DIR[:PATH]",
+                     help="a folder of this machine, read-only in every lab-image host at PATH "
+                          "(default /work); repeat for more")
     cmd.add_argument("--offloads", action="store_true", default=None,
                      help="keep the hosts' segmentation/checksum offloads on (default off, so "
                           "captures show MSS-sized segments; env SOCKETLAB_OFFLOADS=on)")
@@ -63,7 +69,9 @@ def config_from(args: argparse.Namespace) -> LabConfig:
                               server_ip=getattr(args, "server_ip", None) or derive,
                               client_ip=getattr(args, "client_ip", None) or derive,
                               port=getattr(args, "port", None),
-                              offloads=getattr(args, "offloads", None))
+                              offloads=getattr(args, "offloads", None),
+                              topology=getattr(args, "topology", None),
+                              mounts=tuple(getattr(args, "mount", None) or ()) or None)
 
 
 # option -> (LabConfig setting, its environment variable)
@@ -140,16 +148,21 @@ def engine_of(args: argparse.Namespace) -> str:
     return engine
 
 
-def lab_for(args: argparse.Namespace, err: Console) -> Lab:
-    """A lab to start: its settings from the options and the environment."""
+def lab_for(args: argparse.Namespace, err: Console, *, topology: str | None = None) -> Lab:
+    """A lab to start: its settings from the options and the environment (`topology`: this
+    compose file, whatever the options say)."""
+    config = config_from(args)
+    if topology is not None:
+        config = config.with_(topology=topology, server_ip=config.server_ip,
+                              client_ip=config.client_ip)
     if engine_of(args) == "swarm":
         from socketlab.lab.swarm import Swarm, parse_place
         from socketlab.lab.swarm_lab import SwarmLab
 
         place = getattr(args, "place", None) or os.environ.get("SOCKETLAB_SWARM_PLACE")
-        return SwarmLab(config_from(args), swarm=Swarm.from_settings(), place=parse_place(place),
+        return SwarmLab(config, swarm=Swarm.from_settings(), place=parse_place(place),
                         progress=progress(err))
-    return Lab(config_from(args), progress=progress(err))
+    return Lab(config, progress=progress(err))
 
 
 def running_lab(args: argparse.Namespace, err: Console) -> Lab:

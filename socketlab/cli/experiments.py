@@ -32,10 +32,11 @@ def register(command) -> None:
 
 
 def experiments(args: argparse.Namespace, out: Console, err: Console) -> int:
-    """Run the chosen experiments in a fresh lab, then write the report of the run."""
-
+    """Run the chosen experiments in a fresh lab (one per topology they need), then write the
+    report of the run."""
     from socketlab.experiments.base import run_experiment, run_meta
     from socketlab.experiments.registry import select
+    from socketlab.lab.assets import TOPOLOGIES
     from socketlab.observe.capture import new_run_dir
 
     chosen = select(args.ids)  # unknown ids are refused before anything starts
@@ -43,15 +44,21 @@ def experiments(args: argparse.Namespace, out: Console, err: Console) -> int:
     out_dir = common.writable_folder(args.out, "--out")  # so are paths that cannot be written
     if args.junit:
         common.writable_file(args.junit, "--junit")
-    lab = common.lab_for(args, err)
-    ensure_image(lab, err)
+    # one lab per topology the chosen experiments need, one after the other
+    needs = {e.topology: None for e in chosen}
+    labs = {t: common.lab_for(args, err, topology=str(TOPOLOGIES / t) if t else None) for t in needs}
+    for lab in labs.values():
+        lab.topology  # a broken topology file is refused before any lab starts  # noqa: B018
+    ensure_image(next(iter(labs.values())), err)
     run_dir = new_run_dir(out_dir, "experiments")
-    results = []
-    with lab:
-        meta = run_meta(lab)
-        for number, exp in enumerate(chosen, 1):
-            lab.progress(f"[{number}/{len(chosen)}] {exp.id}: {exp.title}")
-            results.append(run_experiment(exp, lab, run_dir, lab.progress))
+    results, meta, number = [], {}, 0
+    for t, lab in labs.items():
+        with lab:
+            meta = meta or run_meta(lab)
+            for exp in (e for e in chosen if e.topology == t):
+                number += 1
+                lab.progress(f"[{number}/{len(chosen)}] {exp.id}: {exp.title}")
+                results.append(run_experiment(exp, lab, run_dir, lab.progress))
     return _show_results(args, out, results, run_dir, meta)
 
 

@@ -9,9 +9,10 @@ from rich.console import Console
 from socketlab.cli import common
 from socketlab.errors import LabError, LabExists, LabNotRunning
 from socketlab.lab.assets import IMAGE_CONTEXT
+from socketlab.lab.containers import remove_all_labs
 from socketlab.lab.docker_api import connect
 from socketlab.lab.existing import differences
-from socketlab.lab.lab import Lab, remove_all_labs
+from socketlab.lab.lab import Lab
 
 
 def register(command) -> None:
@@ -25,6 +26,9 @@ def register(command) -> None:
     down_.add_argument("--json", action="store_true", help="print what was removed as JSON")
     status_ = command("status", "show the lab's hosts", status)
     status_.add_argument("--json", action="store_true", help="print the lab's hosts as JSON")
+    cp_ = command("cp", "copy a file or folder into a lab host, or a file out of one", cp)
+    cp_.add_argument("src", metavar="SRC", help="a file or folder here, or HOST:PATH")
+    cp_.add_argument("dest", metavar="DEST", help="HOST:PATH in the lab (parents are made), or a path here")
     exe = command("exec", "run a command in a lab host; its output as it comes", exec_)
     exe.add_argument("-i", "--interactive", action="store_true", help="pass this terminal's input on")
     exe.add_argument("-t", "--tty", action="store_true",
@@ -147,16 +151,41 @@ def _shaping(lab: Lab) -> dict:
         return shaped_now(lab)
     except LabError:
         return {}
+def cp(args: argparse.Namespace, out: Console, err: Console) -> int:
+    """`cp FILE_OR_FOLDER HOST:PATH` (Lab.put) or `cp HOST:FILE PATH` (Lab.get)."""
+    from pathlib import Path
+
+    from socketlab.errors import ConfigError
+
+    lab = common.running_lab(args, err)
+    hosts = set(lab.topology.names)
+
+    def remote(text: str) -> tuple[str, str] | None:
+        host, sep, path = text.partition(":")
+        return (host, path) if sep and host in hosts else None
+
+    src, dest = remote(args.src), remote(args.dest)
+    if (src is None) == (dest is None):
+        raise ConfigError("give one side as HOST:PATH and the other as a path here",
+                          hint=f"e.g. `socketlab cp ./prog.py client:/work/prog.py`; the lab's "
+                               f"hosts are {', '.join(lab.topology.names)}")
+    if dest is not None:
+        lab.put(dest[0], Path(args.src), dest[1])
+        out.print(f"copied {args.src} to {dest[0]}:{dest[1]}", markup=False)
+    else:
+        target = Path(args.dest)
+        if target.is_dir():
+            target = target / Path(src[1]).name
+        lab.get(src[0], src[1], target)
+        out.print(f"copied {src[0]}:{src[1]} to {target}", markup=False)
+    return common.ExitCode.OK
 
 
 def exec_(args: argparse.Namespace, out: Console, err: Console) -> int:
     from socketlab.cli.shell import attached
-    from socketlab.errors import ConfigError, UnknownHost
-    from socketlab.lab.config import HOSTS
+    from socketlab.errors import ConfigError
 
-    if args.host not in HOSTS:
-        raise UnknownHost(f"unknown host {args.host!r}", hint=f"the lab's hosts are {', '.join(HOSTS)}")
     if not args.argv:
         raise ConfigError("no command given", hint="e.g. `socketlab exec server ip -br addr`")
     return attached(common.running_lab(args, err), args.host, args.argv, tty=args.tty,
-                    stdin=args.interactive, out=out, err=err)
+                    stdin=args.interactive, out=out, err=err)  # UnknownHost names the hosts

@@ -85,6 +85,7 @@ def shape(args: argparse.Namespace, out: Console, err: Console) -> int:
         raise ConfigError("--json goes with --show or --backends",
                           hint=f"e.g. `socketlab shape {args.host} --show --json`")
     lab = common.running_lab(args, err)
+    shaping.check_request(args.host, args.dir, args.backend, lab)  # one of its hosts
     if args.clear:
         shaping.clear(lab, args.host, args.dir)
         out.print(f"{args.host}: shaping cleared ({args.dir or 'both directions'})")

@@ -21,7 +21,6 @@ from typing import Any, Literal
 
 from socketlab.act.programs import PairRun
 from socketlab.errors import ConfigError, LabError, ProgramFailed
-from socketlab.lab.config import HOSTS
 from socketlab.observe.capture import Capture, default_filter
 from socketlab.observe.observation import Context, events_of
 from socketlab.observe.pcap import Pkt
@@ -146,8 +145,9 @@ def record(ctx: Context, action: Callable[[], PairRun], name: str, port: int,
     """Run `action` (a pair of programs) under a capture on both hosts, as the experiments do
     (no counters: no question reads them, and each snapshot costs an exec per host); a program
     that failed is a failed run, not a worksheet."""
-    ctx.progress(f"{name}: capturing on {', '.join(HOSTS)}")
-    with Capture(ctx.lab, HOSTS, ctx.run_dir, name=name, bpf=default_filter(port),
+    hosts = ctx.lab.topology.names  # the post's two hosts
+    ctx.progress(f"{name}: capturing on {', '.join(hosts)}")
+    with Capture(ctx.lab, hosts, ctx.run_dir, name=name, bpf=default_filter(port),
                  **capture) as cap:
         run = action()
     if not run.ok:
@@ -155,7 +155,7 @@ def record(ctx: Context, action: Callable[[], PairRun], name: str, port: int,
         what = error.raw if error else f"exit {run.client_exit} (client), {run.server_exit} (server)"
         raise ProgramFailed(f"the exercise's programs failed: {what}",
                             hint="see `socketlab doctor`, then start the exercise again")
-    return Recording({h: str(cap.result[h].pcap) for h in HOSTS}, events_of(run), (),
+    return Recording({h: str(cap.result[h].pcap) for h in hosts}, events_of(run), (),
                      cap.result.dropped)
 
 

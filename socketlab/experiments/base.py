@@ -57,6 +57,7 @@ class Experiment:
     claim: str            # what the post says, in a sentence
     run: Callable[[Context], Evidence]
     judge: Callable[[Evidence], Verdict]
+    topology: str = ""    # the lab it needs: a file in topologies/ ("" the post's two hosts)
 
 
 @dataclass(frozen=True)
@@ -97,8 +98,7 @@ def run_meta(lab: Lab) -> dict[str, str]:
     return {**_engine_meta(lab),
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "kernel": kernel,
-        "docker": str(lab.client.version().get("Version", "?")),
-        "compose": f"{' '.join(lab.compose.prefix)} {lab.compose.version}",
+        **lab.engine.describe(),
         "lab": f"{lab.config.project} on {lab.config.subnet} (server {lab.config.server_ip}, "
                f"client {lab.config.client_ip}, port {lab.config.port})",
         "shaping at the start": _shaping_meta(lab),

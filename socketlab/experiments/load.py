@@ -14,7 +14,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from socketlab.act import instruments
-from socketlab.act.programs import PROGRAMS_DIR, Options, PairRun, run_programs
+from socketlab.act.programs import (
+    Options,
+    PairRun,
+    run_programs,
+    tcp_client_argv,
+    udp_client_argv,
+    udp_server_argv,
+)
 from socketlab.experiments.base import Evidence, Experiment, Verdict
 from socketlab.observe.analysis import Pkt, tcp_flow, udp_datagrams
 from socketlab.observe.counters import delta, snapshot
@@ -40,23 +47,22 @@ RECEIVER_COUNTERS = ("Udp.InDatagrams", "Udp.RcvbufErrors", "Udp.InErrors", "Udp
 
 
 # ---------------------------------------------------------------- running a variant
-def udp_server_argv(port: int, *, rcvbuf: int | None = None, delay: float = 0.0,
-                    bufsize: int = 65535, timeout: float = 1.5) -> list[str]:
-    """The slow reader: it waits up to FIRST_WAIT_S for the burst to begin (a loaded host may
-    start the client late), then stops after `timeout` seconds of silence."""
-    argv = ["python3", f"{PROGRAMS_DIR}/udp_server.py", "--port", str(port), "--bufsize",
-            str(bufsize), "--timeout", f"{timeout:g}", "--first-timeout", f"{FIRST_WAIT_S:g}",
-            "--delay", f"{delay:g}", "--quiet"]
-    return argv + (["--rcvbuf", str(rcvbuf)] if rcvbuf is not None else [])
+def burst_server_argv(port: int, *, rcvbuf: int | None = None, delay: float = 0.0,
+                      bufsize: int = 65535, timeout: float = 1.5) -> list[str]:
+    """udp_server.py as the load experiments run it, a slow reader that says only its summary:
+    it waits up to FIRST_WAIT_S for the burst to begin (a loaded host may start the client
+    late), then stops after `timeout` seconds of silence."""
+    return udp_server_argv(port=port, bufsize=bufsize, timeout=timeout, first_timeout=FIRST_WAIT_S,
+                           delay=delay, rcvbuf=rcvbuf, quiet=True)
 
 
-def udp_client_argv(host: str, port: int, sizes: Sequence[int], *, count: int = 1,
-                    sndbuf: int | None = None, recverr: bool = False,
-                    quiet: bool = True) -> list[str]:
-    argv = ["python3", f"{PROGRAMS_DIR}/udp_client.py", "--host", host, "--port", str(port),
-            "--count", str(count), "--keep-going", *(f"--size={n}" for n in sizes)]
-    argv += ["--sndbuf", str(sndbuf)] if sndbuf is not None else []
-    return argv + (["--recverr"] if recverr else []) + (["--quiet"] if quiet else [])
+def burst_client_argv(host: str, port: int, sizes: Sequence[int], *, count: int = 1,
+                      sndbuf: int | None = None, recverr: bool = False,
+                      quiet: bool = True) -> list[str]:
+    """udp_client.py as the load experiments run it: a bounded sender that goes on after a
+    failed sendto() and counts it."""
+    return udp_client_argv(host=host, port=port, size=sizes, count=count, sndbuf=sndbuf,
+                           recverr=recverr, quiet=quiet, keep_going=True)
 
 
 def run_variant(ctx: Context, server: list[str], client: list[str], proto: str = "udp"
@@ -123,8 +129,8 @@ def udp_burst(ctx: Context, name: str, count: int, size: int, rcvbuf: int,
               delay: float = READ_DELAY) -> tuple[dict[str, Any], Observation[PairRun]]:
     """A fast bounded sender against a slow reader, captured on both hosts; facts attributed."""
     cfg = ctx.lab.config
-    server = udp_server_argv(cfg.port, rcvbuf=rcvbuf, delay=delay)
-    client = udp_client_argv(cfg.server_ip, cfg.port, [size], count=count)
+    server = burst_server_argv(cfg.port, rcvbuf=rcvbuf, delay=delay)
+    client = burst_client_argv(cfg.server_ip, cfg.port, [size], count=count)
     obs = observe(ctx, lambda: run_variant(ctx, server, client), name=name)
     run = obs.result
     facts: dict[str, Any] = {
@@ -172,8 +178,8 @@ def sweep_point(ctx: Context, rcvbuf: int, count: int = BURST) -> dict[str, Any]
     """One point of the plot: the same burst with another receive buffer (counters only)."""
     cfg = ctx.lab.config
     before = {h: snapshot(ctx.lab, h) for h in ("client", "server")}
-    run = run_variant(ctx, udp_server_argv(cfg.port, rcvbuf=rcvbuf, delay=READ_DELAY),
-                      udp_client_argv(cfg.server_ip, cfg.port, [DATAGRAM], count=count))
+    run = run_variant(ctx, burst_server_argv(cfg.port, rcvbuf=rcvbuf, delay=READ_DELAY),
+                      burst_client_argv(cfg.server_ip, cfg.port, [DATAGRAM], count=count))
     after = {h: snapshot(ctx.lab, h) for h in ("client", "server")}
     server = delta(before["server"], after["server"])
     return {"rcvbuf_set": rcvbuf, "rcvbuf": field(run.server_events, "listening", "rcvbuf", None),
@@ -198,8 +204,7 @@ def tcp_slow_reader(ctx: Context) -> tuple[dict[str, Any], Observation[PairRun]]
     # SO_RCVBUF set before listen(), which the accepted socket inherits; a pause before every recv)
     server = instruments.argv("tcp_sink", cfg.port, rcvbuf=SMALL_RCVBUF, read_delay=READ_DELAY,
                               chunk=2048, most=30.0)
-    client = ["python3", f"{PROGRAMS_DIR}/tcp_client.py", "--host", cfg.server_ip, "--port",
-              str(cfg.port), "--message", "x" * DATAGRAM, "--count", str(BURST)]
+    client = tcp_client_argv(host=cfg.server_ip, port=cfg.port, message="x" * DATAGRAM, count=BURST)
     obs = observe(ctx, lambda: run_variant(ctx, server, client, "tcp"), name="tcp-slow-reader")
     run = obs.result
     flow = tcp_flow(obs.packets["server"], (cfg.server_ip, cfg.port))
@@ -322,8 +327,8 @@ def run_c7(ctx: Context) -> Evidence:
     cfg = ctx.lab.config
 
     def sends(sndbuf: int | None) -> PairRun:
-        return run_variant(ctx, udp_server_argv(cfg.port),
-                           udp_client_argv(cfg.server_ip, cfg.port, C7_SIZES, sndbuf=sndbuf,
+        return run_variant(ctx, burst_server_argv(cfg.port),
+                           burst_client_argv(cfg.server_ip, cfg.port, C7_SIZES, sndbuf=sndbuf,
                                            quiet=False))
 
     obs = observe(ctx, lambda: (sends(C7_SNDBUF), sends(None)), name="udp-sndbuf")
@@ -396,8 +401,8 @@ def remove_qdisc(ctx: Context) -> str:
 
 def queue_burst(ctx: Context, recverr: bool) -> tuple[dict[str, Any], Observation[PairRun]]:
     cfg = ctx.lab.config
-    client = udp_client_argv(cfg.server_ip, cfg.port, [C9_SIZE], count=C9_COUNT, recverr=recverr)
-    obs = observe(ctx, lambda: run_variant(ctx, udp_server_argv(cfg.port), client),
+    client = burst_client_argv(cfg.server_ip, cfg.port, [C9_SIZE], count=C9_COUNT, recverr=recverr)
+    obs = observe(ctx, lambda: run_variant(ctx, burst_server_argv(cfg.port), client),
                   name="udp-full-queue" + ("-recverr" if recverr else ""))
     run, cc = obs.result, obs.counters["client"]
     sent = field(run.client_events, "summary", "sent")
@@ -478,8 +483,8 @@ C9 = Experiment("C9", "A full link-layer queue and ENOBUFS",
 def big_datagrams(ctx: Context) -> tuple[dict[str, Any], Observation[PairRun]]:
     """Three datagrams, each bigger than the whole small buffer, while the reader sleeps."""
     cfg = ctx.lab.config
-    server = udp_server_argv(cfg.port, rcvbuf=SMALL_RCVBUF, delay=0.5)
-    client = udp_client_argv(cfg.server_ip, cfg.port, [C10_BIG], count=3)
+    server = burst_server_argv(cfg.port, rcvbuf=SMALL_RCVBUF, delay=0.5)
+    client = burst_client_argv(cfg.server_ip, cfg.port, [C10_BIG], count=3)
     obs = observe(ctx, lambda: run_variant(ctx, server, client), name="udp-big-datagrams")
     run, sc = obs.result, obs.counters["server"]
     return {"size": C10_BIG, "rcvbuf": field(run.server_events, "listening", "rcvbuf", None),

@@ -11,11 +11,12 @@ from socketlab.errors import ConfigError
 from socketlab.experiments.base import Experiment
 from socketlab.experiments.congestion import EXPERIMENTS as _CONGESTION
 from socketlab.experiments.load import EXPERIMENTS as _LOAD
+from socketlab.experiments.pmtu import EXPERIMENTS as _PMTU
 from socketlab.experiments.shaped import EXPERIMENTS as _SHAPED
 from socketlab.experiments.tcp import EXPERIMENTS as _TCP
 from socketlab.experiments.udp import EXPERIMENTS as _UDP
 
-EXPERIMENTS = (*_TCP, *_UDP, *_LOAD, *_SHAPED, *_CONGESTION)
+EXPERIMENTS = (*_TCP, *_UDP, *_LOAD, *_SHAPED, *_CONGESTION, *_PMTU)
 
 
 def catalogue() -> dict[str, Experiment]:

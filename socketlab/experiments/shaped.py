@@ -21,7 +21,14 @@ from dataclasses import replace
 from typing import Any
 
 from socketlab.act import instruments, shaping
-from socketlab.act.programs import PROGRAMS_DIR, Options, PairRun, run_pair, run_programs
+from socketlab.act.programs import (
+    Options,
+    PairRun,
+    run_pair,
+    run_programs,
+    tcp_client_argv,
+    udp_client_argv,
+)
 from socketlab.experiments.base import Evidence, Experiment, Verdict
 from socketlab.experiments.stats import wilson
 from socketlab.observe.analysis import Pkt, tcp_flow, udp_datagrams
@@ -79,8 +86,8 @@ def reader_argv(port: int, window: float = 0.0) -> list[str]:
 def tcp_under_loss(ctx: Context) -> tuple[dict[str, Any], Observation[PairRun]]:
     """200 kB over TCP through the lossy egress, both hosts captured."""
     cfg = ctx.lab.config
-    client = ["python3", f"{PROGRAMS_DIR}/tcp_client.py", "--host", cfg.server_ip, "--port",
-              str(cfg.port), "--message", S1_MESSAGE, "--count", str(S1_TCP_COUNT)]
+    client = tcp_client_argv(host=cfg.server_ip, port=cfg.port, message=S1_MESSAGE,
+                             count=S1_TCP_COUNT)
     obs = observe(ctx, lambda: run_programs(ctx.lab, Options(proto="tcp"),
                                             reader_argv(cfg.port), client), name="s1-tcp")
     run = obs.result
@@ -107,9 +114,8 @@ def udp_under_loss(ctx: Context) -> tuple[dict[str, Any], Observation[PairRun]]:
     cfg = ctx.lab.config
     # a receive buffer forced to 8 MB: the socket drops nothing, the shaper's loss is the only loss
     server = instruments.argv("udp_sink", cfg.port, idle=2.0)
-    client = ["python3", f"{PROGRAMS_DIR}/udp_client.py", "--host", cfg.server_ip, "--port",
-              str(cfg.port), "--count", str(S1_UDP_COUNT), f"--size={S1_UDP_SIZE}", "--quiet",
-              "--keep-going"]
+    client = udp_client_argv(host=cfg.server_ip, port=cfg.port, count=S1_UDP_COUNT,
+                             size=[S1_UDP_SIZE], quiet=True, keep_going=True)
     obs = observe(ctx, lambda: run_programs(ctx.lab, Options(proto="udp"), server, client),
                   name="s1-udp")
     run, cc, sc = obs.result, obs.counters["client"], obs.counters["server"]

@@ -12,11 +12,15 @@ for any other. A file the lab cannot run safely is refused with one line: host n
 published ports, privileged hosts, external networks.
 
 Rendering writes what the lab adds: each network's subnet and each host's address (placed), the
-lab's labels, routes (SOCKETLAB_ROUTES, applied by lab-host), forwarding on routers, a sidecar
-per host with its own image. A routed lab's networks cannot be `internal` (Docker's internal
-bridges drop every packet addressed outside their own subnet, so nothing crosses a router):
-they get a bridge with no address on this machine instead (`inhibit_ipv4`), so there is no
-gateway to leave through, and the hosts keep no default route.
+lab's labels, routes (SOCKETLAB_ROUTES, applied by lab-host), forwarding on routers. A host with
+an image of its own gets a sidecar (sidecar_spec): the engine makes it in that host's network
+namespace itself (Compose v1 puts a `network_mode: service:X` container whose X is not running
+yet on Docker's default bridge, which has a way out).
+
+A routed lab's networks cannot be `internal` (Docker's internal bridges drop every packet
+addressed outside their own subnet, so nothing crosses a router): they get a bridge with no
+address on this machine instead (`inhibit_ipv4`), so there is no gateway to leave through,
+and the hosts keep no default route.
 """
 
 from __future__ import annotations
@@ -225,14 +229,17 @@ def render(topo: Topology, *, lab_image: str, settings: Mapping[str, str] | None
         _sealed(spec)
         if h.role == "router":
             spec["sysctls"] = {**_mapping(spec.get("sysctls")), "net.ipv4.ip_forward": "1"}
-        if h.instruments == INLINE:
+        if h.instruments == INLINE:  # the lab image: its tools need NET_ADMIN, tini stops it at once
+            spec["cap_add"] = sorted({*(spec.get("cap_add") or []), "NET_ADMIN"})
+            spec.setdefault("init", True)
             spec["environment"] = {**settings, "SOCKETLAB_MODE": "idle",
                                    **_mapping(spec.get("environment")),
                                    "SOCKETLAB_ROUTES": routes_env(routes[h.name])}
             spec.setdefault("command", ["lab-host", h.role])
+        if h.mounts:
+            spec["volumes"] = [*(spec.get("volumes") or []),
+                               *(f"{local}:{dest}:ro" for local, dest in h.mounts)]
         services[h.name] = spec
-        if h.sidecar:
-            services[h.sidecar] = _sidecar(h, lab_image, settings, routes_env(routes[h.name]))
     doc["services"] = services
     return _escape(doc)
 
@@ -269,9 +276,12 @@ def _sealed(spec: dict) -> dict:
     return spec
 
 
-def _sidecar(h: Host, lab_image: str, settings: Mapping[str, str], routes: str) -> dict:
-    """The lab-image container that carries a host's instruments, in the host's own network
-    namespace: it also makes that namespace a lab host's (routes, no default route, offloads)."""
+def sidecar_spec(topo: Topology, host: str, *, lab_image: str,
+                 settings: Mapping[str, str] | None = None) -> dict:
+    """The lab-image container that carries a host's instruments, to run in that host's own
+    network namespace: it also makes the namespace a lab host's (routes, no default route,
+    offloads). Compose's words; `network_mode` names the host's service."""
+    h = topo.host(host)
     return _sealed({
         "image": lab_image,
         "init": True,
@@ -279,7 +289,8 @@ def _sidecar(h: Host, lab_image: str, settings: Mapping[str, str], routes: str) 
         "network_mode": f"service:{h.name}",
         "command": ["lab-host", "instruments"],
         "labels": {LAB_LABEL: "1", SIDECAR_LABEL: h.name},
-        "environment": {**settings, "SOCKETLAB_MODE": "idle", "SOCKETLAB_ROUTES": routes},
+        "environment": {**(settings or {}), "SOCKETLAB_MODE": "idle",
+                        "SOCKETLAB_ROUTES": routes_env(topo.routes()[h.name])},
     })
 
 

@@ -15,6 +15,7 @@ import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from socketlab.errors import ConfigError
 from socketlab.lab.topology import lab_subnet
@@ -23,10 +24,10 @@ DEFAULT_SUBNET = "192.168.33.0/24"
 AUTO = "auto"  # subnet="auto": a free one, chosen when the lab starts (socketlab.lab.subnets)
 DEFAULT_PORT = 6666
 DEFAULT_PROJECT = "socketlab"
+DEFAULT_MOUNT = "/work"  # where --mount puts a folder in the hosts when no path is given
 LAB_IMAGE = "socketlab/lab:latest"
 SERVER_HOST_NUMBER = 5  # 192.168.33.5 in the post
 CLIENT_HOST_NUMBER = 6
-HOSTS = ("server", "client")
 PROTOCOLS = ("tcp", "udp")
 _PROJECT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
@@ -44,8 +45,12 @@ class LabConfig:
     image: str = LAB_IMAGE
     offloads: bool = False  # the hosts' segmentation/checksum offloads (off: textbook captures)
     topology: str = ""  # a compose file of the user's; "" is the bundled docker-compose.yml
+    mounts: tuple[str, ...] = ()  # "LOCAL[:DEST]": a folder of this machine, read-only in every
+    #                               host that runs the lab image (at DEST, default /work)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "mounts", tuple(self.mounts))
+        self.folders()  # a bad mount is refused here
         if self.subnet == AUTO:
             self._validate_unresolved()
             return
@@ -88,6 +93,22 @@ class LabConfig:
         if self.proto not in PROTOCOLS:
             raise ConfigError(f"unknown protocol {self.proto!r}", hint="use tcp or udp")
 
+    def folders(self) -> tuple[tuple[str, str], ...]:
+        """The mounts as (absolute folder here, path in the hosts)."""
+        found = []
+        for spec in self.mounts:
+            local, _, dest = spec.partition(":")
+            folder = Path(local).expanduser().resolve()
+            if not folder.is_dir():
+                raise ConfigError(f"mount {spec!r}: {local} is not a folder",
+                                  hint="give a folder of this machine, e.g. --mount ./myprog:/work")
+            dest = dest or DEFAULT_MOUNT
+            if not dest.startswith("/") or dest == "/":
+                raise ConfigError(f"mount {spec!r}: {dest!r} is not a path in the host",
+                                  hint="give an absolute path such as /work")
+            found.append((str(folder), dest))
+        return tuple(found)
+
     @property
     def resolved(self) -> bool:
         """False while the subnet is still "auto" (no addresses yet)."""
@@ -126,9 +147,6 @@ class LabConfig:
             changes.setdefault("server_ip", "")
             changes.setdefault("client_ip", "")
         return replace(self, **changes)  # type: ignore[arg-type]
-
-    def ip_of(self, host: str) -> str:
-        return {"server": self.server_ip, "client": self.client_ip}[host]
 
     def compose_env(self, mode: str = "idle") -> dict[str, str]:
         """The variables docker-compose.yml reads for this lab."""

@@ -40,6 +40,8 @@ class Container:
     service: str
     state: str  # "running", "created", "exited", ...
     id: str     # a short id, for people
+    address: str = "-"  # on its first network (given, or had), for people
+    sidecar_of: str = ""  # the host whose instruments it carries, if it is a sidecar
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,12 @@ class Engine(abc.ABC):
 
     @abc.abstractmethod
     def containers(self) -> dict[str, Container]:
-        """Every container of this lab, by service name."""
+        """Every container of this lab, by service name: hosts in the file's order, then
+        sidecars."""
+
+    @abc.abstractmethod
+    def networks(self) -> dict[str, str | None]:
+        """This lab's networks as they are now: name -> subnet (None: it has none)."""
 
     @abc.abstractmethod
     def running(self) -> Running:
@@ -101,6 +108,10 @@ class Engine(abc.ABC):
     def version(self) -> str:
         """The engine's own version, for reports."""
 
+    def describe(self) -> dict[str, str]:
+        """What ran the lab, for a run's report (name -> version)."""
+        return {self.name: self.version()}
+
     # -- in a container -------------------------------------------------------------------
     @abc.abstractmethod
     def exec(self, service: str, argv: Sequence[str], *, timeout: float | None = None) -> ExecResult:
@@ -110,6 +121,13 @@ class Engine(abc.ABC):
     def start_exec(self, service: str, argv: Sequence[str], *, timeout: float,
                    gated: bool = False) -> RunningExec:
         """Start a command and read it as it runs (see Lab.start for `gated`)."""
+
+    def attach(self, service: str, argv: Sequence[str], *, tty: bool = False, stdin: bool = False,
+               env: Sequence[str] = ()):
+        """A command whose streams are handed over as they come (a terminal, if tty): for a
+        person at the other end. An engine that cannot says so."""
+        raise ConfigError(f"the {self.name} engine has no interactive commands",
+                          hint="use exec, or a lab on the compose engine")
 
     @abc.abstractmethod
     def put(self, service: str, src: Path, dest: str) -> None:
@@ -126,7 +144,8 @@ class Engine(abc.ABC):
         None if there is no such file. lab-shape's state is read so before every run."""
 
     @abc.abstractmethod
-    def logs(self, service: str) -> str: ...
+    def logs(self, service: str) -> str:
+        """What the container printed, also once it has stopped."""
 
 
 def make_engine(name: str, project: str, **options: object) -> Engine:

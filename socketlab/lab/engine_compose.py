@@ -10,13 +10,10 @@ are found by compose's labels (project, service), never by container names.
 from __future__ import annotations
 
 import contextlib
-import io
 import ipaddress
-import tarfile
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -25,25 +22,35 @@ from socketlab.lab import compose as compose_cli
 from socketlab.lab.composefile import (
     INDEX_LABEL,
     INSTRUMENTS_LABEL,
-    LAB_LABEL,
     MTU_OPT,
-    NETWORKS_LABEL,
     ROLE_LABEL,
     SIDECAR_LABEL,
     dump,
     render,
+    sidecar_spec,
+)
+from socketlab.lab.containers import (
+    SERVICE_LABEL,
+    archive_of,
+    configured_address,
+    container_env,
+    extract_file,
+    in_parallel,
+    remove_container,
+    running_host,
+    sdk_errors,
+    settled,
 )
 from socketlab.lab.docker_api import connect
 from socketlab.lab.docker_http import DockerHTTP
 from socketlab.lab.engine import Container, Engine, Running
 from socketlab.lab.process import ExecResult, RunningExec, bounded
-from socketlab.lab.topology import DEFAULT_MTU, INLINE, Host, Network, Topology
+from socketlab.lab.topology import DEFAULT_MTU, INLINE, Network, Topology
 
 if TYPE_CHECKING:
     import docker
 
 PROJECT_LABEL = "com.docker.compose.project"
-SERVICE_LABEL = "com.docker.compose.service"
 NETWORK_LABEL = "com.docker.compose.network"
 T = TypeVar("T")
 
@@ -87,6 +94,58 @@ class ComposeEngine(Engine):
             rendered.write_text(dump(doc))
             self._build_missing(topology, doc, rendered, project_dir, lab_image)
             self._compose_run(rendered, project_dir, compose_cli.create_args(), settings)
+        self._connect_the_rest(topology)
+        self._create_sidecars(topology, settings, lab_image)
+        self._check_confined()
+
+    def _create_sidecars(self, topology: Topology, settings: Mapping[str, str],
+                         lab_image: str) -> None:
+        """Each sidecar made here, in its host's network namespace (`container:ID`), with
+        compose's labels, so that the lab is found and removed as one."""
+        hosts = self._project_containers()
+        for h in topology.hosts:
+            if not h.sidecar:
+                continue
+            spec = sidecar_spec(topology, h.name, lab_image=lab_image, settings=settings)
+            self.client.containers.create(
+                spec["image"], spec["command"], name=f"{self.project}_{h.sidecar}_1",
+                environment=spec["environment"], init=True, cap_add=spec["cap_add"],
+                network_mode=f"container:{hosts[h.name].id}",
+                labels={**spec["labels"], PROJECT_LABEL: self.project, SERVICE_LABEL: h.sidecar,
+                        "com.docker.compose.oneoff": "False",
+                        "com.docker.compose.container-number": "1"})
+
+    def _check_confined(self) -> None:
+        """Every container of the lab is on the lab's own networks, or in a lab host's
+        namespace; anything else (Docker's default bridge has a way out) is refused."""
+        ours = {n.name for n in self.client.networks.list(filters=self._filter())}
+        containers = self._project_containers()
+        ids = {c.id for c in containers.values()}
+        for service, c in containers.items():
+            mode = c.attrs["HostConfig"].get("NetworkMode", "")
+            nets = set(c.attrs["NetworkSettings"]["Networks"])
+            joined = mode.startswith("container:") and mode.split(":", 1)[1] in ids
+            if not joined and not (nets and nets <= ours):
+                raise ComposeError(f"the lab's {service} is on {', '.join(sorted(nets)) or mode}, "
+                                   "not only on the lab's networks: nothing was started",
+                                   hint="check its networks: and network_mode: in the compose file")
+
+    def _connect_the_rest(self, topology: Topology) -> None:
+        """A host on several networks: Compose v1 attaches the others only as it starts a
+        container itself (here the SDK starts them), so they are attached now, with their
+        addresses, before anything starts."""
+        nets = {(n.attrs.get("Labels") or {}).get(NETWORK_LABEL): n
+                for n in self.client.networks.list(filters=self._filter())}
+        containers = self._project_containers()
+        for h in topology.hosts:
+            container = containers.get(h.name)
+            if container is None or len(h.addresses) < 2:
+                continue
+            have = {settings.get("NetworkID") for settings in
+                    container.attrs["NetworkSettings"]["Networks"].values()}
+            for net, ip in h.addresses:
+                if net in nets and nets[net].id not in have:
+                    nets[net].connect(container, ipv4_address=ip)
 
     def _build_missing(self, topology: Topology, doc: Mapping, rendered: Path, project_dir: Path,
                        lab_image: str) -> None:
@@ -113,8 +172,8 @@ class ComposeEngine(Engine):
         sidecars = [c for c in containers.values() if SIDECAR_LABEL in c.labels]
         if not hosts:
             raise ComposeError("compose created no host", hint="run again with --debug")
-        _in_parallel(lambda c: c.start(), hosts)
-        _in_parallel(lambda c: c.start(), sidecars)  # each joins its host's namespace
+        in_parallel(lambda c: c.start(), hosts)
+        in_parallel(lambda c: c.start(), sidecars)  # each joins its host's namespace
         stopped = [s for s, c in self._project_containers().items() if c.status != "running"]
         if stopped:
             raise ComposeError(f"the lab's {', '.join(stopped)} did not stay running",
@@ -127,11 +186,11 @@ class ComposeEngine(Engine):
         if containers or networks:
             self.progress(f"removing lab {self.project!r}")
         sidecars = [c for c in containers if SIDECAR_LABEL in c.labels]
-        _in_parallel(_remove_container, sidecars)  # before the hosts whose namespace they hold
-        _in_parallel(_remove_container, [c for c in containers if c not in sidecars])
+        in_parallel(remove_container, sidecars)  # before the hosts whose namespace they hold
+        in_parallel(remove_container, [c for c in containers if c not in sidecars])
         for network in networks:
             self._remove_network(network)
-        left = _settled(self.leftovers)
+        left = settled(self.leftovers)
         if left:
             raise ComposeError(f"lab {self.project!r} could not be removed entirely: "
                                f"{', '.join(left)} still there",
@@ -140,7 +199,7 @@ class ComposeEngine(Engine):
         return [f"container {c.name}" for c in containers] + [f"network {n.name}" for n in networks]
 
     def _remove_network(self, network) -> None:
-        with contextlib.suppress(_sdk_errors().NotFound):
+        with contextlib.suppress(sdk_errors().NotFound):
             network.remove()
 
     def leftovers(self) -> list[str]:
@@ -149,7 +208,20 @@ class ComposeEngine(Engine):
         return [f"container {c.name}" for c in containers] + [f"network {n.name}" for n in networks]
 
     def containers(self) -> dict[str, Container]:
-        return {s: Container(s, c.status, c.short_id) for s, c in self._project_containers().items()}
+        found = sorted(self._project_containers().items(),
+                       key=lambda sc: (SIDECAR_LABEL in sc[1].labels,
+                                       int(sc[1].labels.get(INDEX_LABEL, "0"))))
+        return {s: Container(s, c.status, c.short_id, configured_address(c.attrs),
+                             c.labels.get(SIDECAR_LABEL, "")) for s, c in found}
+
+    def networks(self) -> dict[str, str | None]:
+        found = {}
+        for net in self.client.networks.list(filters=self._filter()):
+            attrs = net.attrs
+            name = (attrs.get("Labels") or {}).get(NETWORK_LABEL, net.name)
+            found[name] = next((c["Subnet"] for c in (attrs.get("IPAM") or {}).get("Config") or []
+                                if c.get("Subnet")), None)
+        return found
 
     def running(self) -> Running:
         flt = self._filter()
@@ -170,13 +242,16 @@ class ComposeEngine(Engine):
         for c in ordered:  # the list names an image by id once its tag has moved on
             if c["Image"].startswith("sha256:"):
                 c["Image"] = self.http.inspect_container(c["Id"])["Config"]["Image"]
-        topo = Topology(tuple(_running_host(c, networks) for c in ordered),
-                        tuple(networks.values()), source=f"lab {self.project!r}")
+        running_hosts = tuple(running_host(c, networks) for c in ordered)
+        seen = list(dict.fromkeys(n for h in running_hosts for n in h.networks))  # file order
+        topo = Topology(running_hosts, tuple(sorted(networks.values(), key=lambda n: seen.index(n.name)
+                                                    if n.name in seen else len(seen))),
+                        source=f"lab {self.project!r}")
         self._ids = {s: c["Id"] for s, c in found.items()}
         lab_side = next((c for c in found.values() if SIDECAR_LABEL in c["Labels"]
                          or c["Labels"].get(INSTRUMENTS_LABEL) == INLINE), None)
         config = self.http.inspect_container(lab_side["Id"])["Config"] if lab_side else {}
-        env = _env(config)
+        env = container_env(config)
         return Running(topo, {k: v for k, v in env.items() if k.startswith("SOCKETLAB_")},
                        config.get("Image", ""))
 
@@ -202,12 +277,16 @@ class ComposeEngine(Engine):
     def has_image(self, image: str) -> bool:
         try:
             self.client.images.get(image)
-        except _sdk_errors().ImageNotFound:
+        except sdk_errors().ImageNotFound:
             return False
         return True
 
     def version(self) -> str:
         return str(self.client.version().get("Version", "?"))
+
+    def describe(self) -> dict[str, str]:
+        return {"docker": self.version(),
+                "compose": f"{' '.join(self.compose.prefix)} {self.compose.version}"}
 
     # -- in a container -----------------------------------------------------------------------
     def _running(self, service: str):
@@ -253,121 +332,29 @@ class ComposeEngine(Engine):
         return self._in(service, lambda cid: self.http.start_exec(cid, argv, timeout=timeout,
                                                                  gated=gated, kill=kill))
 
+    def attach(self, service: str, argv: Sequence[str], *, tty: bool = False, stdin: bool = False,
+               env: Sequence[str] = ()):
+        def begin(cid: str):
+            exec_id = self.http.exec_create(cid, argv, stdin=stdin, tty=tty, environment=env)
+            return self.http.exec_attach(exec_id, tty=tty)
+
+        return self._in(service, begin)
+
     def put(self, service: str, src: Path, dest: str) -> None:
         if not dest.startswith("/"):
             raise LabError(f"{dest!r} is not an absolute path", hint="give the path in the host from /")
-        data = io.BytesIO()
-        with tarfile.open(fileobj=data, mode="w") as tar:
-            tar.add(str(src), arcname=dest.strip("/"), filter=_owned_by_root)
-        if not self._running(service).put_archive("/", data.getvalue()):  # makes missing parents
+        if not self._running(service).put_archive("/", archive_of(src, dest)):  # makes parents
             raise LabError(f"copying {src} to {service}:{dest} failed")
 
     def get(self, service: str, src: str, dest: Path) -> Path:
         stream, _stat = self._running(service).get_archive(src)
-        with tarfile.open(fileobj=io.BufferedReader(_ChunkReader(stream)), mode="r|") as tar:
-            member = next(iter(tar), None)
-            data = tar.extractfile(member) if member is not None else None
-            if data is None:
-                raise LabError(f"{service}:{src} is not a file")
-            with open(dest, "wb") as out:
-                while chunk := data.read(1 << 20):
-                    out.write(chunk)
+        if not extract_file(stream, dest):
+            raise LabError(f"{service}:{src} is not a file")
         return dest
 
     def logs(self, service: str) -> str:
-        return self._running(service).logs().decode(errors="replace")
-
-
-def _running_host(container: Mapping, networks: Mapping[str, Network]) -> Host:
-    """A host as the engine's container list shows it."""
-    by_name = {}
-    for settings in container["NetworkSettings"]["Networks"].values():
-        net = networks.get(settings.get("NetworkID"))
-        if net is not None:
-            by_name[net.name] = settings.get("IPAddress") or \
-                (settings.get("IPAMConfig") or {}).get("IPv4Address")
-    labels = container["Labels"]
-    order = [n for n in labels.get(NETWORKS_LABEL, "").split(",") if n in by_name]
-    order += [n for n in by_name if n not in order]
-    return Host(labels.get(SERVICE_LABEL, container["Names"][0].lstrip("/")),
-                tuple((n, by_name[n]) for n in order), container["Image"],
-                labels.get(ROLE_LABEL, "host"), labels.get(INSTRUMENTS_LABEL, INLINE))
-
-
-def _env(config: Mapping) -> dict[str, str]:
-    """A container's environment, from its inspected Config."""
-    return dict(e.split("=", 1) for e in config.get("Env") or [] if "=" in e)
-
-
-def _owned_by_root(info: tarfile.TarInfo) -> tarfile.TarInfo:
-    info.uid = info.gid = 0
-    info.uname = info.gname = "root"
-    return info
-
-
-class _ChunkReader(io.RawIOBase):
-    """A readable file over an iterator of byte chunks (the Docker SDK's archive stream)."""
-
-    def __init__(self, chunks: Iterable[bytes]) -> None:
-        self._chunks: Iterator[bytes] = iter(chunks)
-        self._rest = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buf) -> int:  # type: ignore[override]
-        while not self._rest:
-            self._rest = next(self._chunks, b"")
-            if not self._rest:
-                return 0
-        n = min(len(buf), len(self._rest))
-        buf[:n], self._rest = self._rest[:n], self._rest[n:]
-        return n
-
-
-def _in_parallel(action: Callable[[object], object], items: Iterable[object]) -> None:
-    """Apply `action` to every item at once (threads: the work is waiting on the engine)."""
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        for future in [pool.submit(action, item) for item in items]:
-            future.result()
-
-
-def _sdk_errors():
-    """The Docker SDK's errors, imported with the SDK (never on the fast path)."""
-    import docker.errors
-
-    return docker.errors
-
-
-def _remove_container(container) -> None:
-    try:
-        container.remove(force=True)
-    except _sdk_errors().NotFound:
-        pass
-    except _sdk_errors().APIError as e:
-        if e.status_code != 409:  # 409: another `down` is removing it already
-            raise
-
-
-def _settled(look: Callable[[], list[str]], timeout: float = 10.0) -> list[str]:
-    """What `look` still finds once removals by others (a parallel `down`) have finished."""
-    deadline = time.monotonic() + timeout
-    while (left := look()) and time.monotonic() < deadline:
-        time.sleep(0.2)  # polling the engine for removals in progress
-    return left
-
-
-def remove_all_labs(client: docker.DockerClient) -> list[str]:
-    """Every container and network that any socketlab lab left behind (by label)."""
-    removed = []
-    found = client.containers.list(all=True, filters={"label": LAB_LABEL}, ignore_removed=True)
-    sidecars = [c for c in found if SIDECAR_LABEL in c.labels]
-    for container in sidecars + [c for c in found if c not in sidecars]:
-        _remove_container(container)
-        removed.append(f"container {container.name}")
-    for network in client.networks.list(filters={"label": LAB_LABEL}):
-        with contextlib.suppress(_sdk_errors().NotFound):
-            network.remove()
-        removed.append(f"network {network.name}")
-    return removed
-
+        """What the container printed (running or not: an exited host's logs say why)."""
+        found = self._project_containers().get(service)
+        if found is None:
+            raise LabNotRunning(f"host {service!r} of lab {self.project!r} is not there")
+        return found.logs().decode(errors="replace")

@@ -272,7 +272,9 @@ def _sdk_errors():
 def remove_all_swarm_labs(swarm: Swarm) -> list[str]:
     """Every socketlab container on every node (the workers' first), then the labs' overlays
     (on the manager)."""
-    from socketlab.lab.engine_compose import LAB_LABEL, _remove_container, remove_all_labs
+    from socketlab.lab.composefile import LAB_LABEL
+    from socketlab.lab.containers import remove_all_labs
+    from socketlab.lab.containers import remove_container as _remove_container
 
     removed, manager = [], swarm.manager
     for node, client in swarm.clients().items():

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 from collections.abc import Collection, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from socketlab.errors import LabExists
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from socketlab.lab.lab import Lab
 
 # The settings that make one lab differ from another, in the order a message names them.
-SETTINGS = ("subnet", "server_ip", "client_ip", "port", "image", "offloads")
+SETTINGS = ("topology", "subnet", "server_ip", "client_ip", "port", "image", "offloads")
 _ADDRESSES = {"subnet", "server_ip", "client_ip"}
 
 
@@ -46,6 +47,8 @@ def _shown(name: str, value: object) -> str:
         return str(ipaddress.IPv4Network(str(value), strict=False))
     if name == "offloads":
         return "on" if value else "off"
+    if name == "topology":  # "" is the bundled file; a path is compared as an absolute one
+        return str(Path(str(value)).resolve()) if value else "docker-compose.yml"
     return str(value)
 
 
@@ -75,7 +78,7 @@ def this_or_running(lab: Lab, asked: Collection[str] | None = None) -> Iterator[
     except LabExists as e:
         if not e.running:
             raise
-        running = lab.running(lab.config.project, client=lab.client, progress=lab.progress)
+        running = lab.running(lab.config.project, engine=lab.engine, progress=lab.progress)
         if differences(lab.config, running.config, asked):
             raise
         yield from _borrowed(running)

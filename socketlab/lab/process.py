@@ -77,6 +77,24 @@ class RunningExec:
         raise LabTimeout(f"no matching output after {timeout:g} s",
                          hint="output so far: " + " | ".join(self.stdout_lines[-5:]))
 
+    def wait_pid(self, timeout: float) -> str | None:
+        """The command's pid in its host (the launcher's first line); None if it ended first.
+        Reads no further than that line."""
+        deadline = time.monotonic() + timeout
+        while self.pid is None and (left := deadline - time.monotonic()) > 0:
+            try:
+                line = self._lines.get(timeout=left)
+            except queue.Empty:
+                break
+            if line is None:
+                self._lines.put(None)
+                return None
+            if line.startswith(PID_PREFIX):
+                self.pid = line[len(PID_PREFIX):].strip()
+            else:
+                self.stdout_lines.append(line)
+        return self.pid
+
     def wait(self, timeout: float) -> int:
         """Wait for the end of the command; its exit code."""
         self.wait_for(lambda _line: False, timeout)
@@ -97,7 +115,7 @@ class RunningExec:
     def signal(self, name: str = "TERM") -> bool:
         """Send a signal (TERM, INT, KILL, ...) to this command only; False if it has ended."""
         if self.pid is None:
-            self.wait_for(lambda _line: True, 5)  # the pid line comes first
+            self.wait_pid(5)  # the pid line comes first
         if self.pid is None or self._kill is None:
             return False
         return self._kill(self.pid, name)

@@ -82,13 +82,15 @@ def claim_subnet(client, *, prefix: int = 24, pool: str | None = None,
 
 
 @contextlib.contextmanager
-def claim_subnets(client, count: int, *, prefix: int = 24, pool: str | None = None,
+def claim_subnets(taken, count: int, *, prefix: int = 24, pool: str | None = None,
                   lock_file: Path = LOCK_FILE) -> Iterator[list[str]]:
-    """`count` free subnets (one per network of the lab), held as claim_subnet holds one."""
+    """`count` free subnets (one per network of the lab), held as claim_subnet holds one.
+    taken: a Docker client, or a function giving the subnets in use (asked under the lock)."""
     pool = pool or os.environ.get("SOCKETLAB_SUBNET_POOL") or DEFAULT_POOL
     with open(lock_file, "a+") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            yield pick_many([*docker_subnets(client), *host_routes()], count, pool, prefix)
+            used = taken() if callable(taken) else docker_subnets(taken)
+            yield pick_many([*used, *host_routes()], count, pool, prefix)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)

@@ -51,6 +51,7 @@ class Host:
     image: str
     role: str = "host"
     instruments: str = INLINE
+    mounts: tuple[tuple[str, str], ...] = ()  # (folder on this machine, path in the host), read-only
 
     @property
     def networks(self) -> tuple[str, ...]:
@@ -181,6 +182,12 @@ class Topology:
                 filled.append((net, ip))
             hosts.append(replace(h, addresses=tuple(filled)))
         return replace(self, hosts=tuple(hosts), networks=networks)
+
+    def with_mounts(self, mounts: Iterable[tuple[str, str]]) -> Topology:
+        """Every host that runs the lab image gets these folders (read-only)."""
+        mounts = tuple(mounts)
+        return replace(self, hosts=tuple(replace(h, mounts=mounts) if h.instruments == INLINE else h
+                                         for h in self.hosts))
 
     # -- routes ------------------------------------------------------------------------------
     def routes(self) -> dict[str, list[tuple[str, str]]]:

@@ -350,5 +350,22 @@ def match_captures(sent_side: Iterable[Pkt], recv_side: Iterable[Pkt]
             matched.append((p, queue.popleft()))
         else:
             only_sender.append(p)
+    # A packet a router cut into fragments on the way arrived as its first fragment (the
+    # others stay receiver-only): it was not lost.
+    firsts: dict[tuple, deque[Pkt]] = defaultdict(deque)
+    for q in waiting.values():
+        for p in q:
+            if p.mf and p.frag_offset == 0:
+                firsts[(p.src, p.dst, p.proto, p.ip_id)].append(p)
+    lost = []
+    for p in only_sender:
+        found = firsts.get((p.src, p.dst, p.proto, p.ip_id)) if not p.is_fragment else None
+        if found:
+            first = found.popleft()
+            waiting[match_key(first)].remove(first)
+            matched.append((p, first))
+        else:
+            lost.append(p)
+    only_sender = lost
     rest = sorted((p for q in waiting.values() for p in q), key=lambda p: (p.ts, p.index))
     return matched, only_sender, rest

@@ -22,18 +22,14 @@ Offloads: veth starts with TSO/GSO and checksum offload on, so a capture shows o
 from __future__ import annotations
 
 import contextlib
-import io
 import re
-import shutil
-import tarfile
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from socketlab.errors import CaptureError, LabTimeout
-from socketlab.lab.config import HOSTS
+from socketlab.errors import CaptureError, LabError, LabTimeout
 from socketlab.lab.lab import Lab
 from socketlab.lab.process import RunningExec
 from socketlab.observe.offloads import IFACE, OffloadReport, restore_offloads, set_offloads
@@ -133,7 +129,7 @@ class _Tcpdump:
     def __init__(self, lab: Lab, host: str, argv: list[str], path: str, max_seconds: float):
         self.lab, self.host, self.path = lab, host, path
         self.proc: RunningExec = lab.start(host, ["sh", "-c", _LAUNCH, "sh", *argv],
-                                           timeout=max_seconds)
+                                           timeout=max_seconds, instruments=True)
         self.pid: str | None = None
         self.ended = False
         self.ready_at = 0.0
@@ -155,7 +151,8 @@ class _Tcpdump:
         """Send a signal to this tcpdump (only to it); False if it has already ended."""
         if self.ended or self.pid is None:
             return False
-        return self.lab.exec(self.host, ["kill", f"-{sig}", self.pid], timeout=10).exit_code == 0
+        return self.lab.exec(self.host, ["kill", f"-{sig}", self.pid], timeout=10,
+                             instruments=True).exit_code == 0
 
     def settle(self, timeout: float) -> bool:
         """Wait until tcpdump has written every packet the kernel handed it, and no new one came
@@ -193,46 +190,23 @@ class _Tcpdump:
         """Best effort, for failures: the host may already be gone."""
         with contextlib.suppress(Exception):  # clean-up must not hide the first error
             if self.pid is not None and not self.ended:
-                self.lab.exec(self.host, ["kill", "-KILL", self.pid], timeout=10)
+                self.lab.exec(self.host, ["kill", "-KILL", self.pid], timeout=10, instruments=True)
             elif not self.ended:  # no pid yet: its argv names this capture's own file
-                self.lab.exec(self.host, ["pkill", "-KILL", "-f", self.path], timeout=10)
+                self.lab.exec(self.host, ["pkill", "-KILL", "-f", self.path], timeout=10,
+                              instruments=True)
             self.ended = True
 
     def fetch(self, dest: Path) -> Path:
-        """Copy the pcap out of the host (Docker's archive API), then remove it there."""
-        stream, _stat = self.lab.container(self.host).get_archive(self.path)
-        with tarfile.open(fileobj=io.BufferedReader(_ChunkReader(stream)), mode="r|") as tar:
-            member = next(iter(tar), None)
-            src = tar.extractfile(member) if member is not None else None
-            if src is None:
-                raise CaptureError(f"no pcap in the archive from {self.host}")
-            with open(dest, "wb") as out:
-                shutil.copyfileobj(src, out)
+        """Copy the pcap out of the host, then remove it there."""
+        try:
+            self.lab.get(self.host, self.path, dest, instruments=True)
+        except LabError as e:
+            raise CaptureError(f"no pcap from {self.host}: {e}") from None
         self.remove()
         return dest
 
     def remove(self) -> None:
-        self.lab.exec(self.host, ["rm", "-f", self.path], timeout=10)
-
-
-class _ChunkReader(io.RawIOBase):
-    """A readable file over an iterator of byte chunks (the Docker SDK's archive stream)."""
-
-    def __init__(self, chunks: Iterable[bytes]) -> None:
-        self._chunks: Iterator[bytes] = iter(chunks)
-        self._rest = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buf) -> int:  # type: ignore[override]
-        while not self._rest:
-            self._rest = next(self._chunks, b"")
-            if not self._rest:
-                return 0
-        n = min(len(buf), len(self._rest))
-        buf[:n], self._rest = self._rest[:n], self._rest[n:]
-        return n
+        self.lab.exec(self.host, ["rm", "-f", self.path], timeout=10, instruments=True)
 
 
 # ---------------------------------------------------------------- the capture
@@ -293,12 +267,13 @@ def is_complete(run_dir: Path) -> bool:
 class Capture:
     """tcpdump on several hosts at once, as a context manager (or start() / stop())."""
 
-    def __init__(self, lab: Lab, hosts: Sequence[str] = HOSTS, base_dir: str | Path = "runs",
+    def __init__(self, lab: Lab, hosts: Sequence[str] | None = None, base_dir: str | Path = "runs",
                  *, name: str = "capture", bpf: str | None = None,
                  snaplen: int = DEFAULT_SNAPLEN, buffer_kib: int | None = DEFAULT_BUFFER_KIB,
                  immediate: bool = False, packet_buffered: bool = True,
                  offloads: bool | None | str = "lab", restore: bool = True,
                  max_seconds: float = MAX_SECONDS, iface: str = IFACE) -> None:
+        hosts = list(lab.topology.names if hosts is None else hosts)
         if not hosts or len(set(hosts)) != len(hosts):
             raise CaptureError(f"capture hosts {list(hosts)!r}: give each host once")
         self.lab, self.hosts, self.base_dir, self.name = lab, list(hosts), Path(base_dir), name

@@ -63,7 +63,7 @@ def parse_snapshot(text: str) -> Counters:
 
 def snapshot(lab: Lab, host: str) -> Counters:
     """Every counter of one host, now."""
-    result = lab.exec(host, ["sh", "-c", SNAPSHOT_SCRIPT], timeout=10)
+    result = lab.exec(host, ["sh", "-c", SNAPSHOT_SCRIPT], timeout=10, instruments=True)
     return parse_snapshot(result.stdout)
 
 

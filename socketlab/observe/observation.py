@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from socketlab.lab.config import HOSTS
 from socketlab.observe.capture import Capture, CaptureResult
 from socketlab.observe.counters import Counters, delta, snapshot
 from socketlab.observe.ladder import Host, ladder_from_captures, render_svg, render_text
@@ -47,8 +46,10 @@ class Observation(Generic[T]):
 
 
 def observe(ctx: Context, action: Callable[[], T], *, name: str,
-            hosts: Sequence[str] = HOSTS, **capture_options: Any) -> Observation[T]:
-    """Counters before, capture around `action`, counters after; packets read back."""
+            hosts: Sequence[str] | None = None, **capture_options: Any) -> Observation[T]:
+    """Counters before, capture around `action`, counters after; packets read back.
+    hosts: where to capture (default: every host of the lab)."""
+    hosts = list(ctx.lab.topology.names if hosts is None else hosts)
     before = {h: snapshot(ctx.lab, h) for h in hosts}
     ctx.progress(f"{name}: capturing on {', '.join(hosts)}")
     with Capture(ctx.lab, hosts, ctx.run_dir, name=name, **capture_options) as cap:
@@ -84,11 +85,12 @@ def ladder_files(ctx: Context, obs: Observation, stem: str,
                  events: dict[str, list[dict[str, Any]]] | None = None,
                  bufsize: int = 3) -> dict[str, str]:
     """The exchange as a ladder diagram (text and SVG) in the run folder; artifact paths."""
-    cfg = ctx.lab.config
+    topo = ctx.lab.topology  # the ladder's two sides: the hosts whose roles are client, server
+    client, server = (topo.role_host(r) or topo.host(r) for r in ("client", "server"))
     notes = [(host, e["t"], call_label(e, bufsize)) for host, evs in (events or {}).items()
              for e in evs if e.get("t") is not None and e["event"] != "stop"]
-    ladder = ladder_from_captures(obs.packets.get("client", []), obs.packets.get("server", []),
-                                  Host("client", cfg.client_ip), Host("server", cfg.server_ip),
+    ladder = ladder_from_captures(obs.packets.get(client.name, []), obs.packets.get(server.name, []),
+                                  Host(client.name, client.ip), Host(server.name, server.ip),
                                   events=notes)
     text, svg = ctx.run_dir / f"{stem}-ladder.txt", ctx.run_dir / f"{stem}-ladder.svg"
     text.write_text(render_text(ladder))

@@ -12,7 +12,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from socketlab.errors import CaptureError
-from socketlab.lab.config import HOSTS
 from socketlab.lab.lab import Lab
 
 IFACE = "eth0"
@@ -62,13 +61,13 @@ echo @@; ethtool -k "$IFACE"
 """
 
 
-def set_offloads(lab: Lab, hosts: Iterable[str] = HOSTS, enabled: bool = False,
+def set_offloads(lab: Lab, hosts: Iterable[str] | None = None, enabled: bool = False,
                  features: Sequence[tuple[str, str]] = OFFLOAD_FEATURES) -> list[OffloadReport]:
     """Switch segmentation, receive and checksum offloads of eth0 off (or on) in each host.
     Features the device cannot change are tolerated and reported in `refused`."""
     order = features if not enabled else tuple(reversed(features))
     return [_switch(lab, h, {name: enabled for name, _ in order}, features, enabled)
-            for h in hosts]
+            for h in (lab.topology.names if hosts is None else hosts)]
 
 
 def restore_offloads(lab: Lab, reports: Iterable[OffloadReport],
@@ -88,6 +87,7 @@ def _switch(lab: Lab, host: str, wanted: dict[str, bool],
     """One host: ethtool -K for each wanted feature, in order; states read before and after."""
     args = [x for name, on in wanted.items() for x in (name, "on" if on else "off")]
     res = lab.exec(host, ["env", f"IFACE={IFACE}", "sh", "-c", _OFFLOAD_SCRIPT, "sh", *args],
+                   instruments=True,
                    timeout=30)
     parts = res.stdout.split("@@\n")
     if res.exit_code != 0 or len(parts) != 3:

@@ -27,7 +27,9 @@ from typing import TYPE_CHECKING, Any
 import dpkt
 
 from socketlab.errors import CaptureError
-from socketlab.lab.lab import LAB_LABEL, PROJECT_LABEL, SERVICE_LABEL, Lab
+from socketlab.lab.composefile import LAB_LABEL
+from socketlab.lab.engine_compose import PROJECT_LABEL, SERVICE_LABEL
+from socketlab.lab.lab import Lab
 from socketlab.observe.capture import MAX_SECONDS, Capture, CaptureResult
 from socketlab.observe.pcap import _ETHER, Pkt, _Decoder
 
@@ -112,14 +114,16 @@ class _Taps:
     def __init__(self, lab: SwarmLab) -> None:
         self.config, self._engine = lab.config, lab.engine
 
-    def exec(self, name: str, argv: Sequence[str], *, timeout: float | None = None) -> Any:
+    def exec(self, name: str, argv: Sequence[str], *, timeout: float | None = None,
+             instruments: bool = False) -> Any:  # a tap is its own instruments
         return self._engine.exec(name, argv, timeout=timeout)
 
-    def start(self, name: str, argv: Sequence[str], *, timeout: float, gated: bool = False) -> Any:
+    def start(self, name: str, argv: Sequence[str], *, timeout: float, gated: bool = False,
+              instruments: bool = False) -> Any:
         return self._engine.start_exec(name, argv, timeout=timeout, gated=gated)
 
-    def container(self, name: str) -> Any:
-        return self._engine._running(name)
+    def get(self, name: str, src: str, dest: Path, *, instruments: bool = False) -> Path:
+        return self._engine.get(name, src, Path(dest))
 
 
 class UnderlayCapture:

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from socketlab.act.shaping import NFQ_LOG, nfq_records
-from socketlab.lab.config import HOSTS
 from socketlab.lab.lab import Lab
 from socketlab.observe.analysis import (
     Datagram,
@@ -242,7 +241,7 @@ def watching(lab: Lab, run_dir: str | Path, hosts: Sequence[str] | None = None, 
     """Capture on `hosts` (every host by default) around the block; counters before and after;
     pcaps and a ladder of `between` (text, SVG) in run_dir/<time>-<name>/. When the block
     raises, the capture is still stopped and its files written (as far as they can be)."""
-    hosts = list(hosts or HOSTS)
+    hosts = list(hosts or lab.topology.names)
     watch = Watch()
     before = {h: snapshot(lab, h) for h in hosts}
     capture = Capture(lab, hosts, run_dir, name=name, bpf=bpf).start()
@@ -250,7 +249,7 @@ def watching(lab: Lab, run_dir: str | Path, hosts: Sequence[str] | None = None, 
 
     def finish() -> None:
         result = capture.stop()
-        wired = {h: HostWire(h, lab.config.ip_of(h), tuple(read_pcap(result[h].pcap)),
+        wired = {h: HostWire(h, lab.topology.ip(h), tuple(read_pcap(result[h].pcap)),
                              delta(before[h], snapshot(lab, h))) for h in hosts}
         faults = tuple(f for h in hosts for f in _faults_since(lab, h, started))
         files = {f"pcap ({h})": str(result[h].pcap) for h in hosts}
@@ -274,6 +273,6 @@ def watching(lab: Lab, run_dir: str | Path, hosts: Sequence[str] | None = None, 
 def _faults_since(lab: Lab, host: str, since: float) -> list[dict[str, Any]]:
     """The packet-exact faults lab-nfq logged in `host` since `since`, each with its host."""
     log = lab.exec(host, ["sh", "-c", f"cat {NFQ_LOG.format(queue=0)} 2>/dev/null"],
-                   timeout=10).stdout
+                   timeout=10, instruments=True).stdout
     return [{**f, "host": host} for f in nfq_records(log)["nfq_faults"]
             if float(f.get("time", 0)) >= since]

@@ -210,7 +210,7 @@ def analysis(*, packets: int = 50_000, repeat: int = 3,
 def capture(config: LabConfig, *, packets: int = 50_000,
             progress: Callable[[str], None] = lambda _m: None) -> list[Figure]:
     """A bounded UDP burst between the lab's hosts, captured on both: is it captured whole?"""
-    from socketlab.act.programs import PROGRAMS_DIR, run_programs
+    from socketlab.act.programs import run_programs, udp_client_argv, udp_server_argv
     from socketlab.lab.images import ensure_lab_image
     from socketlab.observe.analysis import summary
     from socketlab.observe.capture import Capture
@@ -219,15 +219,13 @@ def capture(config: LabConfig, *, packets: int = 50_000,
     cfg = bench_config(config, "capture")
     client = connect()
     ensure_lab_image(client, cfg.image, IMAGE_CONTEXT, progress)
-    server = ["python3", f"{PROGRAMS_DIR}/udp_server.py", "--quiet", "--timeout", "2",
-              "--rcvbuf", "4194304", "--bufsize", "64"]
+    server = udp_server_argv(port=cfg.port, quiet=True, timeout=2.0, rcvbuf=4194304, bufsize=64)
     import tempfile
     from pathlib import Path
 
     with Lab(cfg, client=client) as lab, tempfile.TemporaryDirectory() as tmp:
-        sender = ["python3", f"{PROGRAMS_DIR}/udp_client.py", "--host", lab.config.server_ip,
-                  "--count", str(packets), "--message", "burst-datagram!!", "--quiet",
-                  "--keep-going"]
+        sender = udp_client_argv(host=lab.config.server_ip, port=lab.config.port, count=packets,
+                                 message="burst-datagram!!", quiet=True, keep_going=True)
         progress(f"a burst of {packets:,} UDP datagrams, captured on both hosts")
         start = time.perf_counter()
         cap = Capture(lab, base_dir=Path(tmp), name="burst").start()

@@ -17,9 +17,9 @@ from rich.table import Table
 
 from socketlab.errors import LabError
 from socketlab.lab import compose as compose_cli
+from socketlab.lab.composefile import LAB_LABEL
 from socketlab.lab.config import LabConfig
 from socketlab.lab.docker_api import connect
-from socketlab.lab.lab import LAB_LABEL
 from socketlab.lab.process import ExecResult
 
 

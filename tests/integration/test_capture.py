@@ -11,7 +11,6 @@ from scapy.all import rdpcap
 from socketlab.act import instruments
 from socketlab.act.programs import Options, run_pair
 from socketlab.errors import CaptureError
-from socketlab.lab.config import HOSTS
 from socketlab.lab.lab import Lab
 from socketlab.observe import analysis as an
 from socketlab.observe import capture as capmod
@@ -19,6 +18,7 @@ from socketlab.observe.capture import Capture
 from socketlab.observe.events import parse_output
 from socketlab.observe.offloads import restore_offloads, set_offloads
 
+HOSTS = ("server", "client")  # the post's two hosts (the default topology)
 pytestmark = pytest.mark.integration
 
 BURST = 50_000
@@ -182,17 +182,20 @@ def test_a_tcpdump_slowed_down_still_gives_its_whole_capture(lab: Lab, tmp_path:
     import threading
 
     cap = Capture(lab, HOSTS, tmp_path, name="slow").start()
-    server = docker_client.containers.get(lab.container_id("server"))
     pid = cap._dumps["server"].pid
-    wake = threading.Timer(6.0, lambda: server.exec_run(["kill", "-CONT", pid]))
+
+    def signal(sig: str) -> int:  # where tcpdump runs: the server's instruments
+        return lab.exec("server", ["kill", sig, pid], timeout=10, instruments=True).exit_code
+
+    wake = threading.Timer(6.0, lambda: signal("-CONT"))
     try:
         assert run_pair(lab, Options(proto="tcp")).ok
-        assert server.exec_run(["kill", "-STOP", pid]).exit_code == 0
+        assert signal("-STOP") == 0
         wake.start()
         result = cap.stop()
     finally:
         wake.cancel()
-        server.exec_run(["kill", "-CONT", pid])
+        signal("-CONT")
         if cap._dumps:
             cap._abort()
     assert result["server"].captured == result["server"].received > 0

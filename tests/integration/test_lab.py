@@ -15,7 +15,8 @@ import pytest
 from socketlab.act.programs import Options, run_pair
 from socketlab.errors import ConfigError, ImageError, ProgramFailed
 from socketlab.lab.assets import COMPOSE_FILE
-from socketlab.lab.lab import PROJECT_LABEL, Lab
+from socketlab.lab.engine_compose import PROJECT_LABEL
+from socketlab.lab.lab import Lab
 from socketlab.lab.subnets import claim_subnet
 from socketlab.observe.events import payload
 from tests.conftest import lab_config, project_name

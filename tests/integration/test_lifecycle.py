@@ -29,7 +29,7 @@ def cli(*argv: str) -> tuple[int, str, str]:
 
 def hosts_of(lab: Lab) -> dict[str, tuple[str, str]]:
     """Each host's container id and state, as the engine has them now."""
-    return {h: (c.id, c.status) for h, c in lab._project_containers().items()}
+    return {h: (c.id, c.state) for h, c in lab.engine.containers().items()}
 
 
 # -- never destroy ------------------------------------------------------------------------------

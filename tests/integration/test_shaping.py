@@ -16,7 +16,8 @@ import pytest
 
 from socketlab.act import instruments, shaping
 from socketlab.errors import ConfigError
-from socketlab.lab.lab import PROJECT_LABEL, Lab
+from socketlab.lab.engine_compose import PROJECT_LABEL
+from socketlab.lab.lab import Lab
 from socketlab.observe.events import parse_output
 from tests.conftest import lab_config
 
@@ -53,7 +54,7 @@ def udp_loss(lab: Lab, sender: str, receiver: str) -> tuple[int, dict]:
     recv = lab.start(receiver, instruments.argv("udp_sink", PORT, numbered=True, idle=1.5, most=20.0),
                      timeout=30)
     recv.wait_for(lambda line: line.startswith("listening"), timeout=10)
-    sent = lab.exec(sender, instruments.argv("udp_blast", lab.config.ip_of(receiver), PORT,
+    sent = lab.exec(sender, instruments.argv("udp_blast", lab.topology.ip(receiver), PORT,
                                              count=DATAGRAMS, pps=2000.0, most=20.0), timeout=30)
     recv.wait(30)
     return summary(recv)["distinct"], summary(sent)
@@ -94,7 +95,7 @@ def test_tbf_rate_gives_tcp_goodput_within_10_percent(lab, direction, sender, re
     shaping.shape(lab, "client", "rate 2mbit", direction)
     recv = lab.start(receiver, instruments.argv("tcp_sink", PORT, most=20.0), timeout=30)
     recv.wait_for(lambda line: line.startswith("listening"), timeout=10)
-    lab.exec(sender, instruments.argv("tcp_send", lab.config.ip_of(receiver), PORT, bytes=TCP_BYTES,
+    lab.exec(sender, instruments.argv("tcp_send", lab.topology.ip(receiver), PORT, bytes=TCP_BYTES,
                                       most=20.0), timeout=30)
     recv.wait(30)
     got = summary(recv)

@@ -51,7 +51,7 @@ def records(path: Path) -> list[dict]:
 
 
 def left_behind(docker_client, projects: list[str]) -> list[str]:
-    from socketlab.lab.lab import PROJECT_LABEL
+    from socketlab.lab.engine_compose import PROJECT_LABEL
 
     left = []
     for project in projects:

@@ -9,6 +9,8 @@ import pytest
 
 from socketlab.cli import common
 from socketlab.cli.main import main
+from socketlab.lab.assets import COMPOSE_FILE
+from socketlab.lab.composefile import read_topology
 from socketlab.lab.config import LabConfig
 from socketlab.lab.process import ExecResult
 
@@ -18,11 +20,12 @@ class FakeLab:
 
     def __init__(self) -> None:
         self.config = LabConfig()
+        self.topology = read_topology(COMPOSE_FILE, self.config.compose_env(), lab_image=self.config.image)
         self.calls: list[tuple[str, list[str]]] = []
         self.opened: list[bool] = []
         self.answer = ExecResult(0, "egress: delay 100ms loss 5% (backend engine)\n", "", 0.1)
 
-    def exec(self, host: str, argv, *, timeout=None) -> ExecResult:
+    def exec(self, host: str, argv, *, timeout=None, instruments=False) -> ExecResult:
         self.calls.append((host, list(argv)))
         return self.answer
 

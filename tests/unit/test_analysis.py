@@ -199,6 +199,19 @@ def test_match_captures_attributes_loss(pkts):
     assert only_receiver == [stray]
 
 
+def test_a_packet_fragmented_on_the_way_is_not_lost():
+    """Sent whole (no DF), it arrives as fragments a router made: paired with the first one."""
+    whole = an.Pkt(0, T0, C, S, "udp", ip_len=1250, ip_id=7, sport=4000, dport=6666, length=1222)
+    first = an.Pkt(0, T0 + 1e-4, C, S, "udp", ip_len=996, ip_id=7, mf=True, sport=4000,
+                   dport=6666, length=968)
+    second = an.Pkt(1, T0 + 2e-4, C, S, "udp", ip_len=274, ip_id=7, frag_offset=976, length=254)
+    gone = an.Pkt(1, T0 + 1, C, S, "udp", ip_len=1250, ip_id=8, sport=4000, dport=6666, length=1222)
+    matched, only_sender, only_receiver = an.match_captures([whole, gone], [first, second])
+    assert matched == [(whole, first)]
+    assert only_sender == [gone]  # its fragments never came: lost
+    assert only_receiver == [second]
+
+
 def test_summary_of_50000_udp_packets(tmp_path):
     path = str(tmp_path / "flood.pcap")
     template = bytes(Ether() / IP(src=C, dst=S) / UDP(sport=50000, dport=PORT, chksum=0)

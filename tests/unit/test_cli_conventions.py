@@ -188,7 +188,6 @@ def test_fail_on_reads_verdicts(given, chosen):
     ["up", "--subnet", "nonsense"],
     ["up", "--server-ip", "10.0.0.5"],
     ["-p", "Bad Name", "status"],
-    ["exec", "router", "ls"],
     ["shape", "client", "--loss", "150%"],
     ["shape", "client", "--delay", "fast"],
     ["experiments", "C99"],

@@ -14,7 +14,8 @@ import pytest
 
 from socketlab.act.craft import Craft, craft, craft_argv
 from socketlab.errors import ConfigError
-from socketlab.lab.assets import IMAGE_CONTEXT
+from socketlab.lab.assets import COMPOSE_FILE, IMAGE_CONTEXT
+from socketlab.lab.composefile import read_topology
 from socketlab.lab.config import LabConfig
 from socketlab.lab.process import ExecResult
 from socketlab.observe.capture import HostCapture
@@ -52,6 +53,7 @@ def test_a_request_that_cannot_work_is_refused_here(fields, error):
 
 class Lab:
     config = LabConfig()
+    topology = read_topology(COMPOSE_FILE, config.compose_env(), lab_image=config.image)
 
     def __init__(self, answer: ExecResult) -> None:
         self.answer, self.calls = answer, []

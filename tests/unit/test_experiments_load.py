@@ -222,14 +222,14 @@ def test_the_client_summary_and_per_call_results_are_read_back() -> None:
 
 
 def test_argv_builders_ask_for_the_variants() -> None:
-    client = load.udp_client_argv("10.0.0.5", 6666, [100, 200], count=3, sndbuf=4096,
-                                  recverr=True)
+    client = load.burst_client_argv("10.0.0.5", 6666, [100, 200], count=3, sndbuf=4096,
+                                    recverr=True)
     assert "--size=100" in client
     assert "--size=200" in client
     assert "--recverr" in client
     assert client[client.index("--sndbuf") + 1] == "4096"
     assert "--quiet" in client
-    server = load.udp_server_argv(6666, rcvbuf=4096, delay=0.001)
+    server = load.burst_server_argv(6666, rcvbuf=4096, delay=0.001)
     assert server[server.index("--rcvbuf") + 1] == "4096"
     assert "--delay" in server
     assert float(server[server.index("--first-timeout") + 1]) > float(server[server.index("--timeout") + 1])

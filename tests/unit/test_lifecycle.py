@@ -111,10 +111,10 @@ class FakeLab:
     """Lab's lifecycle as this_or_running sees it."""
 
     def __init__(self, config: LabConfig, *, there: LabConfig | None = None, **_kw) -> None:
-        self.config, self.there, self.client, self.events = config, there, None, []
+        self.config, self.there, self.engine, self.events = config, there, None, []
         self.progress = self.events.append
 
-    def running(self, project, *, client=None, progress=None):
+    def running(self, project, *, engine=None, progress=None):
         return FakeLab(self.there)
 
     def up(self):

@@ -17,6 +17,7 @@ from socketlab.lab.composefile import (
     read_topology,
     render,
     routes_env,
+    sidecar_spec,
 )
 from socketlab.lab.config import LabConfig
 from socketlab.lab.subnets import pick_many
@@ -179,7 +180,8 @@ networks:
   n: {ipam: {config: [{subnet: 10.0.0.0/24}]}}
 """)
     doc = render(topo, lab_image=LAB, settings={"SOCKETLAB_OFFLOADS": "off"})
-    side = doc["services"]["app-instruments"]
+    assert "app-instruments" not in doc["services"]  # the engine makes it (see sidecar_spec)
+    side = sidecar_spec(topo, "app", lab_image=LAB, settings={"SOCKETLAB_OFFLOADS": "off"})
     assert (side["network_mode"], side["image"], side["cap_add"]) == ("service:app", LAB, ["NET_ADMIN"])
     assert side["environment"]["SOCKETLAB_OFFLOADS"] == "off"
     assert side["labels"]["io.socketlab.instruments-for"] == "app"
