@@ -110,7 +110,9 @@ class ComposeEngine(Engine):
             self.client.containers.create(
                 spec["image"], spec["command"], name=f"{self.project}_{h.sidecar}_1",
                 environment=spec["environment"], init=True, cap_add=spec["cap_add"],
-                network_mode=f"container:{hosts[h.name].id}",
+                network_mode=f"container:{hosts[h.name].id}", mem_limit=spec["mem_limit"],
+                memswap_limit=spec["memswap_limit"], pids_limit=spec["pids_limit"],
+                security_opt=spec["security_opt"],
                 labels={**spec["labels"], PROJECT_LABEL: self.project, SERVICE_LABEL: h.sidecar,
                         "com.docker.compose.oneoff": "False",
                         "com.docker.compose.container-number": "1"})

@@ -14,13 +14,16 @@ from socketlab.lab.composefile import read_topology
 from socketlab.lab.config import LabConfig
 from socketlab.lab.process import ExecResult
 
+# The post's two hosts as a topology: what a fake lab answers for `lab.topology`.
+POST = read_topology(COMPOSE_FILE, LabConfig().compose_env(), lab_image=LabConfig().image)
+
 
 class FakeLab:
     """Records exec calls; answers as lab-shape would (set .answer to change that)."""
 
     def __init__(self) -> None:
         self.config = LabConfig()
-        self.topology = read_topology(COMPOSE_FILE, self.config.compose_env(), lab_image=self.config.image)
+        self.topology = POST
         self.calls: list[tuple[str, list[str]]] = []
         self.opened: list[bool] = []
         self.answer = ExecResult(0, "egress: delay 100ms loss 5% (backend engine)\n", "", 0.1)

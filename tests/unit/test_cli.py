@@ -244,7 +244,7 @@ class FakeLab:
         self.exec_calls.append((host, list(argv)))
         return ExecResult(3, "out text\n", "err text\n", 0.01)
 
-    def read_file(self, host, path):
+    def read_file(self, host, path, *, instruments=False):
         return None  # no state file of lab-shape: nothing is shaped
 
     def attach(self, host, argv, *, tty=False, stdin=False, env=()):

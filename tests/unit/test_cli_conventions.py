@@ -17,7 +17,7 @@ from socketlab.cli.common import ExitCode
 from socketlab.cli.experiments import fail_on
 from socketlab.errors import ConfigError
 from socketlab.lab.config import LabConfig
-from tests.unit.conftest import cli
+from tests.unit.conftest import POST, cli
 
 
 @pytest.fixture(autouse=True)
@@ -31,6 +31,8 @@ def no_engine(monkeypatch):
 
 class StatusLab:
     """A lab for `status`: what the real Lab's status() and subnet_in_use() return."""
+
+    topology = POST
 
     made: list[StatusLab] = []
 
@@ -53,7 +55,7 @@ class StatusLab:
     def subnet_in_use(self):
         return self.subnet
 
-    def read_file(self, host, path):
+    def read_file(self, host, path, *, instruments=False):
         """lab-shape's state files, as the engine copies them out (None: not there)."""
         direction = path.rsplit("shape-", 1)[-1].removesuffix(".json")
         found = self.shaping.get(host, {}).get(direction)

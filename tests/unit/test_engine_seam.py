@@ -102,6 +102,9 @@ class FakeEngine(Engine):
         self.calls.append(("get", service, src))
         return dest
 
+    def read_file(self, service, path):
+        return None
+
     def logs(self, service):
         return ""
 

@@ -223,7 +223,7 @@ def test_shape_signalled_during_the_apply_finishes_it_and_says_so(lab):
 
     real = lab.exec
 
-    def exec_signalled(host, argv, *, timeout=None):
+    def exec_signalled(host, argv, *, timeout=None, instruments=False):
         os.kill(os.getpid(), signal.SIGTERM)  # the process alone, in the middle of the apply
         return real(host, argv, timeout=timeout)
 

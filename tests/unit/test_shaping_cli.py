@@ -98,7 +98,7 @@ def test_a_signal_during_the_apply_waits_for_it_then_says_what_is_in_place(lab):
 
     answer = lab.answer
 
-    def exec_then_signalled(host, argv, *, timeout=None):
+    def exec_then_signalled(host, argv, *, timeout=None, instruments=False):
         lab.calls.append((host, list(argv)))
         os.kill(os.getpid(), signal.SIGTERM)  # arrives while the exec "runs"
         return answer
@@ -115,7 +115,7 @@ def test_a_signal_during_the_apply_waits_for_it_then_says_what_is_in_place(lab):
 def test_ctrl_c_while_waiting_for_the_timer_reverts_at_once_and_says_so(lab):
     answer = lab.answer
 
-    def exec_interrupted_while_waiting(host, argv, *, timeout=None):
+    def exec_interrupted_while_waiting(host, argv, *, timeout=None, instruments=False):
         lab.calls.append((host, list(argv)))
         if argv[1] == "wait-reverted":
             raise KeyboardInterrupt

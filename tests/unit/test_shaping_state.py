@@ -11,7 +11,7 @@ from socketlab.act.shaping import DIRECTIONS, STATE_FILE, parse_state, read_stat
 from socketlab.cli.main import ExitCode
 from socketlab.lab.process import ExecResult
 from socketlab.lab.shapespec import labshape
-from tests.unit.conftest import cli
+from tests.unit.conftest import POST, cli
 
 
 def test_the_state_files_are_where_lab_shape_writes_them():
@@ -34,7 +34,9 @@ class Lab:
     files = {("client", "/run/socketlab/shape-egress.json"): b'{"spec": "loss 5%", "faults": [], '
                                                               b'"backend": "engine"}'}
 
-    def read_file(self, host, path):
+    topology = POST
+
+    def read_file(self, host, path, *, instruments=False):
         return self.files.get((host, path))
 
     def exec(self, *_args, **_kwargs):
