@@ -157,7 +157,7 @@ def _docker_exec_floor(lab: Lab, repeat: int) -> float | None:
     docker = shutil.which("docker")
     if docker is None:
         return None
-    argv = [docker, "exec", lab.container_id("server"), "true"]
+    argv = [docker, "exec", lab.engine._id("server"), "true"]  # the compose engine's container
     return _median_seconds(lambda: subprocess.run(argv, capture_output=True, check=True), repeat)
 
 
