@@ -122,7 +122,7 @@ def test_exec_passes_the_exit_code_and_stderr_on(lab):
 
 def test_ctrl_c_ends_the_command_in_the_host_too(lab):
     proc = socketlab(lab, "exec", "client", "sleep", "271", stdout=subprocess.PIPE,
-                     stderr=subprocess.PIPE)
+                     stderr=subprocess.PIPE, preexec_fn=_ctrl_c_as_at_a_terminal)
     try:
         deadline = time.monotonic() + 60
         while "sleep 271" not in _processes(lab) and time.monotonic() < deadline:
@@ -134,6 +134,12 @@ def test_ctrl_c_ends_the_command_in_the_host_too(lab):
         proc.kill()
         proc.wait(10)
     assert "sleep 271" not in _processes(lab)
+
+
+def _ctrl_c_as_at_a_terminal() -> None:
+    """SIGINT as a terminal delivers it: a suite started in the background (`./scripts/test &`)
+    hands its children SIGINT ignored, which Python then keeps ignored, as it should."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _processes(lab) -> str:
