@@ -35,6 +35,7 @@ from socketlab.errors import LabError, LabTimeout
 from socketlab.lab.assets import IMAGE_CONTEXT
 from socketlab.lab.config import LabConfig
 from socketlab.lab.process import ExecResult, bounded
+from socketlab.lab.topology import Host, Network, Topology
 
 KERNEL = "linux.uml"
 MODULES = Path("/usr/lib/uml/modules")
@@ -176,6 +177,10 @@ class UmlLab:
     def __init__(self, *, mem: str = "256M", progress: Callable[[str], None] = lambda _m: None,
                  port: int = 6666) -> None:
         self.config = LabConfig(subnet=SUBNET, port=port, project="uml")
+        # the post's two hosts, as the Lab's topology says them (capture and shaping ask it)
+        ips = {"server": self.config.server_ip, "client": self.config.client_ip}
+        self.topology = Topology(tuple(Host(h, (("labnet", ip),), "uml", h) for h, ip in ips.items()),
+                                 (Network("labnet", SUBNET),), source="a user-mode kernel")
         self.mem, self.progress = mem, progress
         self.work = Path()
         self.proc: subprocess.Popen | None = None
@@ -248,13 +253,15 @@ class UmlLab:
         path.with_suffix(".part").write_text(json.dumps(req))
         path.with_suffix(".part").rename(path)
 
-    def start(self, host: str, argv: Sequence[str], *, timeout: float, gated: bool = False) -> UmlExec:
+    def start(self, host: str, argv: Sequence[str], *, timeout: float, gated: bool = False,
+              instruments: bool = False) -> UmlExec:  # the tools are in every namespace here
         """Start a command in a host, bounded by `timeout` there; read it as it runs."""
         self._check_host(host)
         self._execs += 1
         return UmlExec(self, self._execs, host, bounded(argv, timeout), gated)
 
-    def exec(self, host: str, argv: Sequence[str], *, timeout: float | None = None) -> ExecResult:
+    def exec(self, host: str, argv: Sequence[str], *, timeout: float | None = None,
+             instruments: bool = False) -> ExecResult:
         """Run a command in a host and wait for it (bounded by `timeout`, 120 s by default)."""
         budget = timeout or 120
         started = time.monotonic()
