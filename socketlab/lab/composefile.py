@@ -32,8 +32,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from socketlab.errors import ConfigError
 from socketlab.lab.topology import (
     DEFAULT_MTU,
@@ -71,6 +69,8 @@ def read_topology(path: Path, env: Mapping[str, str], *, lab_image: str) -> Topo
 
 
 def load_yaml(text: str, source: str) -> Any:
+    import yaml  # here: a command on a running lab reads its topology from the engine, no file
+
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as e:
@@ -316,4 +316,6 @@ def _strings(value: Any, change: Callable[[str], str]) -> Any:
 
 
 def dump(doc: Mapping) -> str:
+    import yaml
+
     return yaml.safe_dump(dict(doc), sort_keys=False, default_flow_style=False)

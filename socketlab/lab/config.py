@@ -12,7 +12,6 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -167,6 +166,8 @@ class LabConfig:
 
 def unique_project(prefix: str = DEFAULT_PROJECT) -> str:
     """A compose project name no other lab on the engine has: this process and a random part."""
+    import secrets  # here: only a lab of its own needs a name made up
+
     return f"{prefix}-{os.getpid()}-{secrets.token_hex(3)}"
 
 

@@ -20,7 +20,6 @@ import dataclasses
 import ipaddress
 import os
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from socketlab.errors import ConfigError, ImageError, LabError, LabNotRunning
@@ -177,6 +176,8 @@ class Lab:
                                                  timeout=SETUP_S + 5).exit_code == 0
             except LabError:  # it stopped: its log says why
                 return service, False
+
+        from concurrent.futures import ThreadPoolExecutor  # here: a run on a running lab needs none
 
         with ThreadPoolExecutor(max_workers=4) as pool:
             late = [s for s, ok in pool.map(ready, [h.tools for h in self.topology.hosts]) if not ok]

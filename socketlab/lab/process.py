@@ -121,6 +121,7 @@ class RunningExec:
         return self._kill(self.pid, name)
 
 
+PROGRAM_LAUNCHER = "lab-program"  # images/lab/bin/lab-program
 GATE = "/lab/bin/lab-gate"  # the lab image's warm gate for its own Python programs
 
 
@@ -130,9 +131,10 @@ def launch_argv(argv: Sequence[str], timeout: float, gated: bool = False) -> lis
     125). A gated Python program of the lab image (`python3 /lab/....py`) waits in lab-gate,
     its interpreter already started and its modules imported, so "go" runs it at once."""
     argv = list(argv)
-    if gated and len(argv) > 1 and argv[0] == "python3" and argv[1].startswith("/lab/") \
-            and argv[1].endswith(".py"):
-        argv, gated = [argv[0], GATE, *argv[1:]], False  # lab-gate does the waiting
+    at = 1 if argv[:1] == [PROGRAM_LAUNCHER] else 0  # as the program user: the gate runs as it too
+    if gated and len(argv) > at + 1 and argv[at] == "python3" and argv[at + 1].startswith("/lab/") \
+            and argv[at + 1].endswith(".py"):
+        argv, gated = [*argv[:at + 1], GATE, *argv[at + 1:]], False  # lab-gate does the waiting
     wait = 'read go; [ "$go" = go ] || exit 125; ' if gated else ""
     return ["sh", "-c", f'echo "{PID_PREFIX}$$"; {wait}exec "$@"', "sh", *bounded(argv, timeout)]
 
@@ -142,9 +144,6 @@ def bounded(argv: Sequence[str], timeout: float | None) -> list[str]:
     if timeout is None:
         return list(argv)
     return ["timeout", "-k", "1", f"{timeout:g}", *argv]
-
-
-PROGRAM_LAUNCHER = "lab-program"  # images/lab/bin/lab-program
 
 
 def as_program(argv: Sequence[str]) -> list[str]:

@@ -131,11 +131,12 @@ def test_a_capture_hands_out_scapy_packets(tmp_path):
     assert [p[IP].dst for p in scapy_packets(path)] == ["10.9.0.5"]
 
 
-def test_the_cli_and_the_run_path_never_import_scapy():
+def test_the_cli_and_the_run_path_import_no_heavy_library():
     code = ("import sys; from socketlab.cli.main import build_parser; build_parser(); "
             "import socketlab.act.programs, socketlab.act.craft, socketlab.present.terminal, "
             "socketlab.observe.capture, socketlab.cli.run, socketlab.cli.lab; "
-            "print(sorted({m.split('.')[0] for m in sys.modules} & {'scapy', 'docker', 'matplotlib'}))")
+            "print(sorted({m.split('.')[0] for m in sys.modules} & "
+            "{'scapy', 'docker', 'matplotlib', 'yaml', 'http', 'email', 'requests'}))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                           cwd=Path(__file__).parents[2])
     assert done.stdout.strip() == "[]"

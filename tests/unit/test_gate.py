@@ -46,3 +46,10 @@ def test_lab_gate_without_go_never_runs_the_program():
     gate = subprocess.run([sys.executable, str(LAB_GATE), str(loopback.PROGRAMS / "udp_client.py")],
                           input="stop\n", capture_output=True, text=True, timeout=loopback.WAIT)
     assert (gate.returncode, gate.stdout) == (125, "")
+
+
+def test_a_gated_lab_program_run_as_the_program_user_waits_in_lab_gate_as_that_user():
+    argv = launch_argv(["lab-program", "python3", "/lab/programs/tcp_client.py"], 20, gated=True)
+    assert "read go" not in argv[2]
+    assert argv[3:] == ["sh", "timeout", "-k", "1", "20", "lab-program", "python3", GATE,
+                        "/lab/programs/tcp_client.py"]
