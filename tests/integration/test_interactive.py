@@ -103,7 +103,10 @@ def test_exec_streams_output_as_the_command_prints_it(lab):
     proc = socketlab(lab, "exec", "-i", "client", "sh", "-c", 'echo first; read -r x; echo "got $x"',
                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        assert proc.stdout.readline() == b"first\n"
+        first = proc.stdout.readline()
+        if first != b"first\n":  # say why: the command's own error, if it ended
+            proc.kill()
+            pytest.fail(f"first line {first!r}; stderr: {proc.stderr.read().decode(errors='replace')}")
         proc.stdin.write(b"second\n")
         proc.stdin.close()
         assert proc.stdout.read() == b"got second\n"
