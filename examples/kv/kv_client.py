@@ -2,7 +2,7 @@
 
     python3 kv_client.py --host 192.168.40.5 set colour blue
     python3 kv_client.py --host 192.168.40.5 get colour           # prints: blue
-    python3 kv_client.py --host 192.168.40.5 fill 20 100          # SET k0..k19 (100 bytes each), GET them back
+    python3 kv_client.py --host 192.168.40.5 fill 20 100   # SET k0..k19 (100 bytes each), GET back
 
 Every request gets a new connection. A connect that does not complete in --connect-timeout
 (a lost SYN or SYN-ACK: the kernel would wait a whole second before sending its SYN again)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,6 +16,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+
+from tests.plugin.conftest import EXAMPLES
 
 pytestmark = pytest.mark.integration
 
@@ -152,3 +155,30 @@ def test_sigterm_in_the_middle_of_a_test_leaves_nothing(
             proc.kill()
     assert proc.returncode != 0, out
     assert left_behind(docker_client, [r["project"] for r in records(record_file)]) == [], out
+
+
+BROKEN_EXAMPLE = '''
+import pytest
+
+@pytest.mark.socketlab(topology="kv/compose.yml")
+def test_get_returns_what_was_set(lab, kv):
+    assert kv(lab, "set", "colour", "blue").stdout == "OK\\n"
+    assert kv(lab, "get", "colour").stdout == "red\\n", "deliberately wrong"
+'''
+
+
+def test_a_failing_example_test_keeps_its_pcaps_and_ladder(
+        pytester, monkeypatch, docker_client, lab_image, kv_base):
+    """examples/ as a CI engineer copies it, plus one test that fails on purpose."""
+    shutil.copytree(EXAMPLES, pytester.path, dirs_exist_ok=True)
+    monkeypatch.setenv("KV_BASE", kv_base)
+    pytester.makepyfile(test_broken=BROKEN_EXAMPLE)
+    result = pytester.runpytest("-p", "no:cacheprovider", "test_broken.py", "--junitxml=junit.xml")
+    result.assert_outcomes(failed=1)
+    kept = sorted(p for p in (pytester.path / "socketlab-artifacts").rglob("*") if p.is_file())
+    assert {p.name for p in kept} == {"client.pcap", "server.pcap", "ladder.txt", "ladder.svg"}
+    ladder = next(p for p in kept if p.name == "ladder.txt").read_text()
+    assert '"GET colour.' in ladder  # the request is on the wire, in the ladder
+    case = ET.parse(pytester.path / "junit.xml").find(".//testcase")
+    assert {Path(p.get("value")) for p in case.iter("property")} == set(kept)
+    assert "socketlab: what crossed the wire in failing tests" in result.stdout.str()
