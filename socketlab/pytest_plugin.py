@@ -27,7 +27,8 @@ Fixtures:
 On a failing test, its pcaps and ladders (text and SVG) stay in
 `socketlab-artifacts/<test>/` (`--socketlab-artifacts DIR`), their paths go into the JUnit
 report as properties and into the terminal summary; a passing test's are removed.
-Without Docker a test that needs a lab is skipped, or fails when CI=true.
+Without Docker a test that needs a lab is skipped, or fails when CI=true. Lab names are
+`socketlab-pytest-<worker>-<pid>-<random>` (SOCKETLAB_PYTEST_PREFIX replaces the first part).
 """
 
 from __future__ import annotations
@@ -177,7 +178,8 @@ class LabFactory:
         from socketlab.lab.config import LabConfig, unique_project
 
         worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-        settings.setdefault("project", unique_project(f"socketlab-pytest-{worker}"))
+        prefix = os.environ.get("SOCKETLAB_PYTEST_PREFIX", "socketlab-pytest")
+        settings.setdefault("project", unique_project(f"{prefix}-{worker}"))
         if settings.get("topology"):  # your own compose file: its own images built first
             from socketlab.lab.images import ensure_compose_images
 

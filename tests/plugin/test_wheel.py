@@ -32,7 +32,8 @@ def test_the_wheel_outside_the_checkout_runs_demo_and_the_example_suite(
     dist, venv, work = tmp_path / "dist", tmp_path / "venv", tmp_path / "work"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "VIRTUAL_ENV", "PYTHON"))}
     tag = f"socketlab/lab:wheel-{os.getpid()}"  # built by the installed package, removed after
-    env.update(SOCKETLAB_IMAGE=tag, KV_BASE=kv_base,
+    prefix = f"socketlab-wheel-{os.getpid()}"  # every lab of this test: demo's and the suite's
+    env.update(SOCKETLAB_IMAGE=tag, KV_BASE=kv_base, SOCKETLAB_PYTEST_PREFIX=prefix,
                PIP_DISABLE_PIP_VERSION_CHECK="1")
     try:
         run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", dist, ROOT], tmp_path, env)
@@ -46,7 +47,7 @@ def test_the_wheel_outside_the_checkout_runs_demo_and_the_example_suite(
         built = run([venv / "bin/socketlab", "build"], work, env).stderr
         assert f"building {tag}" in built
         assert "/site-packages/socketlab/_assets/images/lab" in built  # not this checkout
-        demo = run([venv / "bin/socketlab", "-p", f"socketlab-wheel-{os.getpid()}", "demo",
+        demo = run([venv / "bin/socketlab", "-p", f"{prefix}-demo", "demo",
                     "--subnet", "auto"], work, env).stdout
         assert "TCP is a byte stream" in demo
         assert "UDP keeps datagrams" in demo
@@ -54,8 +55,9 @@ def test_the_wheel_outside_the_checkout_runs_demo_and_the_example_suite(
         suite = run([venv / "bin/python", "-m", "pytest", "-n", "4", "-p", "no:cacheprovider"],
                     work / "examples", env, timeout=900)
         assert " 4 passed" in suite.stdout, suite.stdout[-3000:]
-        # every lab host or instruments sidecar of those runs ran the image made for this test
-        left = docker_client.containers.list(all=True, filters={"ancestor": tag})
-        assert left == [], [c.name for c in left]
+        left = [c.name for c in docker_client.containers.list(all=True, sparse=True)
+                if any(prefix in name for name in c.attrs.get("Names", []))]
+        left += [n.name for n in docker_client.networks.list() if prefix in n.name]
+        assert left == []
     finally:
         subprocess.run(["docker", "image", "rm", "-f", tag], capture_output=True, check=False)
