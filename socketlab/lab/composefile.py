@@ -235,13 +235,24 @@ def render(topo: Topology, *, lab_image: str, settings: Mapping[str, str] | None
             spec["environment"] = {**settings, "SOCKETLAB_MODE": "idle",
                                    **_mapping(spec.get("environment")),
                                    "SOCKETLAB_ROUTES": routes_env(routes[h.name])}
-            spec.setdefault("command", ["lab-host", h.role])
+            spec["command"] = _behind_lab_host(h.role, spec.get("command"))
         if h.mounts:
             spec["volumes"] = [*(spec.get("volumes") or []),
                                *(f"{local}:{dest}:ro" for local, dest in h.mounts)]
         services[h.name] = spec
     doc["services"] = services
     return _escape(doc)
+
+
+def _behind_lab_host(role: str, command: Any) -> list[str]:
+    """A lab-image host always starts with lab-host (sealed, routed, offloads off); a command
+    of the file's own then runs after it, as the program user (`lab-host ROLE -- CMD...`)."""
+    if command is None:
+        return ["lab-host", role]
+    argv = ["sh", "-c", command] if isinstance(command, str) else [str(a) for a in command]
+    if argv[:1] == ["lab-host"]:
+        return argv
+    return ["lab-host", role, "--", *argv]
 
 
 def _render_network(n: Network, spec: Mapping, routed: bool) -> dict:

@@ -166,6 +166,24 @@ def test_rendering_writes_addresses_labels_routes_and_forwarding():
     assert wan["labels"]["io.socketlab.lab"] == "1"
 
 
+def test_a_lab_image_host_with_a_command_of_its_own_starts_behind_lab_host():
+    """Set up (sealed, routed) first, then the file's command, as the program user."""
+    topo = from_text(f"""
+services:
+  a: {{image: {LAB}, command: ["python3", "/work/srv.py"], networks: [n]}}
+  b: {{image: {LAB}, command: "echo hi", networks: [n]}}
+  c: {{image: {LAB}, networks: [n]}}
+  d: {{image: {LAB}, command: [lab-host, client], networks: [n]}}
+networks:
+  n: {{ipam: {{config: [{{subnet: 10.0.0.0/24}}]}}}}
+""")
+    doc = render(topo.place(), lab_image=LAB)
+    assert [doc["services"][h]["command"] for h in "abcd"] == [
+        ["lab-host", "host", "--", "python3", "/work/srv.py"],
+        ["lab-host", "host", "--", "sh", "-c", "echo hi"],
+        ["lab-host", "host"], ["lab-host", "client"]]
+
+
 def test_rendering_a_single_network_lab_keeps_it_internal():
     doc = render(bundled(), lab_image=LAB, settings={})
     assert doc["networks"]["labnet"]["internal"] is True
