@@ -20,7 +20,6 @@ step is whole either way), then is raised as Interrupted saying what is in place
 from __future__ import annotations
 
 import json
-import secrets
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -114,6 +113,8 @@ def shape(lab: Lab, host: str, spec: str | Any, direction: str = "egress",
     impairment = parse(spec, faults) if isinstance(spec, str) else spec
     if faults and not isinstance(spec, str):
         impairment = parse(impairment.to_spec(), faults)
+    import secrets  # here: only a bounded shaping needs a token
+
     token = secrets.token_hex(6) if for_s is not None else ""
     argv = apply_argv(impairment, direction, backend, for_s, token)
     with signals.deferred(raise_after=False) as held:  # the host's apply is whole either way

@@ -9,7 +9,6 @@ from rich.console import Console
 from socketlab.cli import common
 from socketlab.errors import LabError, LabExists, LabNotRunning
 from socketlab.lab.assets import IMAGE_CONTEXT
-from socketlab.lab.containers import remove_all_labs
 from socketlab.lab.docker_api import connect
 from socketlab.lab.existing import differences
 from socketlab.lab.lab import Lab
@@ -105,6 +104,8 @@ def _remove_all(args: argparse.Namespace) -> list[str]:
         from socketlab.lab.swarm import Swarm
 
         return remove_all_swarm_labs(Swarm.from_settings())
+    from socketlab.lab.containers import remove_all_labs
+
     return remove_all_labs(connect())
 
 

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import contextlib
 import io
-import tarfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,6 +22,8 @@ from socketlab.lab.composefile import (
 from socketlab.lab.topology import INLINE, Host, Network
 
 if TYPE_CHECKING:
+    import tarfile
+
     import docker
 
 SERVICE_LABEL = "com.docker.compose.service"
@@ -66,6 +66,8 @@ def container_env(config: Mapping) -> dict[str, str]:
 def archive_of(src: Path, dest: str) -> bytes:
     """A file or a folder of this machine as a tar whose one path is `dest` (owned by root,
     modes kept), for Docker's archive API."""
+    import tarfile  # here, as in extract_file: a command that copies nothing never loads it
+
     data = io.BytesIO()
     with tarfile.open(fileobj=data, mode="w") as tar:
         tar.add(str(src), arcname=dest.strip("/"), filter=_owned_by_root)
@@ -74,6 +76,8 @@ def archive_of(src: Path, dest: str) -> bytes:
 
 def extract_file(stream: Iterable[bytes], dest: Path) -> bool:
     """The one file of Docker's archive stream written to `dest`; False if it held none."""
+    import tarfile
+
     with tarfile.open(fileobj=io.BufferedReader(_ChunkReader(stream)), mode="r|") as tar:
         member = next(iter(tar), None)
         data = tar.extractfile(member) if member is not None else None
@@ -113,6 +117,8 @@ class _ChunkReader(io.RawIOBase):
 
 def in_parallel(action: Callable[[object], object], items: Iterable[object]) -> None:
     """Apply `action` to every item at once (threads: the work is waiting on the engine)."""
+    from concurrent.futures import ThreadPoolExecutor  # here: a run on a running lab needs none
+
     with ThreadPoolExecutor(max_workers=4) as pool:
         for future in [pool.submit(action, item) for item in items]:
             future.result()
