@@ -5,7 +5,7 @@
             done = lab.exec("client", ["python3", "/lab/programs/tcp_client.py",
                                        "--host", lab.config.server_ip])
         assert len(f.fired) == 1                          # exactly that SYN-ACK was dropped
-        assert len(wire.select("tcp", flags="S")) == 2    # so the client sent its SYN again
+        assert wire.count("tcp", flags="S") == 2          # so the client sent its SYN again
 
 Fixtures:
   lab          a lab of this test's own (unique project name, a free subnet), always removed;
