@@ -102,33 +102,44 @@ def test_seed_is_the_engines_here_netem_refuses_it_with_the_reason(uml):
 
 
 # -- every netem-served parameter, measured -----------------------------------------------------------
-def p10(values: list[float]) -> float:
-    return statistics.quantiles(values, n=10)[0]
-
-
 def test_delay(uml):
-    """Never early, and the fastest tenth of the pings within 30 ms of the delay. Not the
-    median: on a machine busy with other work the user-mode kernel's timers fire late, at
-    times by hundreds of ms (seen at load 12), and late only adds."""
+    """Never early, and the fastest ping within 30 ms of the delay (not twice it). Not the
+    median, nor even the fastest tenth: on a machine busy with other work the user-mode
+    kernel's timers fire late, at times by hundreds of ms (one CI run: p10 144 ms, median
+    237 ms), and late only adds. So the fastest RTT bounds the delay from above, and where a
+    round of pings has none near it another round is measured (up to three)."""
     netem(uml, "delay 100ms")
-    rtts = pings(uml)
+    rtts = pings_until(uml, 100, lambda rtts: min(rtts) <= 130.0)
     assert min(rtts) >= 100.0
-    assert p10(rtts) <= 130.0, f"p10 {p10(rtts):.1f} ms, median {statistics.median(rtts):.1f} ms"
+    assert min(rtts) <= 130.0, f"fastest {min(rtts):.1f} ms, median {statistics.median(rtts):.1f} ms"
+
+
+def pings_until(uml, count: int, enough, rounds: int = 3) -> list[float]:
+    """The RTTs of up to `rounds` rounds of `count` pings, until `enough(rtts)` holds. A timer
+    that fires late only adds to an RTT: another round can show what netem does, never fake it."""
+    rtts: list[float] = []
+    for _ in range(rounds):
+        rtts += pings(uml, count)
+        if enough(rtts):
+            break
+    return rtts
 
 
 def test_jitter_and_its_distribution(uml):
     """50 ms ± 10 ms: netem never sends early, so a busy host (whose timers fire late) cannot
-    fake the early side of a distribution. Uniform: no RTT below 40 ms, yet some below 48 (a
-    fixed 50 ms has none); normal (sd 10 ms): some below 38 ms too, which uniform never gives.
-    On an idle host 40 % and 11.5 % would be; at load 12, 9.7 % of the uniform's came below 48,
-    so the test asks only that the early side is there at all (a few pings)."""
+    fake the early side of a distribution. Uniform: no RTT below 40 ms, yet some below 49 (a
+    fixed 50 ms has none); normal (sd 10 ms): some below 39.5 ms too, which uniform never gives.
+    On an idle host 45 % and 15 % would be; on a busy one late timers hide most of them (at
+    load 12, 9.7 % of the uniform's came below 48; one CI run saw a single one), so the test
+    asks only that the early side is there at all, and where a round shows none it measures
+    another (late only adds: more pings can only find what a fixed delay never gives)."""
     netem(uml, "delay 50ms 10ms")
-    uniform = probes.ping(uml, 300, 0.005)
+    uniform = pings_until(uml, 300, lambda rtts: min(rtts) < 49.0)
     netem(uml, "delay 50ms 10ms distribution normal")
-    normal = probes.ping(uml, 300, 0.005)
+    normal = pings_until(uml, 300, lambda rtts: min(rtts) < 39.5)
     assert min(uniform) >= 40.0
-    assert sum(r < 48 for r in uniform) >= 3
-    assert sum(r < 38 for r in normal) >= 2
+    assert sum(r < 49.0 for r in uniform) >= 1
+    assert sum(r < 39.5 for r in normal) >= 1
 
 
 def test_random_loss(uml):
@@ -157,8 +168,10 @@ def test_duplication(uml):
 
 
 def test_reordering(uml):
-    """25% skip the 10 ms delay and so overtake the datagrams sent just before them."""
-    netem(uml, "delay 10ms reorder 25%")
+    """25% skip the 50 ms delay and so overtake the datagrams sent just before them. The delay
+    is long beside the 0.5 ms between datagrams: a sender stalled by a busy host (10 ms once
+    let 4 % of the skippers find nothing left to overtake) still has packets in the queue."""
+    netem(uml, "delay 50ms reorder 25%")
     _sent, sink = probes.flow(uml, N, 2000)
     low, high = interval(sink["distinct"], 0.25)
     assert low <= sink["overtook"] / sink["distinct"] <= high
@@ -217,8 +230,12 @@ def test_arriving_delay_and_loss_through_the_ifb(uml):
     assert low <= sink["missing"] / sent["sent"] <= high
     rtts = probes.ping(uml, 200, 0.005)  # a ping lost on the way in has no RTT
     assert 100 <= len(rtts) <= 190
+    for _ in range(2):  # late timers only add (see test_delay): up to two more rounds
+        if min(rtts) <= 80.0:
+            break
+        rtts += probes.ping(uml, 200, 0.005)
     assert min(rtts) >= 50.0
-    assert p10(rtts) <= 80.0
+    assert min(rtts) <= 80.0, f"fastest {min(rtts):.1f} ms"
 
 
 # -- rollback and clear ---------------------------------------------------------------------------------
