@@ -51,8 +51,24 @@ shell completion: eval "$(socketlab completion bash)" (or zsh): see `socketlab c
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from socketlab.cli import craft, exercise, experiments, lab, ls, run, sandbox, shape, shell, tools
+# Each command's group: the module under socketlab/cli that registers it. A command imports
+# only its own group (`run tcp` never loads the experiments or the exercises); the help, a
+# usage error and the shell completion get them all.
+GROUPS = ("lab", "shell", "ls", "run", "craft", "experiments", "exercise", "shape", "tools", "sandbox")
+COMMANDS = {
+    "build": "lab", "up": "lab", "down": "lab", "status": "lab", "cp": "lab", "exec": "lab",
+    "shell": "shell", "ls": "ls", "run": "run", "demo": "run", "craft": "craft",
+    "experiments": "experiments", "experiment": "experiments", "report": "experiments",
+    "exercise": "exercise", "shape": "shape", "doctor": "tools", "bench": "tools",
+    "completion": "tools", "sandbox": "sandbox",
+}
+_VALUED = ("-p", "--project", "--engine", "--place")  # the options before a command that take a value
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The whole command line; given the argv it will parse, only the group of the command it
+    names (every group when it names none it knows: help, a typo)."""
+    import importlib
 
     parser = argparse.ArgumentParser(prog="socketlab", description=HELP, epilog=EPILOG,
                                      formatter_class=_TopHelp)
@@ -69,9 +85,23 @@ def build_parser() -> argparse.ArgumentParser:
         return cmd
 
     command.shared = shared  # type: ignore[attr-defined]  (for a group's own subcommands)
-    for group in (lab, shell, ls, run, craft, experiments, exercise, shape, tools, sandbox):
-        group.register(command)
+    named = COMMANDS.get(command_named(argv)) if argv is not None else None
+    for group in (named,) if named else GROUPS:
+        importlib.import_module(f"socketlab.cli.{group}").register(command)
     return parser
+
+
+def command_named(argv: Sequence[str]) -> str | None:
+    """The command an argv names: its first word that is neither an option nor an option's value."""
+    words = iter(argv)
+    for word in words:
+        if word == "--":
+            return next(words, None)
+        if word in _VALUED:
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return None
 
 
 class _TopHelp(argparse.RawDescriptionHelpFormatter):
@@ -106,7 +136,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
     """Run one socketlab command; return its exit code (callable in-process by tests)."""
     stdout = Console(file=out or sys.stdout, highlight=False, emoji=False)
     stderr = Console(file=err or sys.stderr, highlight=False, emoji=False, stderr=err is None)
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv)
     try:  # argparse writes help and usage errors itself: to our streams, not sys's
         with contextlib.redirect_stdout(stdout.file), contextlib.redirect_stderr(stderr.file):
             args = parser.parse_args(argv)

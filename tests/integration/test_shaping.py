@@ -257,3 +257,24 @@ def test_compose_env_with_a_bad_spec_stops_the_host_loudly(docker_client, lab_im
         subprocess.run(found.argv(project, COMPOSE_FILE, "down", "--timeout", "2"), env=env,
                        capture_output=True, timeout=120)
     assert _containers(docker_client, project) == {}
+
+
+def test_a_run_on_shaped_links_says_so_in_its_table_and_its_json(lab):
+    """`run` asks for the hosts' shaping while the exchange runs: what it says is what the
+    run crossed, in the table and in --json; unshaped, it says nothing of shaping."""
+    import io
+    import json
+
+    from socketlab.cli import main
+
+    def run(*more: str) -> str:
+        out = io.StringIO()
+        assert main(["-p", lab.config.project, "run", "tcp", *more], out=out, err=io.StringIO()) == 0
+        return out.getvalue()
+
+    assert "shaped:" not in run()
+    shaping.shape(lab, "client", "delay 20ms", "egress")
+    said = run()
+    assert "shaped: client egress: delay 20ms (backend " in said
+    assert "(what this run crosses)" in said
+    assert json.loads(run("--json"))["shaping"]["client"]["egress"]["spec"] == "delay 20ms"

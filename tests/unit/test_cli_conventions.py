@@ -314,3 +314,41 @@ def test_doctor_as_json_says_what_failed():
     assert (engine["ok"], engine["required"]) == (False, True)
     assert "not running" in engine["detail"]
     assert data["shaping"] is None  # no engine: nothing asked in a container
+
+
+def test_every_command_is_in_the_table_of_groups_and_a_command_loads_only_its_own():
+    """COMMANDS names each command's group: the whole parser has exactly those commands, and
+    a parser made for one command has that command alone (with the same options)."""
+    import argparse
+
+    from socketlab.cli.main import COMMANDS, build_parser
+
+    def commands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        return dict(sub.choices)
+
+    everything = commands(build_parser())
+    assert set(everything) == set(COMMANDS)
+    for name, whole in everything.items():
+        alone = commands(build_parser(["-p", "x", "--engine", "compose", name, "--help"]))
+        assert set(alone) <= {n for n, g in COMMANDS.items() if g == COMMANDS[name]}
+        assert name in alone
+        assert alone[name].format_help() == whole.format_help()
+
+
+@pytest.mark.parametrize(("argv", "named"), [
+    (["run", "tcp"], "run"), (["-p", "run", "up"], "up"), (["--project=x", "down"], "down"),
+    (["--debug", "--place", "server=n1", "status"], "status"), (["--version"], None),
+    (["-h"], None), (["--", "ls"], "ls"), ([], None)])
+def test_the_command_an_argv_names(argv, named):
+    from socketlab.cli.main import command_named
+
+    assert command_named(argv) == named
+
+
+@pytest.mark.parametrize("argv", [["nonsense"], ["-p", "x", "--help"], ["--help"]])
+def test_an_argv_naming_no_command_gets_every_command_in_its_help(argv):
+    code, out, err = cli(*argv)
+    assert code in (ExitCode.OK, ExitCode.USAGE)
+    for name in ("demo", "experiments", "sandbox", "exercise"):
+        assert name in out + err
