@@ -11,12 +11,14 @@ import enum
 import json
 import os
 from pathlib import Path
-
-from rich.console import Console
+from typing import TYPE_CHECKING
 
 from socketlab.errors import ConfigError
 from socketlab.lab.config import LabConfig
 from socketlab.lab.lab import Lab
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 class ExitCode(enum.IntEnum):
@@ -129,6 +131,38 @@ def writable_file(path: str | Path, option: str) -> Path:
     if not existed:
         path.unlink(missing_ok=True)
     return path
+
+
+class LaterConsole:
+    """A rich Console made on its first use. rich takes about 0.05 s to import: a command
+    whose first words come after a wait (`run`, once its exchange is over) loads it during
+    that wait (see `load_meanwhile`), not before anything has started."""
+
+    def __init__(self, **settings: object) -> None:
+        self._settings, self._console = settings, None
+
+    def __getattr__(self, name: str):
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._settings)
+        return getattr(self._console, name)
+
+
+def load_meanwhile(*modules: str):
+    """Import `modules` in a thread of their own while this one waits on the engine; join it
+    (the returned thread) before relying on them. An import error shows where they are used."""
+    import importlib
+    import threading
+
+    def load() -> None:
+        for module in modules:
+            with contextlib.suppress(Exception):
+                importlib.import_module(module)
+
+    thread = threading.Thread(target=load, daemon=True)
+    thread.start()
+    return thread
 
 
 def dump_json(console: Console, data: object) -> None:

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import argparse
-
-from rich.console import Console
+from typing import TYPE_CHECKING
 
 from socketlab.cli import common
 from socketlab.errors import LabError, LabExists, LabNotRunning
@@ -12,6 +11,9 @@ from socketlab.lab.assets import IMAGE_CONTEXT
 from socketlab.lab.docker_api import connect
 from socketlab.lab.existing import differences
 from socketlab.lab.lab import Lab
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 def register(command) -> None:

@@ -14,10 +14,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TextIO
 
-from rich.console import Console
-
 from socketlab import __version__
-from socketlab.cli.common import ExitCode
+from socketlab.cli.common import ExitCode, LaterConsole
 from socketlab.errors import ConfigError, LabError, UnknownHost
 
 HELP = """\
@@ -134,12 +132,12 @@ def _shared_options(parser: argparse.ArgumentParser, *, after_command: bool) -> 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
          err: TextIO | None = None) -> int:
     """Run one socketlab command; return its exit code (callable in-process by tests)."""
-    stdout = Console(file=out or sys.stdout, highlight=False, emoji=False)
-    stderr = Console(file=err or sys.stderr, highlight=False, emoji=False, stderr=err is None)
+    stdout = LaterConsole(file=out or sys.stdout, highlight=False, emoji=False)
+    stderr = LaterConsole(file=err or sys.stderr, highlight=False, emoji=False, stderr=err is None)
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(argv)
     try:  # argparse writes help and usage errors itself: to our streams, not sys's
-        with contextlib.redirect_stdout(stdout.file), contextlib.redirect_stderr(stderr.file):
+        with contextlib.redirect_stdout(out or sys.stdout), contextlib.redirect_stderr(err or sys.stderr):
             args = parser.parse_args(argv)
     except SystemExit as e:
         return ExitCode.OK if e.code == 0 else ExitCode.USAGE

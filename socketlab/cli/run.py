@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from pathlib import Path
-
-from rich.console import Console
+from typing import TYPE_CHECKING
 
 from socketlab.cli import common
 from socketlab.cli.lab import ensure_image
 from socketlab.lab.config import PROTOCOLS
 from socketlab.lab.lab import Lab
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 def register(command) -> None:
@@ -49,8 +51,11 @@ def run(args: argparse.Namespace, out: Console, err: Console) -> int:
     if args.capture:
         return _run_captured(args, out, err, lab, opts)
     asking = _Asking(lambda: shaped_now(lab))  # a run on shaped links says so (asked meanwhile)
+    # the output's modules load while the exchange waits on the engine
+    loading = common.load_meanwhile("rich.console", "socketlab.present.terminal")
     result = _exchange(args, lab, opts, common.progress(err))()
     shaping = asking.answer()
+    loading.join()
     if args.json:
         common.dump_json(out, {**_run_json(result), "shaping": shaping})
     else:
