@@ -8,6 +8,8 @@ import json
 import os
 import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -352,3 +354,15 @@ def test_an_argv_naming_no_command_gets_every_command_in_its_help(argv):
     assert code in (ExitCode.OK, ExitCode.USAGE)
     for name in ("demo", "experiments", "sandbox", "exercise"):
         assert name in out + err
+
+
+def test_a_run_starts_before_rich_is_loaded():
+    """`run tcp` parses, finds its lab and starts its exchange with rich not yet imported (it
+    loads while the exchange waits), and imports no other command's group."""
+    code = ("import sys; from socketlab.cli.main import build_parser, main; "
+            "build_parser(['run', 'tcp']); import socketlab.cli.run, socketlab.act.programs; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'rich' "
+            "or m in ('socketlab.cli.experiments', 'socketlab.cli.exercise', 'socketlab.cli.shape')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          cwd=Path(__file__).parents[2])
+    assert done.stdout.strip() == "[]"
