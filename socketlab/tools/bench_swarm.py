@@ -21,8 +21,9 @@ from socketlab.lab.images import ensure_lab_image
 from socketlab.lab.sandbox import Sandbox
 from socketlab.lab.swarm import Swarm
 from socketlab.lab.swarm_lab import SwarmLab
+from socketlab.tools import shaping_probes as probes
 from socketlab.tools.bench import Figure
-from socketlab.tools.bench_shaping import _ping, _tcp_flow, rtt_figure
+from socketlab.tools.bench_shaping import rtt_figure
 
 TCP_BYTES = 256 << 20  # per transfer; the sender also stops after 12 s
 LAYOUTS = (("one node", {"server": "n1", "client": "n1"}),
@@ -71,8 +72,8 @@ def _layouts(nodes: Swarm, cfg: LabConfig, progress) -> list[Figure]:
         progress(f"hosts on {name}: UDP pings, then {TCP_BYTES >> 20} MiB over TCP")
         with SwarmLab(cfg.with_(project=f"socketlab-bench-swarm-{name[:3]}"), swarm=nodes,
                       place=place) as lab:
-            rtts = _ping(lab)
-            sink = _tcp_flow(lab, TCP_BYTES)
+            rtts = probes.ping(lab)
+            sink = probes.tcp_flow(lab, TCP_BYTES)
         rtt[name] = statistics.median(rtts)
         seconds = sink["steady_s"]
         goodput[name] = sink["steady_bytes"] * 8 / seconds / 1e6 if seconds > 0 else 0.0
