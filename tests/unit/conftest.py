@@ -54,3 +54,15 @@ def cli(*argv: str) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     code = main(list(argv), out=out, err=err)
     return code, out.getvalue(), err.getvalue()
+
+
+def loaded_after(statements: str) -> set[str]:
+    """The modules a fresh interpreter has loaded once `statements` have run (in this checkout)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = f"import sys\n{statements}\nprint('\\n'.join(sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          cwd=Path(__file__).parents[2])
+    return set(done.stdout.split())

@@ -8,8 +8,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -19,7 +17,7 @@ from socketlab.cli.common import ExitCode
 from socketlab.cli.experiments import fail_on
 from socketlab.errors import ConfigError
 from socketlab.lab.config import LabConfig
-from tests.unit.conftest import POST, cli
+from tests.unit.conftest import POST, cli, loaded_after
 
 
 @pytest.fixture(autouse=True)
@@ -359,10 +357,8 @@ def test_an_argv_naming_no_command_gets_every_command_in_its_help(argv):
 def test_a_run_starts_before_rich_is_loaded():
     """`run tcp` parses, finds its lab and starts its exchange with rich not yet imported (it
     loads while the exchange waits), and imports no other command's group."""
-    code = ("import sys; from socketlab.cli.main import build_parser, main; "
-            "build_parser(['run', 'tcp']); import socketlab.cli.run, socketlab.act.programs; "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'rich' "
-            "or m in ('socketlab.cli.experiments', 'socketlab.cli.exercise', 'socketlab.cli.shape')))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                          cwd=Path(__file__).parents[2])
-    assert done.stdout.strip() == "[]"
+    loaded = loaded_after("from socketlab.cli.main import build_parser\nbuild_parser(['run', 'tcp'])\n"
+                          "import socketlab.cli.run, socketlab.act.programs")
+    assert "socketlab.cli.run" in loaded
+    assert {m for m in loaded if m.split(".")[0] == "rich"} == set()
+    assert loaded & {"socketlab.cli.experiments", "socketlab.cli.exercise", "socketlab.cli.shape"} == set()
