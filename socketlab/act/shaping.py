@@ -5,7 +5,7 @@
     done = shape(lab, "client", "loss 5%", for_s=30)             # reverts by itself in 30 s
     wait_reverted(lab, done)                                     # "reverted", when it has
     print(show(lab, "client")); state(lab, "client"); clear(lab, "client")
-    with shaped(lab, "server", faults=[parse_fault("drop tcp flags=SA nth=1")]) as rec:
+    with shaped(lab, "server", faults=["drop tcp flags=SA nth=1"]) as rec:
         ...                                                      # cleared on the way out;
     rec["nfq_faults"]                                            # the faults that fired
 
@@ -59,10 +59,12 @@ class Shaped:
 
 
 def parse(spec: str, faults: list | None = None) -> Any:
-    """A spec -> labshape's Impairment; ConfigError (one line) if it is not valid."""
+    """A spec (and faults: lab-nfq's dicts, or their compact form "drop tcp flags=SA nth=1")
+    -> labshape's Impairment; ConfigError (one line) if it is not valid."""
     ls = labshape()
+    faults = [parse_fault(f) if isinstance(f, str) else f for f in faults or ()]
     try:
-        return ls.parse(spec, faults or ())
+        return ls.parse(spec, faults)
     except ls.ShapeError as e:
         raise ConfigError(str(e), hint="e.g. `delay 100ms 10ms loss 5% rate 1mbit`") from None
 
@@ -247,10 +249,12 @@ def shaped(lab: Lab, host: str, spec: str = "", direction: str = "egress", *,
     """Shape `host` for the block; cleared in `finally`. The record it yields gets, on the way
     out, lab-nfq's log of this shaping (`nfq_faults`: the faults that fired, `nfq_summary`)
     and `left`: what `lab-shape show` still reports after the clear (empty: nothing)."""
+    check_request(host, direction, backend, lab)  # refused before anything is touched,
+    impairment = parse(spec, faults)               # the host's shaping as it was included
     record: dict[str, Any] = {"host": host, "direction": direction, "spec": spec,
-                              "faults": list(faults or []), "backend": None}
+                              "faults": list(impairment.faults), "backend": None}
     try:
-        done = shape(lab, host, spec, direction, backend, faults=faults)
+        done = shape(lab, host, impairment, direction, backend)
         record["backend"] = done.backend
         progress(f"{host} {direction}: {spec or 'faults only'} (backend {done.backend})")
         yield record

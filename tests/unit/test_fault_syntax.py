@@ -10,7 +10,7 @@ import pytest
 
 from socketlab.act import shaping
 from socketlab.cli.main import ExitCode
-from socketlab.errors import ConfigError
+from socketlab.errors import ConfigError, UnknownHost
 from tests.unit.conftest import cli
 
 
@@ -67,6 +67,29 @@ def test_auto_picks_the_engine_for_faults_even_with_netem():
     assert ls.choose_backend(ls.parse("delay 10ms"), "egress", "auto", caps) == "netem"
     with pytest.raises(ls.ShapeError, match="only the engine backend serves faults"):
         ls.choose_backend(ls.parse("", [fault]), "egress", "netem", caps)
+
+
+def test_the_api_takes_faults_in_their_compact_form_too(lab):
+    """shaped(..., faults=["drop tcp flags=SA nth=1"]) as with parse_fault's dicts."""
+    with shaping.shaped(lab, "server", faults=["drop tcp flags=SA nth=1"]) as record:
+        [(host, argv)] = lab.calls
+    assert host == "server"
+    assert json.loads(argv[argv.index("--faults") + 1]) == [shaping.parse_fault("drop tcp flags=SA nth=1")]
+    assert record["faults"] == [shaping.parse_fault("drop tcp flags=SA nth=1")]
+
+
+@pytest.mark.parametrize("faults", [["drop tcp nth=zero"], [{"action": "explode"}], ["drop tcp", 7]])
+def test_shaped_refuses_a_bad_fault_before_it_touches_the_host(lab, faults):
+    """Nothing is applied, and the host's shaping as it was is not cleared either."""
+    with pytest.raises(ConfigError), shaping.shaped(lab, "server", faults=faults):
+        pass
+    assert lab.calls == []
+
+
+def test_shaped_refuses_an_unknown_host_before_it_touches_anything(lab):
+    with pytest.raises(UnknownHost), shaping.shaped(lab, "nohost", "loss 5%"):
+        pass
+    assert lab.calls == []
 
 
 # ---------------------------------------------------------------- the CLI
