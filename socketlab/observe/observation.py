@@ -87,7 +87,9 @@ def ladder_files(ctx: Context, obs: Observation, stem: str,
     """The exchange as a ladder diagram (text and SVG) in the run folder; artifact paths."""
     topo = ctx.lab.topology  # the ladder's two sides: the hosts whose roles are client, server
     client, server = (topo.role_host(r) or topo.host(r) for r in ("client", "server"))
-    notes = [(host, e["t"], call_label(e, bufsize)) for host, evs in (events or {}).items()
+    named = {"client": client.name, "server": server.name}  # events_of's keys are the roles
+    notes = [(named.get(side, side), e["t"], call_label(e, bufsize))
+             for side, evs in (events or {}).items()
              for e in evs if e.get("t") is not None and e["event"] != "stop"]
     ladder = ladder_from_captures(obs.packets.get(client.name, []), obs.packets.get(server.name, []),
                                   Host(client.name, client.ip), Host(server.name, server.ip),

@@ -228,3 +228,29 @@ def test_fragment_labels_count_ip_payload_as_wireshark_does(tmp_path):
                                                SERVER).arrows]
     assert labels[0].startswith("UDP len=3000 (frag off=0 len=1480 MF)")
     assert labels[1:] == ["IP frag UDP id=7 off=1480 len=1480 MF", "IP frag UDP id=7 off=2960 len=48"]
+
+
+def test_the_programs_calls_are_on_the_ladder_whatever_the_role_hosts_are_called(tmp_path):
+    """The run's events come keyed by role (client, server); the ladder's sides are the hosts
+    of those roles, here alice and bob, and each note is on its own host's side."""
+    from types import SimpleNamespace
+
+    from socketlab.observe.observation import ladder_files
+    from tests.unit.test_topology import from_text
+
+    topo = from_text("""
+services:
+  alice: {image: x, labels: [io.socketlab.role=client], networks: {n: {ipv4_address: 10.1.0.6}}}
+  bob: {image: x, labels: [io.socketlab.role=server], networks: {n: {ipv4_address: 10.1.0.5}}}
+networks:
+  n: {ipam: {config: [{subnet: 10.1.0.0/24}]}}
+""")
+    ctx = SimpleNamespace(lab=SimpleNamespace(topology=topo), run_dir=tmp_path)
+    obs = SimpleNamespace(packets={}, capture=SimpleNamespace(hosts={}))
+    events = {"server": [{"event": "listening", "t": 1.0}], "client": [{"event": "connected", "t": 1.1}]}
+    ladder_files(ctx, obs, "tcp", events)
+    drawn = (tmp_path / "tcp-ladder.txt").read_text()
+    listen = next(line for line in drawn.splitlines() if "listen()" in line)
+    connect = next(line for line in drawn.splitlines() if "connect() returned" in line)
+    assert listen.rstrip().endswith("│ listen()")  # on bob's side, the right
+    assert connect.split("│")[0].strip().endswith("connect() returned")  # on alice's, the left
