@@ -93,7 +93,7 @@ _PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
 _IP_HDR = struct.Struct("!BxHHHxBxx4s4s")  # v/hl, total length, id, flags+offset, proto, addrs
 _TCP_HDR = struct.Struct("!HHIIBBH")  # ports, seq, ack, data offset, flags, window
 _UDP_HDR = struct.Struct("!HHH")
-_ETHER, _SLL, _SLL2 = 1, 113, 276
+ETHERNET, _SLL, _SLL2 = 1, 113, 276
 _IPV4, _VLANS = 0x0800, (0x8100, 0x88A8)
 
 
@@ -106,7 +106,7 @@ def read_pcap(path: str | Path) -> list[Pkt]:
         raise ValueError(f"{path}: not a pcap or pcapng file")
     order, divisor = _PCAP_MAGIC[data[:4]]
     link = struct.unpack_from(order + "I", data, 20)[0] & 0x0FFFFFFF
-    decode = _Decoder(link)
+    decode = Decoder(link)
     record = struct.Struct(order + "IIII")
     out: list[Pkt] = []
     off, index, size = 24, 0, len(data)
@@ -126,16 +126,16 @@ def _read_pcapng(path: str | Path) -> list[Pkt]:
 
     with open(path, "rb") as f:
         reader = dpkt.pcapng.Reader(f)
-        decode = _Decoder(reader.datalink())
+        decode = Decoder(reader.datalink())
         return [p for i, (ts, buf) in enumerate(reader)
                 if (p := decode(buf, 0, len(buf), i, float(ts))) is not None]
 
 
-class _Decoder:
+class Decoder:
     """Frame bytes -> Pkt for one link type; remembers the addresses it has spelled."""
 
     def __init__(self, link: int) -> None:
-        if link not in (_ETHER, _SLL, _SLL2) and link not in _RAW_DLTS:
+        if link not in (ETHERNET, _SLL, _SLL2) and link not in _RAW_DLTS:
             raise ValueError(f"unsupported pcap link type {link}")
         self.link = link
         self.names: dict[bytes, str] = {}
@@ -174,7 +174,7 @@ class _Decoder:
         return _pkt(head, data, l4, stop, declared, hl)
 
     def _ip_offset(self, data: bytes, off: int, end: int) -> int | None:
-        if self.link == _ETHER:
+        if self.link == ETHERNET:
             kind, off = (data[off + 12] << 8) | data[off + 13] if off + 14 <= end else 0, off + 14
             while kind in _VLANS and off + 4 <= end:
                 kind, off = (data[off + 2] << 8) | data[off + 3], off + 4

@@ -31,7 +31,7 @@ from socketlab.lab.composefile import LAB_LABEL
 from socketlab.lab.engine_compose import PROJECT_LABEL, SERVICE_LABEL
 from socketlab.lab.lab import Lab
 from socketlab.observe.capture import MAX_SECONDS, Capture, CaptureResult
-from socketlab.observe.pcap import _ETHER, Pkt, _Decoder
+from socketlab.observe.pcap import ETHERNET, Decoder, Pkt
 
 if TYPE_CHECKING:
     from socketlab.lab.swarm_lab import SwarmLab
@@ -57,8 +57,8 @@ def read_vxlan(path: str | Path, port: int = VXLAN_PORT) -> list[Encapsulated]:
     out = []
     with open(path, "rb") as f:
         reader = dpkt.pcap.UniversalReader(f)
-        outer_of = _Decoder(reader.datalink())
-        inner_of = _Decoder(_ETHER)
+        outer_of = Decoder(reader.datalink())
+        inner_of = Decoder(ETHERNET)
         for index, (ts, buf) in enumerate(reader):
             outer = outer_of(buf, 0, len(buf), index, float(ts))
             if outer is None or outer.proto != "udp" or outer.dport != port or outer.is_fragment:
@@ -70,7 +70,7 @@ def read_vxlan(path: str | Path, port: int = VXLAN_PORT) -> list[Encapsulated]:
     return out
 
 
-def decapsulate(outer: Pkt, buf: bytes, start: int, inner_of: _Decoder) -> Encapsulated | None:
+def decapsulate(outer: Pkt, buf: bytes, start: int, inner_of: Decoder) -> Encapsulated | None:
     """The VXLAN header at `start` (flags 0x08: a valid VNI follows) and the frame after it."""
     if len(buf) < start + VXLAN_HEADER or not buf[start] & 0x08:
         return None
