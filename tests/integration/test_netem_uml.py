@@ -272,3 +272,54 @@ def test_clear_leaves_no_qdisc_filter_or_ifb(uml):
     assert leftovers(uml, "client") == []
     shaping.clear(uml, "client")  # twice is fine
     assert leftovers(uml, "client") == []
+
+
+# -- a killed owner -------------------------------------------------------------------------------------
+OWNER = """
+import time
+from socketlab.tools.uml import UmlLab
+kernel = UmlLab().__enter__()
+print(kernel.proc.pid, kernel.work, flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_kernel_ends_with_its_owner_killed_and_its_files_go_with_the_next(uml):
+    """SIGKILL to the process that booted a kernel (nothing of it can run): the kernel ends
+    itself and its helpers; the next kernel's boot removes the files it left."""
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from socketlab.tools.uml import remove_orphans
+
+    owner = subprocess.Popen([sys.executable, "-c", OWNER], stdout=subprocess.PIPE, text=True)
+    try:
+        pid, work = owner.stdout.readline().split()
+    finally:
+        owner.kill()
+        owner.wait()
+    deadline = time.monotonic() + 20
+    while in_group(int(pid)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert in_group(int(pid)) == []
+    assert Path(work).is_dir()  # left by the killed owner ...
+    assert Path(work) in remove_orphans()  # ... and removed next time
+    assert not Path(work).exists()
+    assert uml.work.is_dir()  # a running kernel's files stay
+
+
+def in_group(pgid: int) -> list[int]:
+    """The live processes of a process group (the kernel's: it leads its own session)."""
+    from pathlib import Path
+
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found

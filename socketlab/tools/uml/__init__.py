@@ -48,6 +48,7 @@ LOAD = ("veth", "sch_netem", "sch_tbf", "sch_htb", "sch_ingress", "ifb", "act_mi
         "cls_bpf", "nf_tables", "nft_compat", "xt_statistic", "xt_mark", "xt_NFQUEUE",
         "nfnetlink_queue", "iptable_mangle")
 BOOT_TIMEOUT_S = 90.0
+WORK_ROOT, WORK_PREFIX = "/var/tmp", "socketlab-uml-"  # a kernel's files, while it runs
 
 
 class UmlUnavailable(LabError):
@@ -202,7 +203,9 @@ class UmlLab:
     def boot(self) -> None:
         ensure(self.progress)
         version = kernel_version()
-        self.work = Path(tempfile.mkdtemp(prefix="socketlab-uml-", dir="/var/tmp"))
+        remove_orphans()
+        self.work = Path(tempfile.mkdtemp(prefix=WORK_PREFIX, dir=WORK_ROOT))
+        (self.work / "owner.pid").write_text(f"{os.getpid()}\n")
         for sub in ("req", "out", "mods/lib/modules", "bin"):
             (self.work / sub).mkdir(parents=True)
         # this kernel's nf_tables lacks the mangle table's chain type: lab-shape's iptables
@@ -221,7 +224,8 @@ class UmlLab:
         self.log = open(self.work / "console.log", "w")  # noqa: SIM115  (open while it runs)
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self.log,
                                      stderr=subprocess.STDOUT, start_new_session=True,
-                                     env={**os.environ, "TMPDIR": str(self.work)})
+                                     env={**os.environ, "TMPDIR": str(self.work)},
+                                     preexec_fn=_ends_with_its_parent(os.getpid()))
         self.booted = self._wait_ready()
 
     def _wait_ready(self) -> dict:
@@ -291,3 +295,33 @@ class UmlLab:
             self.proc = None
         if self.work != Path() and self.work.is_dir():
             shutil.rmtree(self.work, ignore_errors=True)
+
+
+def _ends_with_its_parent(parent: int) -> Callable[[], None]:
+    """For the kernel's process, before it runs: SIGTERM when the process that started it ends,
+    however it ends (SIGKILL included); the kernel then ends its own helper processes. (A
+    thread's end counts as its process's for this: start the kernel from a thread that lives.)"""
+    def arm() -> None:
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+        if os.getppid() != parent:  # the parent ended before the line above
+            os._exit(1)
+    return arm
+
+
+def remove_orphans(root: str = WORK_ROOT) -> list[Path]:
+    """Remove the files of kernels whose owner process has ended (it was killed before it could
+    remove them itself; the kernel ended with it); the folders removed."""
+    removed = []
+    for work in Path(root).glob(f"{WORK_PREFIX}*"):
+        try:
+            owner = int((work / "owner.pid").read_text())
+        except (OSError, ValueError):
+            continue  # not ours to judge: a kernel booting right now, or an older layout
+        if not Path(f"/proc/{owner}").exists():
+            shutil.rmtree(work, ignore_errors=True)
+            removed.append(work)
+    return removed
+
