@@ -1,4 +1,4 @@
-"""The command line, `socketlab ...`: a thin layer over the API (see main.py)."""
+"""The command line, `socketlab ...`: a thin layer over the API (see app.py)."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ def main(argv=None, out=None, err=None) -> int:
     # before the heavy imports: an early signal then ends with one true line, no traceback.
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        from socketlab.cli.main import main as run
+        from socketlab.cli.app import main as run
 
         code = run(argv, out, err)
-    except KeyboardInterrupt:  # before main.py's own boundary was reached: nothing was done
+    except KeyboardInterrupt:  # before app.py's own boundary was reached: nothing was done
         print("interrupted", file=err or sys.stderr)
         code = INTERRUPTED
     if argv is not None:

@@ -36,7 +36,7 @@ def completion(args: argparse.Namespace, out: Console, err: Console) -> int:
     """The completion script for a shell, made from the parser itself (shtab)."""
     import shtab
 
-    from socketlab.cli.main import build_parser
+    from socketlab.cli.app import build_parser
 
     out.file.write(shtab.complete(build_parser(), shell=args.shell))
     return common.ExitCode.OK

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from socketlab.cli.main import main
+from socketlab.cli.app import main
 from socketlab.lab.lab import Lab
 from tests.conftest import lab_config, project_name
 

@@ -8,7 +8,7 @@ import io
 
 import pytest
 
-from socketlab.cli.main import main
+from socketlab.cli.app import main
 from socketlab.lab.lab import Lab
 from tests.conftest import lab_config
 

@@ -265,7 +265,7 @@ def test_a_run_on_shaped_links_says_so_in_its_table_and_its_json(lab):
     import io
     import json
 
-    from socketlab.cli.main import main
+    from socketlab.cli.app import main
 
     def run(*more: str) -> str:
         out = io.StringIO()

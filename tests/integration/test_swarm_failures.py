@@ -14,7 +14,7 @@ import sys
 import pytest
 
 from socketlab.act.programs import Options, run_pair
-from socketlab.cli.main import ExitCode, main
+from socketlab.cli.app import ExitCode, main
 from socketlab.errors import SwarmError
 from socketlab.lab.swarm import Swarm
 from socketlab.lab.swarm_lab import SwarmLab

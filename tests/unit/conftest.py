@@ -8,7 +8,7 @@ import os
 import pytest
 
 from socketlab.cli import common
-from socketlab.cli.main import main
+from socketlab.cli.app import main
 from socketlab.lab.assets import COMPOSE_FILE
 from socketlab.lab.composefile import read_topology
 from socketlab.lab.config import LabConfig

@@ -14,7 +14,7 @@ import pytest
 
 from socketlab.act.programs import Options, PairRun
 from socketlab.cli import common
-from socketlab.cli.main import ExitCode, main
+from socketlab.cli.app import ExitCode, main
 from socketlab.errors import DockerUnavailable, LabNotRunning
 from socketlab.lab.config import LabConfig
 from socketlab.lab.docker_http import unavailable

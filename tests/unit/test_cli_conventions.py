@@ -321,7 +321,7 @@ def test_every_command_is_in_the_table_of_groups_and_a_command_loads_only_its_ow
     a parser made for one command has that command alone (with the same options)."""
     import argparse
 
-    from socketlab.cli.main import COMMANDS, build_parser
+    from socketlab.cli.app import COMMANDS, build_parser
 
     def commands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
         sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
@@ -341,7 +341,7 @@ def test_every_command_is_in_the_table_of_groups_and_a_command_loads_only_its_ow
     (["--debug", "--place", "server=n1", "status"], "status"), (["--version"], None),
     (["-h"], None), (["--", "ls"], "ls"), ([], None)])
 def test_the_command_an_argv_names(argv, named):
-    from socketlab.cli.main import command_named
+    from socketlab.cli.app import command_named
 
     assert command_named(argv) == named
 
@@ -357,8 +357,15 @@ def test_an_argv_naming_no_command_gets_every_command_in_its_help(argv):
 def test_a_run_starts_before_rich_is_loaded():
     """`run tcp` parses, finds its lab and starts its exchange with rich not yet imported (it
     loads while the exchange waits), and imports no other command's group."""
-    loaded = loaded_after("from socketlab.cli.main import build_parser\nbuild_parser(['run', 'tcp'])\n"
+    loaded = loaded_after("from socketlab.cli.app import build_parser\nbuild_parser(['run', 'tcp'])\n"
                           "import socketlab.cli.run, socketlab.act.programs")
     assert "socketlab.cli.run" in loaded
     assert {m for m in loaded if m.split(".")[0] == "rich"} == set()
     assert loaded & {"socketlab.cli.experiments", "socketlab.cli.exercise", "socketlab.cli.shape"} == set()
+
+
+def test_socketlab_cli_main_stays_the_command_once_the_cli_is_loaded():
+    """The console script's `socketlab.cli:main` is a function whatever was imported before."""
+    loaded = loaded_after("import socketlab.cli.app, socketlab.cli\n"
+                          "print('main-is-' + type(socketlab.cli.main).__name__)")
+    assert "main-is-function" in loaded

@@ -129,7 +129,7 @@ def test_a_capture_hands_out_scapy_packets(tmp_path):
 
 
 def test_the_cli_and_the_run_path_import_no_heavy_library():
-    loaded = loaded_after("from socketlab.cli.main import build_parser\nbuild_parser()\n"
+    loaded = loaded_after("from socketlab.cli.app import build_parser\nbuild_parser()\n"
                           "import socketlab.act.programs, socketlab.act.craft, socketlab.present.terminal, "
                           "socketlab.observe.capture, socketlab.cli.run, socketlab.cli.lab")
     assert "socketlab.observe.capture" in loaded

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from socketlab.cli.main import main
+from socketlab.cli.app import main
 from socketlab.exercises import EXERCISES, ExerciseError, answers_text, get, load, mark
 from socketlab.exercises.marking import Answers, judge, read_answers, summarise
 from socketlab.exercises.model import Question, check_student, student_rng

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from socketlab.act import shaping
-from socketlab.cli.main import ExitCode
+from socketlab.cli.app import ExitCode
 from socketlab.errors import ConfigError, UnknownHost
 from tests.unit.conftest import cli
 

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 from socketlab import __version__
-from socketlab.cli.main import main
+from socketlab.cli.app import main
 from socketlab.lab import assets
 from socketlab.lab.config import AUTO, DEFAULT_SUBNET, LabConfig, unique_project
 from socketlab.lab.lab import Lab

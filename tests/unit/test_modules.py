@@ -15,7 +15,7 @@ MODULES = sorted(m.name for m in pkgutil.walk_packages(socketlab.__path__, "sock
 
 
 def test_the_package_has_its_modules():
-    assert {"socketlab.tools.bench_swarm", "socketlab.cli.main", "socketlab.lab.sandbox"} <= set(MODULES)
+    assert {"socketlab.tools.bench_swarm", "socketlab.cli.app", "socketlab.lab.sandbox"} <= set(MODULES)
 
 
 @pytest.mark.parametrize("name", MODULES)

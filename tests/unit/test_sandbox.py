@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from socketlab.cli.main import ExitCode, main
+from socketlab.cli.app import ExitCode, main
 from socketlab.errors import ConfigError, SwarmError
 from socketlab.lab import sandbox_host
 from socketlab.lab.sandbox import Sandbox, State, check_name, find, plan

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from socketlab.cli.main import ExitCode
+from socketlab.cli.app import ExitCode
 from socketlab.lab.process import ExecResult
 from tests.unit.conftest import cli
 

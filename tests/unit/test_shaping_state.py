@@ -8,7 +8,7 @@ import json
 import pytest
 
 from socketlab.act.shaping import DIRECTIONS, STATE_FILE, parse_state, read_states, shaped_now
-from socketlab.cli.main import ExitCode
+from socketlab.cli.app import ExitCode
 from socketlab.lab.process import ExecResult
 from socketlab.lab.shapespec import labshape
 from tests.unit.conftest import POST, cli
