@@ -12,11 +12,12 @@ from socketlab.experiments.base import Experiment
 from socketlab.experiments.congestion import EXPERIMENTS as _CONGESTION
 from socketlab.experiments.load import EXPERIMENTS as _LOAD
 from socketlab.experiments.pmtu import EXPERIMENTS as _PMTU
+from socketlab.experiments.sending import EXPERIMENTS as _SENDING
 from socketlab.experiments.shaped import EXPERIMENTS as _SHAPED
 from socketlab.experiments.tcp import EXPERIMENTS as _TCP
 from socketlab.experiments.udp import EXPERIMENTS as _UDP
 
-EXPERIMENTS = (*_TCP, *_UDP, *_LOAD, *_SHAPED, *_CONGESTION, *_PMTU)
+EXPERIMENTS = (*_TCP, *_UDP, *_LOAD, *_SENDING, *_SHAPED, *_CONGESTION, *_PMTU)
 
 
 def catalogue() -> dict[str, Experiment]:

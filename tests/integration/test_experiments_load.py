@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from socketlab.experiments import load
+from socketlab.experiments import load, sending
 from socketlab.experiments.base import Result, run_experiment
 from socketlab.lab.lab import Lab
 from socketlab.observe.observation import Context
@@ -44,10 +44,10 @@ def test_c6_udp_drops_at_the_socket_tcp_loses_nothing(lab: Lab, runs: Path) -> N
 
 
 def test_c7_sndbuf_is_not_the_emsgsize_bound(lab: Lab, runs: Path) -> None:
-    result = run(load.C7, lab, runs)
+    result = run(sending.C7, lab, runs)
     f = result.evidence.facts
     assert result.verdict.status == "does not hold", result.verdict.summary
-    assert f["sndbuf"] == 2 * load.C7_SNDBUF  # Linux doubles what it is given
+    assert f["sndbuf"] == 2 * sending.C7_SNDBUF  # Linux doubles what it is given
     by_size = {r["size"]: r["result"] for r in f["default"]}
     assert by_size[load.UDP_MAX] == load.UDP_MAX
     assert by_size[load.UDP_MAX + 1] == "EMSGSIZE"
@@ -58,7 +58,7 @@ def test_c7_sndbuf_is_not_the_emsgsize_bound(lab: Lab, runs: Path) -> None:
 
 
 def test_c9_linux_hides_enobufs_unless_ip_recverr(lab: Lab, runs: Path) -> None:
-    result = run(load.C9, lab, runs)
+    result = run(sending.C9, lab, runs)
     f = result.evidence.facts
     plain, told = f["runs"]
     assert result.verdict.status == "holds in part", result.verdict.summary
@@ -74,9 +74,9 @@ def test_c9_removes_its_queue_even_when_the_run_fails(lab: Lab, runs: Path, monk
         assert "tbf" in qdisc_of(lab)
         raise RuntimeError("the burst broke")
 
-    monkeypatch.setattr(load, "queue_burst", broken)
+    monkeypatch.setattr(sending, "queue_burst", broken)
     with pytest.raises(RuntimeError, match="the burst broke"):
-        load.run_c9(Context(lab, runs))
+        sending.run_c9(Context(lab, runs))
     assert "tbf" not in qdisc_of(lab)
 
 

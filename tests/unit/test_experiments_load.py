@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from socketlab.experiments import load
+from socketlab.experiments import load, sending
 from socketlab.experiments.base import Evidence
 from socketlab.observe.events import parse_output
 
@@ -119,7 +119,7 @@ def c7(small: list[dict], default: list[dict] | None = None) -> Evidence:
 
 
 def test_c7_does_not_hold_when_big_datagrams_pass_or_fail_otherwise() -> None:
-    v = load.judge_c7(c7(results((2000, 2000), (6000, 6000), (20000, "ENOBUFS"),
+    v = sending.judge_c7(c7(results((2000, 2000), (6000, 6000), (20000, "ENOBUFS"),
                                  (65508, "EMSGSIZE"))))
     assert v.status == "does not hold"
     assert "6000-byte" in v.summary
@@ -129,17 +129,17 @@ def test_c7_does_not_hold_when_big_datagrams_pass_or_fail_otherwise() -> None:
 
 
 def test_c7_holds_when_every_datagram_over_sndbuf_gets_emsgsize() -> None:
-    v = load.judge_c7(c7(results((2000, 2000), (6000, "EMSGSIZE"), (20000, "EMSGSIZE"))))
+    v = sending.judge_c7(c7(results((2000, 2000), (6000, "EMSGSIZE"), (20000, "EMSGSIZE"))))
     assert v.status == "holds"
 
 
 def test_c7_holds_in_part_when_only_some_get_emsgsize() -> None:
-    v = load.judge_c7(c7(results((6000, 6000), (20000, "EMSGSIZE"))))
+    v = sending.judge_c7(c7(results((6000, 6000), (20000, "EMSGSIZE"))))
     assert v.status == "holds in part"
 
 
 def test_c7_is_inconclusive_without_calls() -> None:
-    assert load.judge_c7(c7([])).status == "inconclusive"
+    assert sending.judge_c7(c7([])).status == "inconclusive"
 
 
 # ---------------------------------------------------------------- C9
@@ -153,26 +153,26 @@ def queue_run(recverr: bool, sent: int, enobufs: int, wire: int, drops: int) -> 
 
 
 def c9(*runs: dict, error: str | None = None) -> Evidence:
-    return Evidence("C9", {"qdisc": load.C9_QDISC, "qdisc_error": error, "runs": list(runs),
+    return Evidence("C9", {"qdisc": sending.C9_QDISC, "qdisc_error": error, "runs": list(runs),
                            "qdisc_after": "qdisc noqueue 0: root", "qdisc_removed": True})
 
 
 def test_c9_holds_in_part_when_linux_hides_enobufs_without_ip_recverr() -> None:
-    v = load.judge_c9(c9(queue_run(False, 2000, 0, 7, 1993), queue_run(True, 6, 1994, 6, 1994)))
+    v = sending.judge_c9(c9(queue_run(False, 2000, 0, 7, 1993), queue_run(True, 6, 1994, 6, 1994)))
     assert v.status == "holds in part"
     assert "2000 of 2000" in v.summary
     assert "1994 calls failed with ENOBUFS" in v.summary
 
 
 def test_c9_holds_when_enobufs_comes_back_by_default() -> None:
-    v = load.judge_c9(c9(queue_run(False, 7, 1993, 7, 1993), queue_run(True, 6, 1994, 6, 1994)))
+    v = sending.judge_c9(c9(queue_run(False, 7, 1993, 7, 1993), queue_run(True, 6, 1994, 6, 1994)))
     assert v.status == "holds"
 
 
 def test_c9_is_inconclusive_without_a_queue_or_without_drops() -> None:
-    assert load.judge_c9(c9(error="Error: unknown qdisc")).status == "inconclusive"
+    assert sending.judge_c9(c9(error="Error: unknown qdisc")).status == "inconclusive"
     quiet = c9(queue_run(False, 2000, 0, 2000, 0), queue_run(True, 2000, 0, 2000, 0))
-    assert load.judge_c9(quiet).status == "inconclusive"
+    assert sending.judge_c9(quiet).status == "inconclusive"
 
 
 # ---------------------------------------------------------------- C10
@@ -217,7 +217,7 @@ def test_the_client_summary_and_per_call_results_are_read_back() -> None:
         "summary sent=1 errors=3 by_errno=EMSGSIZE:1,ENOBUFS:2 t=1.3\n")
     assert load.by_errno(events) == {"EMSGSIZE": 1, "ENOBUFS": 2}
     assert load.field(events, "sndbuf", "got") == 8192
-    assert load.call_results(events) == [{"size": 2000, "ok": True, "result": 2000},
+    assert sending.call_results(events) == [{"size": 2000, "ok": True, "result": 2000},
                                          {"size": 20000, "ok": False, "result": "ENOBUFS"}]
 
 
@@ -243,4 +243,5 @@ def test_judges_do_not_mutate_the_evidence() -> None:
 
 
 def test_the_module_lists_its_experiments() -> None:
-    assert [e.id for e in load.EXPERIMENTS] == ["C6", "C7", "C9", "C10"]
+    assert [e.id for e in load.EXPERIMENTS] == ["C6", "C10"]
+    assert [e.id for e in sending.EXPERIMENTS] == ["C7", "C9"]
