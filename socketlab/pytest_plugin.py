@@ -93,6 +93,8 @@ def _settle_artifacts(item: pytest.Item, failed: bool) -> None:
     files = sorted(p for p in folder.rglob("*") if p.is_file())
     if not failed or not files:
         shutil.rmtree(folder, ignore_errors=True)
+        with contextlib.suppress(OSError):  # the root too, once no test keeps anything there
+            folder.parent.rmdir()
         return
     for path in files:
         item.user_properties.append((f"{PROPERTY} {_label(folder, path)}", str(path)))
@@ -239,7 +241,10 @@ def _test_dir(request: pytest.FixtureRequest) -> Path:
         name = re.sub(r"[^A-Za-z0-9_.-]+", "-", node.nodeid).strip("-")[:150]
         folder = _artifacts_root(request.config) / name
         shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir(parents=True)
+        for _ in range(10):  # another worker may remove the empty root between two mkdirs
+            with contextlib.suppress(FileNotFoundError):
+                folder.mkdir(parents=True)
+                break
         node.stash[_DIR] = folder
     return node.stash[_DIR]
 
