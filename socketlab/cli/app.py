@@ -52,7 +52,6 @@ shell completion: eval "$(socketlab completion bash)" (or zsh): see `socketlab c
 # Each command's group: the module under socketlab/cli that registers it. A command imports
 # only its own group (`run tcp` never loads the experiments or the exercises); the help, a
 # usage error and the shell completion get them all.
-GROUPS = ("lab", "shell", "ls", "run", "craft", "experiments", "exercise", "shape", "tools", "sandbox")
 COMMANDS = {
     "build": "lab", "up": "lab", "down": "lab", "status": "lab", "cp": "lab", "exec": "lab",
     "shell": "shell", "ls": "ls", "run": "run", "demo": "run", "craft": "craft",
@@ -60,6 +59,7 @@ COMMANDS = {
     "exercise": "exercise", "shape": "shape", "doctor": "tools", "bench": "tools",
     "completion": "tools", "sandbox": "sandbox",
 }
+GROUPS = tuple(dict.fromkeys(COMMANDS.values()))  # in the help's order
 _VALUED = ("-p", "--project", "--engine", "--place")  # the options before a command that take a value
 
 

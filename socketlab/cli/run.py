@@ -50,12 +50,12 @@ def run(args: argparse.Namespace, out: Console, err: Console) -> int:
     lab = common.running_lab(args, err)
     if args.capture:
         return _run_captured(args, out, err, lab, opts)
-    asking = _Asking(lambda: shaped_now(lab))  # a run on shaped links says so (asked meanwhile)
+    asking = common.Meanwhile(lambda: shaped_now(lab))  # a run on shaped links says so
     # the output's modules load while the exchange waits on the engine
     loading = common.load_meanwhile("rich.console", "socketlab.present.terminal")
     result = _exchange(args, lab, opts, common.progress(err))()
     shaping = asking.answer()
-    loading.join()
+    loading.answer()
     if args.json:
         common.dump_json(out, {**_run_json(result), "shaping": shaping})
     else:
@@ -165,30 +165,6 @@ def shaped_now(lab: Lab) -> dict:
         return shaping.shaped_now(lab)
     except LabError:
         return {}
-
-
-class _Asking:
-    """A question to the engine asked in a thread of its own, while the run goes on."""
-
-    def __init__(self, ask) -> None:
-        import threading
-
-        self._answer: list = []
-        self._thread = threading.Thread(target=self._run, args=(ask,), daemon=True)
-        self._thread.start()
-
-    def _run(self, ask) -> None:
-        try:
-            self._answer.append((ask(), None))
-        except BaseException as e:  # noqa: BLE001  (raised in the caller's thread, by answer)
-            self._answer.append((None, e))
-
-    def answer(self):
-        self._thread.join()
-        value, error = self._answer[0]
-        if error is not None:
-            raise error
-        return value
 
 
 def _show_shaping(out: Console, found: dict) -> None:
