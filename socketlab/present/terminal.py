@@ -17,15 +17,20 @@ def event_text(event: Event) -> str:
     return event.raw.rsplit(" t=", 1)[0] if event.t is not None else event.raw
 
 
-def describe(event: Event, bufsize: int) -> str:
-    """An event as the socket call it reports, the way the post writes it; else the raw line."""
+def describe(event: Event, bufsize: int, proto: str = "tcp") -> str:
+    """An event as the socket call it reports, the way the post writes it; else the raw line.
+    A UDP server only binds (no listen); the TCP client calls sendall(), the UDP one sendto()."""
     f = event.fields
     data = f'"{f.get("data", "")}"'
+    what = data if "data" in f else f"{f.get('n')} bytes"  # a large datagram: its size only
+    sent = (f"sendto({what}, {f['peer']}) -> {f.get('n')}" if "peer" in f
+            else f"sendall({what}) ({f.get('n')} bytes)")
     forms = {
-        "listening": f"bind + listen: waiting on {f.get('addr')}",
+        "listening": (f"bind + listen: waiting on {f.get('addr')}" if proto == "tcp"
+                      else f"bind: waiting on {f.get('addr')} (no listen in UDP)"),
         "accepted": f"accept() -> connection from {f.get('peer')}",
         "connected": f"connect() -> {f.get('peer')} (from {f.get('local')})",
-        "sent": f"send {data} ({f.get('n')} bytes)" + (f" to {f['peer']}" if "peer" in f else ""),
+        "sent": sent,
         "recv": f"recv({bufsize}) -> {data}" + (" (peer closed)" if f.get("n") == 0 else ""),
         "recvfrom": f"recvfrom({bufsize}) -> {data} from {f.get('peer')}",
         "closed": "close()",
@@ -36,18 +41,23 @@ def describe(event: Event, bufsize: int) -> str:
 
 
 def side_by_side(run: PairRun, client_ip: str, server_ip: str) -> Table:
-    """One row per event, in time order: client events on the left, server's on the right."""
+    """One row per event, in time order: client events on the left, server's on the right.
+    A program prints each event once its call has returned, so a row's time is that moment
+    (the caption says so): a send that returned after the data arrived is listed after the
+    server's recv."""
     rows = [(e.t or 0.0, "client", e) for e in run.client_events]
     rows += [(e.t or 0.0, "server", e) for e in run.server_events]
     rows.sort(key=lambda row: row[0])
     t0 = rows[0][0] if rows else 0.0
     table = Table(title=f"{run.options.proto.upper()}: {run.options.message!r}, "
-                        f"receive size {run.options.bufsize}", title_justify="left")
+                        f"receive size {run.options.bufsize}", title_justify="left",
+                  caption="ms: when each call had returned, from the first row",
+                  caption_justify="left")
     table.add_column("ms", justify="right", style="dim")
     table.add_column(f"client {client_ip}", overflow="fold")
     table.add_column(f"server {server_ip}", overflow="fold")
     for t, host, event in rows:
-        cell = Text(describe(event, run.options.bufsize),
+        cell = Text(describe(event, run.options.bufsize, run.options.proto),
                     style="red" if event.name == "error" else "")
         cells = (cell, "") if host == "client" else ("", cell)
         table.add_row(f"{(t - t0) * 1000:.1f}", *cells)

@@ -168,8 +168,9 @@ def test_server_error_is_shown_too():
          "accept() -> connection from 10.0.0.6:4000"),
         ('connected local=10.0.0.6:4000 peer=10.0.0.5:6666 t=1.0',
          "connect() -> 10.0.0.5:6666 (from 10.0.0.6:4000)"),
-        ('sent n=11 data="hello,world" t=1.0', 'send "hello,world" (11 bytes)'),
-        ('sent n=3 data="abc" peer=10.0.0.5:6666 t=1.0', 'send "abc" (3 bytes) to 10.0.0.5:6666'),
+        ('sent n=11 data="hello,world" t=1.0', 'sendall("hello,world") (11 bytes)'),
+        ('sent n=3 data="abc" peer=10.0.0.5:6666 t=1.0', 'sendto("abc", 10.0.0.5:6666) -> 3'),
+        ('sent n=1400 peer=10.0.0.5:6666 t=1.0', "sendto(1400 bytes, 10.0.0.5:6666) -> 1400"),
         ('recv n=3 data="hel" t=1.0', 'recv(3) -> "hel"'),
         ('recv n=0 data="" t=1.0', 'recv(3) -> "" (peer closed)'),
         ('recvfrom n=3 data="hel" peer=10.0.0.6:5000 t=1.0',
@@ -181,7 +182,7 @@ def test_server_error_is_shown_too():
         ('weird thing=1 t=1.5', "weird thing=1"),
         ('weird thing=1', "weird thing=1"),
     ],
-    ids=["listening", "accepted", "connected", "sent", "sent-to", "recv", "recv-eof", "recvfrom",
+    ids=["listening", "accepted", "connected", "sent", "sent-to", "sent-size", "recv", "recv-eof", "recvfrom",
          "closed", "stop", "error", "unknown-timed", "unknown-untimed"],
 )
 def test_describe(line, expected):
@@ -207,7 +208,7 @@ def test_side_by_side_puts_events_in_time_order_in_their_column():
         ["0.0", "", "bind + listen: waiting on 0.0.0.0:6666"],
         ["10.0", "connect() -> 192.168.33.5:6666 (from 192.168.33.6:40000)", ""],
         ["10.5", "", "accept() -> connection from 192.168.33.6:40000"],
-        ["11.0", 'send "hello,world" (11 bytes)', ""],
+        ["11.0", 'sendall("hello,world") (11 bytes)', ""],
         ["12.0", "close()", ""],
         ["20.0", "", 'recv(3) -> "hel"'],
         ["21.0", "", 'recv(3) -> "lo,"'],
@@ -216,6 +217,27 @@ def test_side_by_side_puts_events_in_time_order_in_their_column():
         ["30.0", "", 'recv(3) -> "" (peer closed)'],
         ["31.0", "", "close()"],
     ]
+
+
+def test_side_by_side_of_udp_shows_a_bind_without_listen_and_when_each_call_returned():
+    server = events(
+        'listening addr=0.0.0.0:6666 t=200.000',
+        'recvfrom n=3 data="hel" peer=192.168.33.6:50000 t=200.0005',  # before sendto returned
+        'recvfrom n=0 data="" peer=192.168.33.6:50000 t=200.0025',
+    )
+    run = PairRun(Options(proto="udp"), server_events=server, client_events=UDP_CLIENT)
+
+    out = text_of(side_by_side(run, "192.168.33.6", "192.168.33.5"))
+    rows = [[c.strip() for c in ln.strip("│").split("│")] for ln in out.splitlines()
+            if ln.startswith("│") and "client" not in ln]
+
+    assert rows[:3] == [
+        ["0.0", "", "bind: waiting on 0.0.0.0:6666 (no listen in UDP)"],
+        ["0.5", "", 'recvfrom(3) -> "hel" from 192.168.33.6:50000'],
+        ["1.0", 'sendto("hello,world", 192.168.33.5:6666) -> 11', ""],
+    ]
+    assert "ms: when each call had returned, from the first row" in out
+    assert "listen:" not in out
 
 
 def test_side_by_side_of_no_events_is_an_empty_table():
