@@ -22,5 +22,9 @@ if [ ! -x "$venv/bin/python" ] || [ "$root/pyproject.toml" -nt "$stamp" ]; then
     echo "hint: check that PyPI is reachable, then run the command again" >&2
     exit 2
   fi
+  # An editable install leaves the bytecode to the first run, which writes it unless
+  # PYTHONDONTWRITEBYTECODE is set (then every command compiles socketlab again): compile it
+  # now, as pip does for an installed wheel.
+  "$venv/bin/python" -m compileall -q "$root/socketlab" >/dev/null || true
   touch "$stamp"
 fi
