@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from socketlab.errors import ComposeError, ImageError, LabError, LabNotRunning
-from socketlab.lab import compose as compose_cli
 from socketlab.lab.composefile import (
     INDEX_LABEL,
     INSTRUMENTS_LABEL,
@@ -49,6 +47,8 @@ from socketlab.lab.topology import DEFAULT_MTU, INLINE, Network, Topology
 
 if TYPE_CHECKING:
     import docker
+
+    from socketlab.lab import compose as compose_cli
 
 PROJECT_LABEL = "com.docker.compose.project"
 NETWORK_LABEL = "com.docker.compose.network"
@@ -82,12 +82,18 @@ class ComposeEngine(Engine):
     @property
     def compose(self) -> compose_cli.Compose:
         if self._compose is None:
+            from socketlab.lab import compose as compose_cli  # the compose tool: up and down only
+
             self._compose = compose_cli.detect()
         return self._compose
 
     # -- lifecycle ----------------------------------------------------------------------------
     def create(self, topology: Topology, settings: Mapping[str, str], *, lab_image: str) -> None:
         doc = render(topology, lab_image=lab_image, settings=settings)
+        import tempfile
+
+        from socketlab.lab import compose as compose_cli
+
         project_dir = Path(topology.source).resolve().parent if topology.source else Path.cwd()
         with tempfile.TemporaryDirectory(prefix=f"socketlab-{self.project}-") as tmp:
             rendered = Path(tmp) / "compose.yml"
@@ -164,6 +170,8 @@ class ComposeEngine(Engine):
 
     def _compose_run(self, file: Path, project_dir: Path, args: list[str], env: Mapping[str, str],
                      timeout: float = 120) -> None:
+        from socketlab.lab import compose as compose_cli
+
         argv = self.compose.argv(self.project, file, *args, project_dir=project_dir)
         compose_cli.run_compose(argv, env, timeout=timeout)
 

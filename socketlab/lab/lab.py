@@ -30,7 +30,6 @@ from socketlab.lab.config import DEFAULT_PORT, DEFAULT_SUBNET, LAB_IMAGE, LabCon
 from socketlab.lab.engine import Engine, make_engine
 from socketlab.lab.existing import differences, exists_error
 from socketlab.lab.process import ExecResult, RunningExec
-from socketlab.lab.subnets import claim_subnets
 from socketlab.lab.topology import Topology
 
 __all__ = ["LAB_LABEL", "Lab"]
@@ -217,6 +216,8 @@ class Lab:
             self._adopt(topo)
             self._create_placed()
             return
+        from socketlab.lab.subnets import claim_subnets  # making a lab only
+
         taken = lambda: self.engine.subnets_in_use().values()  # noqa: E731
         with claim_subnets(taken, len(topo.networks)) as subnets:
             self.config = self.config.with_(subnet=subnets[0])

@@ -358,8 +358,10 @@ def test_a_run_starts_before_rich_is_loaded():
     """`run tcp` parses, finds its lab and starts its exchange with rich not yet imported (it
     loads while the exchange waits), and imports no other command's group."""
     loaded = loaded_after("from socketlab.cli.app import build_parser\nbuild_parser(['run', 'tcp'])\n"
-                          "import socketlab.cli.run, socketlab.act.programs")
+                          "import socketlab.cli.run, socketlab.act.programs, socketlab.lab.engine_compose")
     assert "socketlab.cli.run" in loaded
+    # making a lab (compose, a subnet claim, a temporary folder) is not a run's business
+    assert loaded & {"socketlab.lab.compose", "socketlab.lab.subnets", "subprocess", "tempfile"} == set()
     assert {m for m in loaded if m.split(".")[0] == "rich"} == set()
     assert loaded & {"socketlab.cli.experiments", "socketlab.cli.exercise", "socketlab.cli.shape"} == set()
 
