@@ -162,25 +162,14 @@ def shaped_now(lab: Lab) -> dict[str, dict[str, dict | None]]:
     """Every host's shaping as it is now: host -> what state(lab, host) says, read from
     lab-shape's state files, all hosts at once. No process starts in a host for it (a file
     that is not there costs the engine about 2 ms), so a run can ask before every exchange."""
-    import threading  # plain threads: a run's start-up need not import concurrent.futures
+    from socketlab.meanwhile import Meanwhile
 
-    found: dict[str, dict[str, dict | None]] = {}
-    failed: list[BaseException] = []
+    def ask(host: str) -> Meanwhile[dict[str, dict | None]]:
+        return Meanwhile(lambda: read_states(lambda path: lab.read_file(host, path,
+                                                                       instruments=True)))
 
-    def ask(host: str) -> None:
-        try:
-            found[host] = read_states(lambda path: lab.read_file(host, path, instruments=True))
-        except BaseException as e:  # noqa: BLE001  (raised below, in the caller's thread)
-            failed.append(e)
-
-    threads = [threading.Thread(target=ask, args=(h,)) for h in lab.topology.names]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if failed:
-        raise failed[0]
-    return {h: found[h] for h in lab.topology.names}
+    asking = {host: ask(host) for host in lab.topology.names}
+    return {host: question.answer() for host, question in asking.items()}
 
 
 def read_states(read: Callable[[str], bytes | None]) -> dict[str, dict | None]:

@@ -149,44 +149,6 @@ class LaterConsole:
         return getattr(self._console, name)
 
 
-class Meanwhile:
-    """`work()` done in a thread of its own while this one waits on the engine; `answer()`
-    waits for it and gives its result (or raises what it raised, in the caller's thread)."""
-
-    def __init__(self, work) -> None:
-        import threading
-
-        self._done: list = []
-        self._thread = threading.Thread(target=self._run, args=(work,), daemon=True)
-        self._thread.start()
-
-    def _run(self, work) -> None:
-        try:
-            self._done.append((work(), None))
-        except BaseException as e:  # noqa: BLE001  (raised in the caller's thread, by answer)
-            self._done.append((None, e))
-
-    def answer(self):
-        self._thread.join()
-        value, error = self._done[0]
-        if error is not None:
-            raise error
-        return value
-
-
-def load_meanwhile(*modules: str) -> Meanwhile:
-    """Import `modules` while this thread waits on the engine (answer() before relying on
-    them). An import error shows where they are used, not here."""
-    import importlib
-
-    def load() -> None:
-        for module in modules:
-            with contextlib.suppress(Exception):
-                importlib.import_module(module)
-
-    return Meanwhile(load)
-
-
 def dump_json(console: Console, data: object) -> None:
     console.print_json(json.dumps(data, default=str))
 

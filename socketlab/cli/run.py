@@ -11,6 +11,7 @@ from socketlab.cli import common
 from socketlab.cli.lab import ensure_image
 from socketlab.lab.config import PROTOCOLS
 from socketlab.lab.lab import Lab
+from socketlab.meanwhile import Meanwhile, load_meanwhile
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -50,9 +51,9 @@ def run(args: argparse.Namespace, out: Console, err: Console) -> int:
     lab = common.running_lab(args, err)
     if args.capture:
         return _run_captured(args, out, err, lab, opts)
-    asking = common.Meanwhile(lambda: shaped_now(lab))  # a run on shaped links says so
+    asking = Meanwhile(lambda: shaped_now(lab))  # a run on shaped links says so
     # the output's modules load while the exchange waits on the engine
-    loading = common.load_meanwhile("rich.console", "socketlab.present.terminal")
+    loading = load_meanwhile("rich.console", "socketlab.present.terminal")
     result = _exchange(args, lab, opts, common.progress(err))()
     shaping = asking.answer()
     loading.answer()
