@@ -53,3 +53,12 @@ def test_a_gated_lab_program_run_as_the_program_user_waits_in_lab_gate_as_that_u
     assert "read go" not in argv[2]
     assert argv[3:] == ["sh", "timeout", "-k", "1", "20", "lab-program", "python3", GATE,
                         "/lab/programs/tcp_client.py"]
+
+
+def test_lab_gate_imports_the_programs_lablog_before_go(tmp_path):
+    """The program's own folder is searched first, and its lablog is loaded while it waits."""
+    (tmp_path / "lablog.py").write_text("print('lablog loaded', flush=True)\n")
+    (tmp_path / "prog.py").write_text("print('the program ran')\n")
+    gate = subprocess.run([sys.executable, str(LAB_GATE), str(tmp_path / "prog.py")],
+                          input="stop\n", capture_output=True, text=True, timeout=loopback.WAIT)
+    assert (gate.returncode, gate.stdout) == (125, "lablog loaded\n")
