@@ -52,6 +52,19 @@ def _median_seconds(action: Callable[[], object], repeat: int) -> float:
     return statistics.median(times)
 
 
+def _interleaved_medians(actions: dict[str, Callable[[], object]], repeat: int
+                         ) -> dict[str, float]:
+    """Each action's median time, the actions taken in turn, round after round: a machine
+    that slows down or speeds up in the middle weighs on all of them alike."""
+    times: dict[str, list[float]] = {name: [] for name in actions}
+    for _ in range(repeat):
+        for name, action in actions.items():
+            start = time.perf_counter()
+            action()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(found) for name, found in times.items()}
+
+
 def lifecycle(config: LabConfig, *, repeat: int = 3, cold: bool = False, cold_base: bool = False,
               progress: Callable[[str], None] = lambda _m: None) -> list[Figure]:
     """Every figure of the lifecycle benchmark, in the order the table shows them."""
@@ -125,13 +138,19 @@ def _warm(client, cfg: LabConfig, repeat: int, progress) -> list[Figure]:
                            repeat)
     with Lab(cfg, client=client, compose=found) as lab:
         progress(f"run tcp on the running lab, {repeat * 3} times through the API, as many as "
-                 "whole commands, beside the engine's exec floor")
-        run_api = _median_seconds(lambda: run_pair(lab, Options("tcp")), repeat * 3)
-        run_cli = _median_seconds(lambda: subprocess.run(
-            [sys.executable, "-m", "socketlab", "-p", cfg.project, "run", "tcp"],
-            capture_output=True, check=True), repeat * 3)
-        exec_api = _median_seconds(lambda: lab.exec("server", ["true"]), repeat * 3)
-        exec_cli = _docker_exec_floor(lab, repeat * 3)
+                 "whole commands, each round beside the engine's exec floor")
+        exec_cli = _docker_exec_argv(lab)
+        medians = _interleaved_medians({
+            "run_api": lambda: run_pair(lab, Options("tcp")),
+            "run_cli": lambda: subprocess.run(
+                [sys.executable, "-m", "socketlab", "-p", cfg.project, "run", "tcp"],
+                capture_output=True, check=True),
+            "exec_api": lambda: lab.exec("server", ["true"]),
+            **({"exec_cli": lambda: subprocess.run(exec_cli, capture_output=True, check=True)}
+               if exec_cli else {}),
+        }, repeat * 3)
+    run_api, run_cli, exec_api = medians["run_api"], medians["run_cli"], medians["exec_api"]
+    exec_cli = medians.get("exec_cli")
     ratio, floor = demo / baseline, exec_cli or exec_api
     over_floor = run_cli / floor
     return [
@@ -150,15 +169,14 @@ def _warm(client, cfg: LabConfig, repeat: int, progress) -> list[Figure]:
     ]
 
 
-def _docker_exec_floor(lab: Lab, repeat: int) -> float | None:
-    """The median of `docker exec CONTAINER true` (None without the docker CLI)."""
+def _docker_exec_argv(lab: Lab) -> list[str] | None:
+    """`docker exec CONTAINER true` in the lab's server (None without the docker CLI)."""
     import shutil
 
     docker = shutil.which("docker")
     if docker is None:
         return None
-    argv = [docker, "exec", lab.engine._id("server"), "true"]  # the compose engine's container
-    return _median_seconds(lambda: subprocess.run(argv, capture_output=True, check=True), repeat)
+    return [docker, "exec", lab.engine._id("server"), "true"]  # the compose engine's container
 
 
 def analysis(*, packets: int = 50_000, repeat: int = 3,
