@@ -186,6 +186,8 @@ def demo(args: argparse.Namespace, out: Console, err: Console) -> int:
         _show_shaping(out, shaped_now(lab))
         for proto in ("tcp", "udp"):
             result = run_pair(lab, Options(proto=proto))
+            if proto == "udp":
+                out.print()  # a line between the two exchanges
             _show_run(out, lab, result)
             ok = ok and result.ok
     return common.ExitCode.OK if ok else common.ExitCode.FAILED
