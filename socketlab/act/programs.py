@@ -215,17 +215,23 @@ def run_programs(lab: Lab, opts: Options, server: Sequence[str] | None, client: 
     """Any server program, then any client program once the server is ready: it has printed
     `listening` (ready="event", the lab's programs), or its port is open (ready="port", any
     program). The one place that knows how a pair of lab programs is run (variants use it too).
-    The client's exec is set up while the server starts, and released once it is ready.
+    The server's exec is started first (it is what the run waits for), the client's set up
+    while the server starts, and released once the server is ready.
     progress: told every PROGRESS_EVERY_S how far a run that is still going has got.
     Programs run as the program user (as_program); the lab's own instruments
     (images/lab/instruments) are tools and keep the host's capabilities, as tcpdump does
     (a sink forcing its receive buffer, a sender choosing any congestion control)."""
     start = time.monotonic()
     server_host, client_host = roles(lab)
-    client_proc = lab.start(client_host, _as_run(client), timeout=RUN_TIMEOUT_S, gated=True)
+    proc = None if server is None else lab.start(server_host, _as_run(server), timeout=RUN_TIMEOUT_S)
     try:
-        proc = None if server is None else \
-            _start_server(lab, server_host, opts, _as_run(server), ready)
+        client_proc = lab.start(client_host, _as_run(client), timeout=RUN_TIMEOUT_S, gated=True)
+    except BaseException:
+        _kill(proc)
+        raise
+    try:
+        if proc is not None:
+            _await_server(lab, server_host, opts, proc, ready)
     except BaseException:
         client_proc.release(go=False)
         client_proc.wait(5)
@@ -303,9 +309,8 @@ def _kill(*procs: RunningExec | None) -> None:
                     proc.signal("TERM")  # `timeout` passes it on to the program's whole group
 
 
-def _start_server(lab: Lab, host: str, opts: Options, argv: Sequence[str], ready: str
-                  ) -> RunningExec:
-    proc = lab.start(host, argv, timeout=RUN_TIMEOUT_S)
+def _await_server(lab: Lab, host: str, opts: Options, proc: RunningExec, ready: str) -> None:
+    """Until the server started as `proc` is ready; ProgramFailed if it never is."""
     try:
         if ready == "port":
             said = _port_open(lab, host, proc, opts.port or lab.config.port, opts.proto)
@@ -321,7 +326,6 @@ def _start_server(lab: Lab, host: str, opts: Options, argv: Sequence[str], ready
                             hint=f"if another program in {host} holds the port "
                                  f"(`socketlab exec {host} ss -tulpn` shows it), end it, or start "
                                  "the lab on another port (`socketlab up --port N`)")
-    return proc
 
 
 def _port_open(lab: Lab, host: str, proc: RunningExec, port: int, proto: str) -> str | None:
