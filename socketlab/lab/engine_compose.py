@@ -89,11 +89,11 @@ class ComposeEngine(Engine):
 
     # -- lifecycle ----------------------------------------------------------------------------
     def create(self, topology: Topology, settings: Mapping[str, str], *, lab_image: str) -> None:
-        doc = render(topology, lab_image=lab_image, settings=settings)
         import tempfile
 
         from socketlab.lab import compose as compose_cli
 
+        doc = render(topology, lab_image=lab_image, settings=settings)
         project_dir = Path(topology.source).resolve().parent if topology.source else Path.cwd()
         with tempfile.TemporaryDirectory(prefix=f"socketlab-{self.project}-") as tmp:
             rendered = Path(tmp) / "compose.yml"
