@@ -122,6 +122,16 @@ def _container(service: str, spec: Mapping[str, Any], project: str, node: str,
         create["healthcheck"] = _healthcheck(spec["healthcheck"])
     networks = [(network_name(project, net), (opts or {}).get("ipv4_address"))
                 for net, opts in _networks(spec.get("networks")).items()]
+    if share is None and len(networks) > 1:
+        # Measured on the sandbox: a container connected to a second attachable overlay before
+        # it starts fails to start ("attaching to network failed ... context deadline
+        # exceeded"), on a worker and on the manager alike; connected after, the host would
+        # boot (seal, routes) without it.
+        names = ", ".join(n for n in _networks(spec.get("networks")))
+        raise ConfigError(f"service {service!r} is on {len(networks)} networks ({names}): on "
+                          "swarm a host joins one overlay (the engine does not attach a second "
+                          "one to a container before it starts)",
+                          hint="run this topology on one engine (without --engine swarm)")
     if share is None and spec.get("network_mode") == "none":
         create["network_mode"] = "none"
     return ContainerSpec(service, node, create["name"], create, [] if share else networks, share)

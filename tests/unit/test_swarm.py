@@ -169,6 +169,19 @@ def test_a_sidecar_goes_to_its_hosts_node_and_shares_its_namespace():
     assert sidecar.networks == []
 
 
+def test_a_host_on_two_networks_is_refused_before_anything_is_made():
+    """A router joins two overlays; the engine cannot attach the second before it starts."""
+    doc = {"networks": {**DOC["networks"], "wan": {"internal": True}},
+           "services": {**DOC["services"],
+                        "r1": {"image": "socketlab/lab:latest",
+                               "networks": {"labnet": {"ipv4_address": "192.168.140.2"},
+                                            "wan": None}}}}
+
+    with pytest.raises(ConfigError, match=r"service 'r1' is on 2 networks \(labnet, wan\)") as e:
+        container_specs(doc, "lab1", {"server": "n1", "client": "n2", "r1": "n1"})
+    assert "without --engine swarm" in e.value.hint
+
+
 @pytest.mark.parametrize(("key", "value", "said"), [
     ("volumes", ["./data:/data"], "volumes"), ("ports", ["80:80"], "published ports"),
     ("privileged", True, "privileged"), ("network_mode", "host", "network_mode 'host'"),
