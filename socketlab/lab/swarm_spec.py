@@ -120,15 +120,16 @@ def _container(service: str, spec: Mapping[str, Any], project: str, node: str,
         create["mem_reservation"] = spec["mem_reservation"]
     if spec.get("healthcheck") and not spec["healthcheck"].get("disable"):
         create["healthcheck"] = _healthcheck(spec["healthcheck"])
+    joined = _networks(spec.get("networks"))
     networks = [(network_name(project, net), (opts or {}).get("ipv4_address"))
-                for net, opts in _networks(spec.get("networks")).items()]
+                for net, opts in joined.items()]
     if share is None and len(networks) > 1:
         # Measured on the sandbox: a container connected to a second attachable overlay before
         # it starts fails to start ("attaching to network failed ... context deadline
         # exceeded"), on a worker and on the manager alike; connected after, the host would
         # boot (seal, routes) without it.
-        names = ", ".join(n for n in _networks(spec.get("networks")))
-        raise ConfigError(f"service {service!r} is on {len(networks)} networks ({names}): on "
+        raise ConfigError(f"service {service!r} is on {len(networks)} networks "
+                          f"({', '.join(joined)}): on "
                           "swarm a host joins one overlay (the engine does not attach a second "
                           "one to a container before it starts)",
                           hint="run this topology on one engine (without --engine swarm)")

@@ -44,12 +44,7 @@ class Figure:
 
 
 def _median_seconds(action: Callable[[], object], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return _interleaved_medians({"action": action}, repeat)["action"]
 
 
 def _interleaved_medians(actions: dict[str, Callable[[], object]], repeat: int
@@ -139,15 +134,15 @@ def _warm(client, cfg: LabConfig, repeat: int, progress) -> list[Figure]:
     with Lab(cfg, client=client, compose=found) as lab:
         progress(f"run tcp on the running lab, {repeat * 3} times through the API, as many as "
                  "whole commands, each round beside the engine's exec floor")
-        exec_cli = _docker_exec_argv(lab)
+        docker_exec = _docker_exec_argv(lab)
         medians = _interleaved_medians({
             "run_api": lambda: run_pair(lab, Options("tcp")),
             "run_cli": lambda: subprocess.run(
                 [sys.executable, "-m", "socketlab", "-p", cfg.project, "run", "tcp"],
                 capture_output=True, check=True),
             "exec_api": lambda: lab.exec("server", ["true"]),
-            **({"exec_cli": lambda: subprocess.run(exec_cli, capture_output=True, check=True)}
-               if exec_cli else {}),
+            **({"exec_cli": lambda: subprocess.run(docker_exec, capture_output=True, check=True)}
+               if docker_exec else {}),
         }, repeat * 3)
     run_api, run_cli, exec_api = medians["run_api"], medians["run_cli"], medians["exec_api"]
     exec_cli = medians.get("exec_cli")

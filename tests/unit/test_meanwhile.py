@@ -37,9 +37,13 @@ def test_the_work_runs_while_the_caller_waits():
     assert asked.answer() == "done"
 
 
-def test_load_meanwhile_imports_and_leaves_missing_modules_to_their_users():
+def test_load_meanwhile_imports_and_leaves_missing_modules_to_their_users(tmp_path, monkeypatch):
     import sys
 
-    load_meanwhile("colorsys", "socketlab_no_such_module").answer()
+    (tmp_path / "socketlab_loaded_meanwhile.py").write_text("")  # imported by nothing else
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "socketlab_loaded_meanwhile", raising=False)
 
-    assert "colorsys" in sys.modules
+    load_meanwhile("socketlab_loaded_meanwhile", "socketlab_no_such_module").answer()
+
+    assert "socketlab_loaded_meanwhile" in sys.modules
