@@ -181,3 +181,31 @@ def test_a_failing_example_test_keeps_its_pcaps_and_ladder(
     case = ET.parse(pytester.path / "junit.xml").find(".//testcase")
     assert {Path(p.get("value")) for p in case.iter("property")} == set(kept)
     assert "socketlab: what crossed the wire in failing tests" in result.stdout.str()
+
+
+UDP_FAULT = '''
+from pathlib import Path
+
+SEND = ("import socket, sys; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
+        "[s.sendto(b'ping' + bytes([48 + i]), (sys.argv[1], 5353)) for i in range(2)]")
+
+def test_a_dropped_datagram_is_drawn_lost(lab, capture, fault):
+    with capture(lab) as wire, fault(lab, "client", "drop udp dport=5353 nth=1") as f:
+        lab.exec("client", ["python3", "-c", SEND, lab.config.server_ip])
+    assert len(f.fired) == 1
+    assert [d["proto"] for d in wire.fired("drop")] == ["udp"]
+    assert wire["server"].count("udp", dport=5353) == 1   # the second datagram arrived
+    ladder = Path(wire.files["ladder (text)"]).read_text()
+    drawn = [line for line in ladder.splitlines() if "UDP len=5" in line]
+    assert len(drawn) == 2, ladder
+    assert sum("X" in line for line in drawn) == 1, ladder   # the first one, lost
+'''
+
+
+def test_a_udp_drop_fault_inside_a_capture_is_drawn_on_the_ladder(
+        pytester, docker_client, lab_image):
+    """Issue 18: this crashed in the ladder (int(None) on the logged datagram's seq), in the
+    test's call and again in the whole-test recording's teardown."""
+    pytester.makepyfile(test_udp_fault=UDP_FAULT)
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
