@@ -60,6 +60,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "in the rootdir; ini socketlab_artifacts)")
     parser.addini("socketlab_artifacts", f"where failing tests keep their pcaps and ladders "
                   f"(default {ARTIFACTS})", default=ARTIFACTS)
+    group.addoption("--socketlab-no-reap", action="store_true", default=False,
+                    help="do not remove stale labs (their owner gone, or their time to live "
+                         "passed) when the run starts")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -73,6 +76,29 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def _interrupt(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """The run starts by removing stale labs (a killed run's, or past their time to live; never
+    a live owner's), once (not in pytest-xdist's workers), naming each in the terminal."""
+    config = session.config
+    if hasattr(config, "workerinput") or config.getoption("socketlab_no_reap"):
+        return
+    terminal = config.pluginmanager.get_plugin("terminalreporter")
+    for line in _reap():
+        if terminal is not None:
+            terminal.write_line(f"socketlab: {line}")
+
+
+def _reap() -> list[str]:
+    from socketlab.lab.docker_http import DockerHTTP
+    from socketlab.lab.reaper import reap
+
+    try:
+        return [str(lab) for lab in reap(DockerHTTP.from_env())]
+    except Exception:  # no engine here: there is nothing of ours on it to remove either
+        return []
 
 
 @pytest.hookimpl(hookwrapper=True)

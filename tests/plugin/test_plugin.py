@@ -209,3 +209,67 @@ def test_a_udp_drop_fault_inside_a_capture_is_drawn_on_the_ladder(
     pytester.makepyfile(test_udp_fault=UDP_FAULT)
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
+
+
+@pytest.fixture
+def not_ours(docker_client):
+    """Two lab-labelled networks the reaper must leave alone: one without owner labels (an older
+    socketlab's, or made by hand), one owned by a process on another machine. Removed after."""
+    import docker.types
+
+    from socketlab.lab.composefile import LAB_LABEL
+    from socketlab.lab.engine_compose import PROJECT_LABEL
+    from socketlab.lab.owner import Owner
+    from socketlab.lab.subnets import claim_subnets
+
+    elsewhere = Owner("another-machine", "its-boot", 1, "1").labels()
+    names = {f"socketlab-test-{os.getpid()}-{kind}": labels
+             for kind, labels in (("ownerless", {}), ("elsewhere", elsewhere))}
+    made = []
+    try:
+        with claim_subnets(docker_client, len(names)) as subnets:
+            for (name, labels), subnet in zip(names.items(), subnets, strict=True):
+                ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=subnet)])
+                made.append(docker_client.networks.create(
+                    name, internal=True, ipam=ipam,
+                    labels={LAB_LABEL: "1", PROJECT_LABEL: name, **labels}))
+        yield list(names)
+    finally:
+        for network in made:
+            network.remove()
+
+
+def test_a_killed_runs_lab_is_removed_by_the_next_run_and_named(
+        pytester, record_file, docker_client, lab_image, not_ours):
+    """SIGKILL (a runner's hard cancel, an OOM kill) leaves the run's lab behind; the next run
+    removes it and says so. A live owner's lab (this test's own), a lab without owner labels
+    and another machine's are left alone."""
+    from socketlab.lab.lab import Lab
+    from tests.conftest import lab_config
+
+    pytester.makepyfile(test_slow=SLOW)
+    with Lab(lab_config("-live-owner"), client=docker_client) as live:
+        proc = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
+                                 "test_slow.py"], cwd=pytester.path, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 120
+            while not record_file.read_text() and time.monotonic() < deadline \
+                    and proc.poll() is None:
+                time.sleep(0.2)
+            assert record_file.read_text(), "the run's lab never came up"
+        finally:
+            proc.kill()
+            proc.wait()
+        killed = records(record_file)[0]["project"]
+        assert left_behind(docker_client, [killed])  # SIGKILL: nothing could clean up
+
+        pytester.makepyfile(test_next="def test_nothing():\n    pass\n")
+        result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "test_next.py")
+        result.assert_outcomes(passed=1)
+        out = result.stdout.str()
+        assert f"socketlab: removed stale lab '{killed}' (its owner, process {proc.pid} on " in out
+        assert left_behind(docker_client, [killed]) == []
+        assert live.leftovers(), "the live owner's lab was touched"
+        assert len(left_behind(docker_client, not_ours)) == 2
+        assert not any(name in out for name in [live.config.project, *not_ours])
