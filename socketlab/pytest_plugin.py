@@ -37,8 +37,6 @@ import contextlib
 import os
 import re
 import shutil
-import signal
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -68,37 +66,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "socketlab(**settings): the `lab` fixture's settings "
                             "(LabConfig fields, e.g. offloads=True), record=False to not record")
-    if threading.current_thread() is threading.main_thread() \
-            and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-        signal.signal(signal.SIGTERM, _interrupt)  # `kill`: tear down as for Ctrl-C
+    from socketlab.pytest_cancel import Cancel
+
+    config.pluginmanager.register(Cancel(config), "socketlab-cancel")
     config.pluginmanager.register(_Kept(), "socketlab-kept")
-
-
-def _interrupt(_signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_sessionstart(session: pytest.Session) -> None:
-    """The run starts by removing stale labs (a killed run's, or past their time to live; never
-    a live owner's), once (not in pytest-xdist's workers), naming each in the terminal."""
-    config = session.config
-    if hasattr(config, "workerinput") or config.getoption("socketlab_no_reap"):
-        return
-    terminal = config.pluginmanager.get_plugin("terminalreporter")
-    for line in _reap():
-        if terminal is not None:
-            terminal.write_line(f"socketlab: {line}")
-
-
-def _reap() -> list[str]:
-    from socketlab.lab.docker_http import DockerHTTP
-    from socketlab.lab.reaper import reap
-
-    try:
-        return [str(lab) for lab in reap(DockerHTTP.from_env())]
-    except Exception:  # no engine here: there is nothing of ours on it to remove either
-        return []
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -120,6 +120,19 @@ def process_start(pid: int, proc: Path = PROC) -> str | None:
     return fields[19]
 
 
+def children(pid: int, proc: Path = PROC) -> list[int]:
+    """The processes whose parent is `pid` (from /proc; none where it is missing)."""
+    found = []
+    for entry in proc.glob("[0-9]*/stat"):
+        try:
+            fields = entry.read_text().rsplit(")", 1)[-1].split()
+        except OSError:  # it ended while we looked
+            continue
+        if len(fields) > 1 and fields[1] == str(pid):
+            found.append(int(entry.parent.name))
+    return sorted(found)
+
+
 def boot_id(proc: Path = PROC) -> str:
     try:
         return (proc / "sys/kernel/random/boot_id").read_text().strip()

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from socketlab.lab.composefile import LAB_LABEL
 from socketlab.lab.engine_compose import PROJECT_LABEL
-from socketlab.lab.owner import Machine, Owner, stale
+from socketlab.lab.owner import HOST_LABEL, PID_LABEL, Machine, Owner, stale
 
 Labels = Mapping[str, str]
 
@@ -70,6 +70,13 @@ def lab_labels(engine: Listing) -> list[Labels]:
     flt = {"label": LAB_LABEL}
     return [c.get("Labels") or {} for c in engine.containers(all=True, filters=flt)] + \
         [n.get("Labels") or {} for n in engine.networks(filters=flt)]
+
+
+def labs_of(engine: Listing, pids: Iterable[int], host: str) -> list[str]:
+    """The labs on the engine that these processes of this host own (anything of them left)."""
+    wanted = {str(p) for p in pids}
+    return sorted({labels.get(PROJECT_LABEL, "?") for labels in lab_labels(engine)
+                   if labels.get(HOST_LABEL) == host and labels.get(PID_LABEL) in wanted})
 
 
 def reap(engine: Listing, *, machine: Machine | None = None,

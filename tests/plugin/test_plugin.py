@@ -59,7 +59,7 @@ def left_behind(docker_client, projects: list[str]) -> list[str]:
     left = []
     for project in projects:
         flt = {"label": f"{PROJECT_LABEL}={project}"}
-        left += [c.name for c in docker_client.containers.list(all=True, filters=flt)]
+        left += [c.name for c in docker_client.containers.list(all=True, filters=flt, ignore_removed=True)]
         left += [n.name for n in docker_client.networks.list(filters=flt)]
     return left
 
@@ -273,3 +273,57 @@ def test_a_killed_runs_lab_is_removed_by_the_next_run_and_named(
         assert live.leftovers(), "the live owner's lab was touched"
         assert len(left_behind(docker_client, not_ours)) == 2
         assert not any(name in out for name in [live.config.project, *not_ours])
+
+
+MANY = RECORD + '''
+import time
+import pytest
+
+@pytest.mark.parametrize("n", range(8))
+def test_a_lab_a_while(lab, n):
+    record(lab)
+    time.sleep(2)
+'''
+TERM_ROUNDS = int(os.environ.get("SOCKETLAB_TEST_ROUNDS", "4"))  # bounded: one run each, signalled once
+TERM_SEED = int(os.environ.get("SOCKETLAB_TEST_SEED", "18"))
+
+
+def test_sigterm_to_the_main_process_alone_under_xdist_leaves_nothing(
+        pytester, record_file, docker_client, lab_image):
+    """How CI runners cancel: SIGTERM to pytest's main process only, at a random moment, while
+    four workers start, run and remove labs. The workers end their tests and remove their labs
+    (the main process passes the signal on and waits for them); nothing is left, nor made later."""
+    import random
+
+    from socketlab.lab.composefile import LAB_LABEL
+    from socketlab.lab.engine_compose import PROJECT_LABEL
+
+    def ours(prefix: str) -> list[str]:
+        flt = {"label": LAB_LABEL}
+        found = [(c.labels.get(PROJECT_LABEL, ""), f"container {c.name}")
+                 for c in docker_client.containers.list(all=True, filters=flt, ignore_removed=True)]
+        found += [((n.attrs.get("Labels") or {}).get(PROJECT_LABEL, ""), f"network {n.name}")
+                  for n in docker_client.networks.list(filters=flt)]
+        return [what for project, what in found if project.startswith(prefix)]
+
+    pytester.makepyfile(test_many=MANY)
+    rng = random.Random(TERM_SEED)
+    for n in range(TERM_ROUNDS):
+        prefix = f"socketlab-test-{os.getpid()}-term{n}"
+        delay = rng.uniform(2.0, 14.0)
+        seen = f"seed {TERM_SEED}, round {n}, SIGTERM after {delay:.2f} s"
+        env = {**os.environ, "SOCKETLAB_PYTEST_PREFIX": prefix}
+        proc = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n",
+                                 "4", "test_many.py"], cwd=pytester.path, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            time.sleep(delay)
+            proc.send_signal(signal.SIGTERM)
+            out = proc.communicate(timeout=180)[0].decode()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert ours(prefix) == [], f"{seen}: left behind\n{out}"
+        time.sleep(5)  # a worker the signal never reached would go on starting labs
+        assert ours(prefix) == [], f"{seen}: made after the run ended\n{out}"

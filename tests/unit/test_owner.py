@@ -130,3 +130,15 @@ def test_every_network_and_container_of_a_rendered_lab_carries_the_owner():
     objects = [*doc["services"].values(), *doc["networks"].values()]
     assert len(objects) == 7  # four hosts, three networks
     assert all(Owner.from_labels(o["labels"]) == owner() for o in objects)
+
+
+def test_children_are_the_processes_this_one_started():
+    from socketlab.lab.owner import children
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        assert child.pid in children(os.getpid())
+    finally:
+        child.kill()
+        child.wait()
+    assert child.pid not in children(os.getpid())
