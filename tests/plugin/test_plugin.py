@@ -327,3 +327,50 @@ def test_sigterm_to_the_main_process_alone_under_xdist_leaves_nothing(
         assert ours(prefix) == [], f"{seen}: left behind\n{out}"
         time.sleep(5)  # a worker the signal never reached would go on starting labs
         assert ours(prefix) == [], f"{seen}: made after the run ended\n{out}"
+
+
+SHARED = RECORD + '''
+import json, os
+import pytest
+from socketlab.act.shaping import shape
+
+pytestmark = pytest.mark.socketlab(reuse="module", record=False)
+
+def conntrack(lab, host):
+    return int(lab.exec(host, ["cat", "/proc/sys/net/netfilter/nf_conntrack_count"]).stdout)
+
+def test_one_leaves_a_mess(lab):
+    record(lab)
+    lab.start("server", ["sleep", "300"], timeout=300)
+    assert lab.exec("client", ["ping", "-c", "2", "-i", "0.2", lab.config.server_ip]).exit_code == 0
+    shape(lab, "client", "delay 40ms")
+    assert conntrack(lab, "client") > 0
+    assert lab.config.server_ip in lab.exec("client", ["ip", "neigh", "show"]).stdout
+
+def test_two_finds_it_clean(lab):
+    record(lab)
+    assert lab.exec("server", ["pgrep", "-f", "sleep 300"]).exit_code == 1   # ended
+    assert "not shaped" in lab.exec("client", ["lab-shape", "show"]).stdout
+    assert "delay" not in lab.exec("client", ["tc", "qdisc", "show", "dev", "eth0"]).stdout
+    assert conntrack(lab, "client") == 0
+    assert lab.config.server_ip not in lab.exec("client", ["ip", "neigh", "show"]).stdout
+
+@pytest.mark.socketlab(reuse="module", record=False, offloads=True)
+def test_other_settings_get_a_lab_of_their_own(lab):
+    record(lab)
+'''
+
+
+def test_tests_sharing_a_lab_find_it_reset_between_them(
+        pytester, record_file, docker_client, lab_image):
+    """reuse="module": one lab for both tests with the same settings; the second finds the
+    first's program ended, its shaping cleared, conntrack and the neighbour cache empty."""
+    pytester.makepyfile(test_shared=SHARED)
+    result = pytester.runpytest("-p", "no:cacheprovider", "--junitxml=junit.xml")
+    result.assert_outcomes(passed=3)
+    labs = [r["project"] for r in records(record_file)]
+    assert labs[0] == labs[1] != labs[2]
+    resets = [p.get("value") for p in ET.parse(pytester.path / "junit.xml").iter("property")
+              if p.get("name") == "socketlab-reset-seconds"]
+    assert len(resets) == 1  # before the second test only; the others had new labs
+    assert left_behind(docker_client, labs) == []
