@@ -374,3 +374,16 @@ def test_tests_sharing_a_lab_find_it_reset_between_them(
               if p.get("name") == "socketlab-reset-seconds"]
     assert len(resets) == 1  # before the second test only; the others had new labs
     assert left_behind(docker_client, labs) == []
+
+
+def test_the_redis_example_passes_sharing_one_lab(pytester, docker_client, lab_image):
+    """examples/test_redis.py as a CI engineer copies it: Debian's redis-server in an image of
+    its own (built by the plugin from the example's compose file), one lab for the module,
+    readiness waits, loss and a fault; every test passes and every reset is recorded."""
+    shutil.copytree(EXAMPLES, pytester.path, dirs_exist_ok=True)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "test_redis.py",
+                                           "--junitxml=junit.xml", timeout=900)
+    result.assert_outcomes(passed=4)
+    resets = [p for p in ET.parse(pytester.path / "junit.xml").iter("property")
+              if p.get("name") == "socketlab-reset-seconds"]
+    assert len(resets) == 3  # one lab: made for the first test, reset before the three others
