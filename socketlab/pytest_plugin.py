@@ -12,8 +12,10 @@ Fixtures:
                settings from `@pytest.mark.socketlab(...)` (LabConfig's fields), e.g.
                topology="kv/compose.yml" (beside the test file): your own compose file, whose
                own images (`image:` + `build:`) are built first when missing or out of date.
-               Its whole traffic is recorded; kept only if the test fails (`record=False`: not
-               at all). reuse="module" (or "session"): one lab for the tests of the module (or
+               Its whole traffic is recorded (tcpdump in each host); only a failing test's
+               pcaps are copied out and its ladder drawn (a passing test's capture is
+               discarded in its hosts); record="always": for every test; record=False: none.
+               reuse="module" (or "session"): one lab for the tests of the module (or
                of the run, per xdist worker) with the same settings, put back to a known state
                before each later test (socketlab.act.reset: programs started since ended,
                shaping and faults cleared, conntrack, neighbour and route caches flushed; its
@@ -291,7 +293,10 @@ def lab(request: pytest.FixtureRequest, lab_factory: LabFactory) -> Iterator[Any
         if record:
             from socketlab.observe.wire import watching
 
-            stack.enter_context(watching(the_lab, _test_dir(request), name="whole-test"))
+            def keep() -> bool:  # asked after the test: files only for a failure, or if asked
+                return record == "always" or request.node.stash.get(_FAILED, False)
+            stack.enter_context(watching(the_lab, _test_dir(request), name="whole-test",
+                                         counters=False, keep=keep))
         yield the_lab
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import shutil
 import time
 import uuid
 from collections.abc import Sequence
@@ -352,6 +353,24 @@ class Capture:
                                      tuple(restored))
         mark_complete(self.run_dir)
         return self._result
+
+    def discard(self) -> None:
+        """Stop without keeping anything (what a passing test's recording costs): every
+        tcpdump killed and its pcap removed in its host, at once; no folder here."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        def drop(dump: _Tcpdump) -> None:
+            dump.kill()
+            with contextlib.suppress(Exception):  # the host may be gone: nothing to remove
+                dump.remove()
+
+        dumps, self._dumps = list(self._dumps.values()), {}
+        with ThreadPoolExecutor(max_workers=max(1, len(dumps))) as pool:
+            list(pool.map(drop, dumps))
+        with contextlib.suppress(Exception):
+            self._restore_offloads()
+        if self.run_dir is not None:
+            shutil.rmtree(self.run_dir, ignore_errors=True)
 
     def _abort(self) -> None:
         """After a failure: no tcpdump left running, no pcap left in a host, offloads back."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -249,20 +249,27 @@ class Watch:
 @contextlib.contextmanager
 def watching(lab: Lab, run_dir: str | Path, hosts: Sequence[str] | None = None, *,
              name: str = "capture", between: tuple[str, str] | None = ("client", "server"),
-             view: str | None = None, bpf: str = ALL_IP) -> Iterator[Watch]:
-    """Capture on `hosts` (every host by default) around the block; counters before and after;
-    pcaps and a ladder of `between` (text, SVG) in run_dir/<time>-<name>/. When the block
-    raises, the capture is still stopped and its files written (as far as they can be)."""
+             view: str | None = None, bpf: str = ALL_IP, counters: bool = True,
+             keep: Callable[[], bool] | None = None) -> Iterator[Watch]:
+    """Capture on `hosts` (every host by default) around the block; counters before and after
+    (unless counters=False); pcaps and a ladder of `between` (text, SVG) in
+    run_dir/<time>-<name>/. When the block raises, the capture is still stopped and its files
+    written (as far as they can be). keep: asked once the block has ended; False: nothing is
+    written or dissected (the capture is discarded, and `wire` is never there)."""
     hosts = list(hosts or lab.topology.names)
     watch = Watch()
-    before = {h: snapshot(lab, h) for h in hosts}
+    before = {h: snapshot(lab, h) if counters else {} for h in hosts}
     capture = Capture(lab, hosts, run_dir, name=name, bpf=bpf).start()
     started = time.time()  # lab-nfq logs the kernel's clock, which the hosts share with us
 
     def finish() -> None:
+        if keep is not None and not keep():
+            capture.discard()
+            return
         result = capture.stop()
         wired = {h: HostWire(h, lab.topology.ip(h), tuple(read_pcap(result[h].pcap)),
-                             delta(before[h], snapshot(lab, h))) for h in hosts}
+                             delta(before[h], snapshot(lab, h)) if counters else {})
+                 for h in hosts}
         faults = tuple(f for h in hosts for f in _faults_since(lab, h, started))
         files = {f"pcap ({h})": str(result[h].pcap) for h in hosts}
         watch._wire = Wire(wired, faults, files, view or ("server" if "server" in wired else hosts[0]))
