@@ -46,6 +46,7 @@ SETTLE_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 30.0
 MAX_SECONDS = 600.0  # the most a tcpdump may live in its host, whatever happens on this side
 # Prints its pid (which `exec` hands to tcpdump), then runs tcpdump with stderr on stdout.
+_DISCARD = '[ -n "$1" ] && kill -KILL "$1" 2>/dev/null; rm -f "$2"'  # PID PATH
 _LAUNCH = 'echo "pid=$$"; exec "$@" 2>&1'
 _STATS_LINE = re.compile(r"\d+ packets? captured")  # "1 packet captured" too
 _COUNTERS = {"captured": "captured", "received": "received by filter",
@@ -359,10 +360,11 @@ class Capture:
         tcpdump killed and its pcap removed in its host, at once; no folder here."""
         from concurrent.futures import ThreadPoolExecutor
 
-        def drop(dump: _Tcpdump) -> None:
-            dump.kill()
+        def drop(dump: _Tcpdump) -> None:  # one exec per host: kill, then remove its file
             with contextlib.suppress(Exception):  # the host may be gone: nothing to remove
-                dump.remove()
+                dump.lab.exec(dump.host, ["sh", "-c", _DISCARD, "sh", dump.pid or "", dump.path],
+                              timeout=10, instruments=True)
+            dump.ended = True
 
         dumps, self._dumps = list(self._dumps.values()), {}
         with ThreadPoolExecutor(max_workers=max(1, len(dumps))) as pool:
