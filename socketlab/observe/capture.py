@@ -315,14 +315,7 @@ class Capture:
         try:
             if self.offloads is not None:
                 self._offload_reports = set_offloads(self.lab, self.hosts, self.offloads)
-            for host in self.hosts:
-                path = f"/tmp/socketlab-{tag}-{host}.pcap"
-                argv = tcpdump_argv(path, self.bpf, snaplen=self.snaplen,
-                                    buffer_kib=self.buffer_kib, immediate=self.immediate,
-                                    packet_buffered=self.packet_buffered, iface=self.iface)
-                self._dumps[host] = _Tcpdump(self.lab, host, argv, path, self.max_seconds)
-            for dump in self._dumps.values():
-                dump.wait_ready(READY_TIMEOUT_S)
+            self._start_dumps(tag)
         except BaseException:
             self._abort()
             with contextlib.suppress(OSError):
@@ -330,6 +323,23 @@ class Capture:
                 self.run_dir.rmdir()  # nothing was captured: no folder at all
             raise
         return self
+
+    def _start_dumps(self, tag: str) -> None:
+        """tcpdump in every host at once, each confirmed listening (a host's start is an exec
+        or two through the engine: in turn, they added up with the hosts)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        def one(host: str) -> None:
+            path = f"/tmp/socketlab-{tag}-{host}.pcap"
+            argv = tcpdump_argv(path, self.bpf, snaplen=self.snaplen,
+                                buffer_kib=self.buffer_kib, immediate=self.immediate,
+                                packet_buffered=self.packet_buffered, iface=self.iface)
+            dump = self._dumps[host] = _Tcpdump(self.lab, host, argv, path, self.max_seconds)
+            dump.wait_ready(READY_TIMEOUT_S)
+
+        with ThreadPoolExecutor(max_workers=max(1, len(self.hosts))) as pool:
+            for done in [pool.submit(one, h) for h in self.hosts]:
+                done.result()  # the first failure is raised (start() then aborts them all)
 
     def stop(self) -> CaptureResult:
         """Let every tcpdump catch up, stop them (SIGINT), copy the pcaps here."""
