@@ -142,3 +142,27 @@ def test_children_are_the_processes_this_one_started():
         child.kill()
         child.wait()
     assert child.pid not in children(os.getpid())
+
+
+def test_a_time_to_live_becomes_an_expiry_and_a_line_says_what_became_of_a_lab():
+    from socketlab.lab.reaper import Stale
+
+    assert Owner.me(60, machine=HERE, now=lambda: NOW).expires == NOW + 60
+    assert Owner.me(machine=HERE, now=lambda: NOW).expires is None
+    done = Stale("p", "its owner, process 3 on h, is gone",
+                 ("container p_client_1", "container p_server_1", "network p_labnet"))
+    assert str(done) == "removed stale lab 'p' (its owner, process 3 on h, is gone): " \
+                        "2 containers, 1 network"
+    assert "could not be removed: busy" in str(Stale("p", "x", error="busy"))
+
+
+def test_a_time_to_live_is_read_from_the_environment_and_checked():
+    from socketlab.errors import ConfigError
+    from socketlab.lab.config import LabConfig
+
+    assert LabConfig.from_env({"SOCKETLAB_TTL": "3600"}).ttl == 3600
+    assert LabConfig.from_env({}).ttl == 0
+    with pytest.raises(ConfigError, match="SOCKETLAB_TTL='soon' is not a number of seconds"):
+        LabConfig.from_env({"SOCKETLAB_TTL": "soon"})
+    with pytest.raises(ConfigError, match="negative"):
+        LabConfig(ttl=-1)
