@@ -98,7 +98,9 @@ class Lab:
         """The topology file read with this lab's settings; its first network on the lab's
         subnet (the other networks keep the file's subnets)."""
         cfg = self.config if self.config.resolved else self.config.with_(subnet=DEFAULT_SUBNET)
-        topo = read_topology(self.compose_file, self._settings(cfg), lab_image=self.config.image)
+        topo = read_topology(self.compose_file, self._settings(cfg), lab_image=self.config.image,
+                             mounts=[folder for folder, _ in self.config.folders()],
+                             unsealed=self.config.unsealed)
         if not self.config.resolved:
             return topo
         return topo.place({topo.networks[0].name: self.config.subnet})
