@@ -67,6 +67,7 @@ def up(args: argparse.Namespace, out: Console, err: Console) -> int:
     """Start the lab; a lab of that name already there is left as it is (and if it runs
     with every setting asked for, that is success: nothing to do)."""
     lab = common.lab_for(args, err)
+    lab.topology  # noqa: B018  # a topology file that is refused is refused before any build
     ensure_image(lab, err)
     try:
         lab.up()
@@ -143,12 +144,13 @@ def status(args: argparse.Namespace, out: Console, err: Console, lab: Lab | None
     for column in columns:
         table.add_column(column)
     for row in rows:
-        table.add_row(*(row[k] for k in columns))
+        table.add_row(*(row[k].partition(":")[0] if k == "sealed" else row[k] for k in columns))
     out.print(table)
     unsealed = [r for r in rows if r.get("sealed", "-") not in ("-", "yes")]
     for row in unsealed:
-        out.print(f"warning: host {row['host']!r} sealed: {row['sealed']}", markup=False,
-                  soft_wrap=True)
+        said = row["sealed"].partition(": ")[2] or row["sealed"]
+        out.print(f"warning: host {row['host']!r} " + (f"is not sealed: {said}" if row["sealed"]
+                  .startswith("NO") else f"runs {row['sealed']}"), markup=False, soft_wrap=True)
     if any(not r["sealed"].startswith(("yes", seal.UNSEALED_WORDS)) for r in unsealed):
         running = False  # a lab with a host that lost its seal is not what `up` started
     from socketlab.act.shaping import shaped_lines

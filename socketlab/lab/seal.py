@@ -47,7 +47,8 @@ def seals(hosts: Iterable[Host], run: Exec) -> list[Seal]:
         except LabError as e:
             return Seal(h.name, False, f"cannot ask: {e}", h.unsealed)
         lines = [ln for ln in (result.stdout + result.stderr).splitlines() if ln.strip()]
-        said = lines[-1].removeprefix("lab-seal: ") if lines else f"exit {result.exit_code}"
+        said = lines[-1].removeprefix("lab-seal: ").removeprefix("not sealed: ") if lines \
+            else f"exit {result.exit_code}"
         return Seal(h.name, result.exit_code == 0, said, h.unsealed)
 
     hosts = list(hosts)
