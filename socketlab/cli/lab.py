@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 
 from socketlab.cli import common
 from socketlab.errors import LabError, LabExists, LabNotRunning
+from socketlab.lab import seal
 from socketlab.lab.assets import IMAGE_CONTEXT
 from socketlab.lab.docker_api import connect
 from socketlab.lab.existing import differences
-from socketlab.lab import seal
 from socketlab.lab.lab import Lab
 
 if TYPE_CHECKING:

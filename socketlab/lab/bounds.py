@@ -191,7 +191,9 @@ def _at_most(value: Any, bound: int, what: str) -> str | None:
     size = size_bytes(value)
     if size is None or size <= 0:
         return f"{value!r} is not a size (e.g. 256m)"
-    return None if size <= bound else f"{value} is more than the lab's {what}: a file may lower it, never raise it"
+    if size > bound:
+        return f"{value} is more than the lab's {what}: a file may lower it, never raise it"
+    return None
 
 
 def mem_limit(_ctx: Context, value: Any) -> str | None:
@@ -235,7 +237,8 @@ def local_folder(ctx: Context, source: str) -> str | None:
     or named by --mount, and no system path, once symlinks are followed."""
     real = os.path.realpath(ctx.folder / os.path.expanduser(source))
     if real == "/" or _holds(real, SYSTEM_PATHS) or "docker.sock" in real:
-        return f"{source} is {'this machine' + chr(39) + 's root' if real == '/' else 'a system path'} ({real})"
+        what = "this machine's root" if real == "/" else "a system path"
+        return f"{source} is {what} ({real})"
     folder = str(ctx.folder)
     beside = folder != "/" and not _under(folder, SYSTEM_PATHS) and _under(real, (folder,))
     if beside or _under(real, tuple(str(m) for m in ctx.mounts)):
@@ -267,10 +270,10 @@ def _volume(ctx: Context, item: Any) -> str | None:
         parts = item.split(":")
         if len(parts) == 1:
             return f"{item}: an anonymous volume outlives the lab; bind a folder instead"
-        source, target = parts[0], parts[1]
+        source, dest = parts[0], parts[1]
         if not source.startswith(("/", ".", "~")):
             return f"{item}: a named volume outlives the lab; bind a folder instead"
-        return local_folder(ctx, source) or host_path(target)
+        return local_folder(ctx, source) or host_path(dest)
     if not isinstance(item, Mapping):
         return f"{item!r} is not a volume"
     kind, target = item.get("type"), item.get("target")

@@ -37,7 +37,7 @@ from typing import Any
 from socketlab.errors import ConfigError
 from socketlab.lab.allowlist import check_document
 from socketlab.lab.bounds import HOST_LIMITS
-from socketlab.lab.topofile import dotenv, interpolate, load_yaml, read_document
+from socketlab.lab.topofile import dotenv, interpolate, read_document, shown
 from socketlab.lab.topology import (
     DEFAULT_MTU,
     INLINE,
@@ -70,7 +70,8 @@ def read_topology(path: Path, env: Mapping[str, str], *, lab_image: str,
     values = {**dotenv(path.parent / ".env"), **os.environ, **env}
     doc = read_document(path, values)
     return _parse_resolved(doc, lab_image=lab_image, source=str(path),
-                           folder=Path(path).resolve().parent, mounts=mounts, unsealed=unsealed)
+                           folder=Path(path).resolve().parent, mounts=mounts, unsealed=unsealed,
+                           where=shown(path))
 
 
 def parse(data: Any, env: Mapping[str, str], *, lab_image: str, source: str = "",
@@ -87,8 +88,9 @@ def parse(data: Any, env: Mapping[str, str], *, lab_image: str, source: str = ""
 
 
 def _parse_resolved(doc: Any, *, lab_image: str, source: str, folder: Path,
-                    mounts: Iterable[str | Path], unsealed: Iterable[str]) -> Topology:
-    where = source or "the compose file"
+                    mounts: Iterable[str | Path], unsealed: Iterable[str],
+                    where: str = "") -> Topology:
+    where = where or source or "the compose file"
     if not isinstance(doc, Mapping) or not isinstance(doc.get("services"), Mapping) \
             or not doc["services"]:
         raise ConfigError(f"{where} has no services", hint="a topology is a compose file with services:")

@@ -256,7 +256,8 @@ def ensure_compose_images(compose_file: Path, client: docker.DockerClient, progr
     """Every image the compose file builds itself (a service with both `image:` and a local
     `build:`), built when missing or when its folder changed, as ensure_image does. Compose
     alone would keep using a stale image after your code changed."""
-    from socketlab.lab.bounds import Context, build as build_allowed  # PyYAML: only here
+    from socketlab.lab.bounds import Context  # PyYAML: only here
+    from socketlab.lab.bounds import build as build_allowed
     from socketlab.lab.topofile import dotenv, read_document
 
     values = {**dotenv(compose_file.parent / ".env"), **os.environ, **(env or {})}

@@ -36,26 +36,36 @@ _ADDED_LISTS = frozenset({"volumes", "devices", "cap_add", "cap_drop", "dns", "d
 _KEYED_LISTS = frozenset({"environment", "labels", "sysctls", "extra_hosts"})
 
 
+def shown(path: Path | str) -> str:
+    """A path as messages name it: from the current folder when it is below it."""
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
 def read_text(path: Path, what: str = "topology") -> str:
     """A file's text: a regular file, bounded, strict UTF-8; else one ConfigError."""
+    name = shown(path)
     try:  # O_NONBLOCK: opening a FIFO does not wait for a writer (its kind is refused below)
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
     except OSError as e:
-        raise ConfigError(f"cannot read the {what} {path}: {e.strerror}",
+        raise ConfigError(f"cannot read the {what} {name}: {e.strerror}",
                           hint="give the path of a compose file") from None
     with os.fdopen(fd, "rb", buffering=0) as f:
         data = f.read(MAX_BYTES + 1) if stat.S_ISREG(os.fstat(fd).st_mode) else None
     if data is None:
-        raise ConfigError(f"the {what} {path} is not a regular file",
+        raise ConfigError(f"the {what} {name} is not a regular file",
                           hint="give the path of a compose file (not a device, FIFO or folder)")
     if len(data) > MAX_BYTES:
-        raise ConfigError(f"the {what} {path} is larger than {MAX_BYTES // 1024} KiB",
+        raise ConfigError(f"the {what} {name} is larger than {MAX_BYTES // 1024} KiB",
                           hint="a topology is a short compose file; give the right file")
     try:
         return data.decode("utf-8", errors="strict")
     except UnicodeDecodeError as e:
-        raise ConfigError(f"the {what} {path} is not UTF-8 text: byte 0x{data[e.start]:02x} at "
-                          f"offset {e.start}", hint="save it as UTF-8 (a compose file is YAML text)") from None
+        raise ConfigError(f"the {what} {name} is not UTF-8 text: byte 0x{data[e.start]:02x} at "
+                          f"offset {e.start}",
+                          hint="save it as UTF-8 (a compose file is YAML text)") from None
 
 
 def load_yaml(text: str, source: str) -> Any:
@@ -169,20 +179,20 @@ def read_document(path: Path, env: Mapping[str, str]) -> dict[str, Any]:
 
 def _document(path: Path, env: Mapping[str, str], chain: tuple[Path, ...]) -> dict[str, Any]:
     if path in chain or len(chain) >= MAX_DEPTH:
-        raise ConfigError(f"{chain[0] if chain else path}: include/extends of {path} "
+        raise ConfigError(f"{shown(chain[0] if chain else path)}: include/extends of {shown(path)} "
                           + ("loops back to it" if path in chain else f"nests over {MAX_DEPTH} deep"),
                           hint="include or extend each file once, a few levels deep at most")
-    data = load_yaml(read_text(path, "topology" if not chain else "included file"), str(path))
+    data = load_yaml(read_text(path, "topology" if not chain else "included file"), shown(path))
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
-        raise ConfigError(f"{path} is not a compose file (a mapping of services: ...)",
+        raise ConfigError(f"{shown(path)} is not a compose file (a mapping of services: ...)",
                           hint="a topology is a compose file with services:")
     doc = interpolate({str(k): v for k, v in data.items() if not str(k).startswith("x-")},
-                      env, str(path))
+                      env, shown(path))
     services = doc.get("services")
     if services is not None and not isinstance(services, Mapping):
-        raise ConfigError(f"{path}: services: must be a mapping of hosts",
+        raise ConfigError(f"{shown(path)}: services: must be a mapping of hosts",
                           hint="a topology is a compose file with services:")
     doc["services"] = {str(k): v for k, v in (services or {}).items()}
     for included in _includes(doc.pop("include", None), path):
@@ -201,7 +211,7 @@ def _includes(value: Any, path: Path) -> list[Path]:
         spec = item.get("path") if isinstance(item, Mapping) else item
         for one in spec if isinstance(spec, list) else [spec]:
             if not isinstance(one, str) or not one:
-                raise ConfigError(f"{path}: include: {one!r} is not a file's path",
+                raise ConfigError(f"{shown(path)}: include: {one!r} is not a file's path",
                                   hint="give include: a list of compose files")
             found.append(Path(os.path.abspath(path.parent / os.path.expanduser(one))))
     return found
@@ -214,13 +224,13 @@ def _take_in(doc: dict[str, Any], other: Mapping[str, Any], path: Path, included
         if not theirs:
             continue
         if not isinstance(theirs, Mapping):
-            raise ConfigError(f"{included}: {section}: must be a mapping")
+            raise ConfigError(f"{shown(included)}: {section}: must be a mapping")
         ours = doc.setdefault(section, {}) or {}
         doc[section] = ours
         for name, spec in theirs.items():
             if name in ours:
-                raise ConfigError(f"{path}: {section[:-1]} {name!r} is defined here and in "
-                                  f"{included}", hint="give it one definition")
+                raise ConfigError(f"{shown(path)}: {section[:-1]} {name!r} is defined here and in "
+                                  f"{shown(included)}", hint="give it one definition")
             ours[name] = _rebased(spec, included.parent) if section == "services" else spec
 
 
@@ -231,23 +241,23 @@ def _extended(doc: Mapping[str, Any], name: str, path: Path, env: Mapping[str, s
     if not isinstance(spec, Mapping) or "extends" not in spec:
         return spec
     if name in seen or len(seen) >= MAX_DEPTH:
-        raise ConfigError(f"{path}: service {name!r} extends itself in a loop",
+        raise ConfigError(f"{shown(path)}: service {name!r} extends itself in a loop",
                           hint="extend each service once, a few levels deep at most")
     ext = spec["extends"]
     base_name, file = (ext, None) if isinstance(ext, str) else (
         (ext.get("service"), ext.get("file")) if isinstance(ext, Mapping) else (None, None))
     if not isinstance(base_name, str) or not (file is None or isinstance(file, str)):
-        raise ConfigError(f"{path}: host {name!r}: extends: needs a service (and a file)",
+        raise ConfigError(f"{shown(path)}: host {name!r}: extends: needs a service (and a file)",
                           hint="e.g. extends: {file: base.yml, service: web}")
     if file is None:
         if base_name not in doc["services"]:
-            raise ConfigError(f"{path}: host {name!r} extends {base_name!r}, which is not in the file")
+            raise ConfigError(f"{shown(path)}: host {name!r} extends {base_name!r}, which is not in the file")
         base = _extended(doc, base_name, path, env, chain, (*seen, name))
     else:
         other_path = Path(os.path.abspath(path.parent / os.path.expanduser(file)))
         other = _document(other_path, env, chain)
         if base_name not in other["services"]:
-            raise ConfigError(f"{path}: host {name!r} extends {base_name!r}, which is not in {file}")
+            raise ConfigError(f"{shown(path)}: host {name!r} extends {base_name!r}, which is not in {file}")
         base = _rebased(other["services"][base_name], other_path.parent)
     own = {k: v for k, v in spec.items() if k != "extends"}
     return merge_service(base if isinstance(base, Mapping) else {}, own)

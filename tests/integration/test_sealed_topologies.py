@@ -51,7 +51,9 @@ def test_a_hostile_file_is_refused_by_up_in_one_line_and_nothing_is_made(case, d
     try:
         lines = done.stderr.strip().splitlines()
         assert done.returncode == 64, done.stdout + done.stderr
-        assert len(lines) == 2 and lines[0].startswith("error: ") and lines[1].startswith("hint: "), lines
+        assert len(lines) == 2, lines
+        assert lines[0].startswith("error: ")
+        assert lines[1].startswith("hint: ")
         assert refused in lines[0]
         assert "For more on the Compose file format" not in done.stdout + done.stderr
         assert objects_of(docker_client, project) == []
@@ -88,7 +90,8 @@ def test_an_accepted_file_gives_its_host_no_more_than_the_lab_grants(docker_clie
         assert caps & ~(DOCKER_DEFAULT_CAPS | NET_ADMIN) == 0, hex(caps)
         assert (status["Seccomp"].strip(), status["NoNewPrivs"].strip()) == ("2", "1")
         mounts = [line.split()[4] for line in _inside(lab, "cat /proc/self/mountinfo").splitlines()]
-        assert "/data" in mounts and "/hostroot" not in mounts
+        assert "/data" in mounts
+        assert "/hostroot" not in mounts
         assert "docker.sock" not in _inside(lab, "cat /proc/self/mountinfo")
         docker_own = ("/", "/data", "/etc/resolv.conf", "/etc/hostname", "/etc/hosts",
                       "/usr/sbin/docker-init")  # tini, for init: true

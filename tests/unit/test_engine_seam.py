@@ -261,7 +261,8 @@ def test_up_asks_every_host_for_its_seal_and_a_broken_one_rolls_the_lab_back():
                                        "LAB-SEAL is gone") as info:
         lab.up()
     assert "nothing of the lab is left" in info.value.hint
-    assert engine.calls[-1] == ("remove",) and engine.leftovers() == []
+    assert engine.calls[-1] == ("remove",)
+    assert engine.leftovers() == []
 
 
 def test_a_host_started_unsealed_is_warned_of_not_required(tmp_path):
