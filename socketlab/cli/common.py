@@ -190,6 +190,12 @@ def running_lab(args: argparse.Namespace, err: Console) -> Lab:
         from socketlab.lab.swarm import Swarm
         from socketlab.lab.swarm_lab import SwarmLab
 
-        return SwarmLab.running(config_from(args).project, swarm=Swarm.from_settings(),
-                                progress=progress(err))
-    return Lab.running(config_from(args).project, progress=progress(err))
+        lab: Lab = SwarmLab.running(config_from(args).project, swarm=Swarm.from_settings(),
+                                    progress=progress(err))
+    else:
+        lab = Lab.running(config_from(args).project, progress=progress(err))
+    unsealed = [h.name for h in lab.topology.hosts if h.unsealed]
+    if unsealed:  # every command on such a lab says so (up --unsealed: docs/sealed.md)
+        err.print(f"warning: lab {lab.config.project!r} runs {', '.join(unsealed)} UNSEALED "
+                  "(--unsealed): not held to socketlab's allowlist", markup=False, soft_wrap=True)
+    return lab

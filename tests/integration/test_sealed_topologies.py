@@ -139,6 +139,8 @@ def test_the_entrypoint_trick_is_seen_when_the_user_opts_in_with_unsealed(docker
             time.sleep(0.5)
         assert seen == "UNSEALED (--unsealed)"
         assert "warning: host 'server' runs UNSEALED" in socketlab(project, "status").stdout
+        said = socketlab(project, "exec", "client", "true").stderr  # any command on the lab
+        assert f"warning: lab '{project}' runs server UNSEALED (--unsealed)" in said
     finally:
         socketlab(project, "down")
     assert objects_of(docker_client, project) == []

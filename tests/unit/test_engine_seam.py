@@ -274,3 +274,14 @@ def test_a_host_started_unsealed_is_warned_of_not_required(tmp_path):
     assert any("host 'server' runs UNSEALED (--unsealed)" in line for line in said)
     rows = {r["host"]: r["sealed"] for r in lab.status()}
     assert rows == {"server": "UNSEALED (--unsealed)", "client": "yes"}
+
+
+def test_a_run_on_a_lab_with_an_unsealed_host_says_so_in_its_meta():
+    from socketlab.experiments.base import run_meta
+
+    sealed = lab_on(FakeEngine()).up()
+    unsealed = Lab(LabConfig(project="t", image=IMAGE, unsealed=("server",)),
+                   engine=FakeEngine()).up()
+
+    assert not any("UNSEALED" in key for key in run_meta(sealed))
+    assert run_meta(unsealed)["UNSEALED hosts (--unsealed)"] == "server"
