@@ -144,3 +144,17 @@ def test_the_entrypoint_trick_is_seen_when_the_user_opts_in_with_unsealed(docker
     finally:
         socketlab(project, "down")
     assert objects_of(docker_client, project) == []
+
+
+def test_the_topologys_dotenv_never_steers_compose(docker_client, lab_image, tmp_path):
+    """A .env beside the file fills its variables; compose itself must not read it (its
+    DOCKER_HOST would send compose to another engine)."""
+    (tmp_path / ".env").write_text("DOCKER_HOST=unix:///nonexistent/docker.sock\n"
+                                   "COMPOSE_PROJECT_NAME=someone-else\n")
+    (tmp_path / "lab.yml").write_text(
+        "services:\n  server: {image: '${SOCKETLAB_IMAGE}', networks: [n]}\n"
+        "  client: {image: '${SOCKETLAB_IMAGE}', networks: [n]}\n"
+        "networks:\n  n: {ipam: {config: [{subnet: 192.168.33.0/24}]}}\n")
+    with Lab(lab_config("-dotenv", topology=str(tmp_path / "lab.yml")), client=docker_client) as lab:
+        assert [r["sealed"] for r in lab.status()] == ["yes", "yes"]
+        assert objects_of(docker_client, "someone-else") == []
