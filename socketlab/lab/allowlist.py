@@ -44,7 +44,8 @@ SERVICE_KEYS: dict[str, Key] = {
     "image": Key("yes", "the image the host runs: the lab image, or one of yours (it gets a "
                  "sidecar for the lab's tools)", bounds.text),
     "build": Key("bounded", "how compose builds your image: a context inside the topology's "
-                 "folder, with dockerfile, args, target and labels", bounds.build),
+                 "folder, with dockerfile, args, target and labels, never under the tag of "
+                 "socketlab's own images (the lab image: from images/lab only)", bounds.build),
     "command": Key("yes", "the host's program; on the lab image it runs after lab-host sealed the "
                    "host, as the unprivileged user lab", bounds.command),
     "entrypoint": Key("bounded", "an image of yours only (it holds no NET_ADMIN); on the lab image "
@@ -189,7 +190,7 @@ def check_document(doc: Mapping[str, Any], *, source: str, folder: Path,
         if not isinstance(spec, Mapping):
             continue  # parse() says what a service must be
         ctx = Context(str(name), spec.get("image") == lab_image, base.folder, base.mounts,
-                      str(name) in unsealed)
+                      str(name) in unsealed, str(spec.get("image") or ""))
         for key, value in spec.items():
             _one(SERVICE_KEYS, str(key), value, ctx, f"{where}: host {name!r}: {key}:",
                  f"remove {key}: from {name!r}, or see docs/sealed.md for what a host may say")
