@@ -235,12 +235,21 @@ def _holds(path: str, roots: tuple[str, ...]) -> bool:
     return _under(path, roots) or any(_under(r, (path,)) for r in roots)
 
 
+def system_folder(real: str) -> str:
+    """What a resolved path of this machine is, if it may never be bound ("" if it may)."""
+    if real == "/":
+        return "this machine's root"
+    if _holds(real, SYSTEM_PATHS) or "docker.sock" in real:
+        return "a system path"
+    return ""
+
+
 def local_folder(ctx: Context, source: str) -> str | None:
     """Why a folder of this machine may not be bound, or None: it must be beside the topology
     or named by --mount, and no system path, once symlinks are followed."""
     real = os.path.realpath(ctx.folder / os.path.expanduser(source))
-    if real == "/" or _holds(real, SYSTEM_PATHS) or "docker.sock" in real:
-        what = "this machine's root" if real == "/" else "a system path"
+    what = system_folder(real)
+    if what:
         return f"{source} is {what} ({real})"
     folder = str(ctx.folder)
     beside = folder != "/" and not _under(folder, SYSTEM_PATHS) and _under(real, (folder,))
