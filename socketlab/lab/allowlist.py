@@ -182,7 +182,11 @@ def check_document(doc: Mapping[str, Any], *, source: str, folder: Path,
     if unknown:
         raise ConfigError(f"--unsealed names {', '.join(sorted(unknown))}, not a host of {where}",
                           hint=f"its hosts are {', '.join(map(str, services))}")
-    for name, net in (doc.get("networks") or {}).items():
+    networks = doc.get("networks") or {}
+    if not isinstance(networks, Mapping):
+        raise ConfigError(f"{where}: networks: must be a mapping of names",
+                          hint="e.g. networks: {labnet: {ipam: {config: [{subnet: ...}]}}}")
+    for name, net in networks.items():
         for key, value in (net or {}).items() if isinstance(net, Mapping) else ():
             _one(NETWORK_KEYS, str(key), value, base, f"{where}: network {name!r}: {key}:",
                  f"remove {key}: from network {name!r}")
