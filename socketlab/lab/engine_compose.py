@@ -47,6 +47,7 @@ from socketlab.lab.topology import DEFAULT_MTU, INLINE, Network, Topology
 
 if TYPE_CHECKING:
     import docker
+    from docker.models.containers import Container as DockerContainer
 
     from socketlab.lab import compose as compose_cli
 
@@ -225,10 +226,10 @@ class ComposeEngine(Engine):
                              c.labels.get(SIDECAR_LABEL, "")) for s, c in found}
 
     def networks(self) -> dict[str, str | None]:
-        found = {}
+        found: dict[str, str | None] = {}
         for net in self.client.networks.list(filters=self._filter()):
             attrs = net.attrs
-            name = (attrs.get("Labels") or {}).get(NETWORK_LABEL, net.name)
+            name = (attrs.get("Labels") or {}).get(NETWORK_LABEL) or str(net.name)
             found[name] = next((c["Subnet"] for c in (attrs.get("IPAM") or {}).get("Config") or []
                                 if c.get("Subnet")), None)
         return found
@@ -268,20 +269,20 @@ class ComposeEngine(Engine):
     def _filter(self) -> dict[str, str]:
         return {"label": f"{PROJECT_LABEL}={self.project}"}
 
-    def _project_containers(self) -> dict[str, object]:
-        found = self.client.containers.list(all=True, filters=self._filter(),
+    def _project_containers(self) -> dict[str, DockerContainer]:
+        found = self.client.containers.list(all=True, filters={**self._filter()},
                                            ignore_removed=True)  # removed meanwhile: gone
-        return {c.labels.get(SERVICE_LABEL, c.name): c for c in found}
+        return {c.labels.get(SERVICE_LABEL) or str(c.name): c for c in found}
 
     # -- the engine as a whole ----------------------------------------------------------------
     def subnets_in_use(self) -> dict[str, ipaddress.IPv4Network]:
-        found = {}
+        found: dict[str, ipaddress.IPv4Network] = {}
         for net in self.client.networks.list():
             if (net.attrs.get("Labels") or {}).get(PROJECT_LABEL) == self.project:
                 continue
             for cfg in (net.attrs.get("IPAM") or {}).get("Config") or []:
                 with contextlib.suppress(ValueError):
-                    found[net.name] = ipaddress.IPv4Network(cfg.get("Subnet", ""), strict=False)
+                    found[str(net.name)] = ipaddress.IPv4Network(cfg.get("Subnet", ""), strict=False)
         return found
 
     def has_image(self, image: str) -> bool:
