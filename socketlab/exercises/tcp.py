@@ -22,8 +22,8 @@ from socketlab.exercises.model import (
     words,
 )
 from socketlab.observe.analysis import Handshake, Segment, TcpFlow, tcp_flow
-from socketlab.observe.pcap import Pkt
 from socketlab.observe.observation import Context
+from socketlab.observe.pcap import Pkt
 
 
 def flow(m: Material, host: str = "client") -> TcpFlow:

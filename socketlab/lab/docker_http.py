@@ -238,10 +238,14 @@ class DockerHTTP:
                  ) -> tuple[int, bytes, bytes]:
         """Run a command to its end: (exit code, stdout, stderr)."""
         exec_id = self.exec_create(container, cmd, user=user)
-        out, err = [], []
+        out: list[bytes] = []
+        err: list[bytes] = []
         with self.exec_attach(exec_id) as stream:
             for o, e in stream.chunks():
-                (out if o is not None else err).append(o if o is not None else e)
+                if o is not None:
+                    out.append(o)
+                elif e is not None:
+                    err.append(e)
         return self.exec_inspect(exec_id)["ExitCode"], b"".join(out), b"".join(err)
 
     def start_exec(self, container: str, argv: Sequence[str], *, timeout: float, gated: bool = False,

@@ -109,11 +109,12 @@ class Lab:
     def _adopt(self, topo: Topology) -> None:
         """Use a placed topology; the settings then say where its server and client are."""
         self._topology = topo = topo.with_mounts(self.config.folders())
-        changes: dict[str, object] = {"subnet": topo.networks[0].subnet}
+        subnet = topo.networks[0].subnet or self.config.subnet  # placed: it has one
+        self.config = dataclasses.replace(self.config, subnet=subnet)
         if self.config.topology:
             server, client = topo.role_host("server"), topo.role_host("client")
-            changes.update(server_ip=server.ip if server else "", client_ip=client.ip if client else "")
-        self.config = dataclasses.replace(self.config, **changes)
+            self.config = dataclasses.replace(self.config, server_ip=server.ip if server else "",
+                                              client_ip=client.ip if client else "")
 
     # -- lifecycle --------------------------------------------------------------------------
     # A lab is started whole or not at all, and removed whole: a failed or interrupted start

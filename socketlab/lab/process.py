@@ -1,4 +1,5 @@
-"""Commands in a lab host: a finished one (ExecResult) and one still running (RunningExec).
+"""Commands in a lab host: a finished one (ExecResult) and one still running (RunningExec),
+and what runs them (Hosts: a Lab is one).
 
 A running command's first line, printed by its launcher, is its pid in the host, so it can be
 signalled by pid; every command is bounded in time inside its host (`timeout`), so nothing
@@ -12,8 +13,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 from socketlab.errors import LabTimeout
+
+if TYPE_CHECKING:
+    from socketlab.lab.config import LabConfig
 
 PID_PREFIX = "socketlab-pid="  # the launcher's first line: the command's pid in its host
 
@@ -24,6 +30,22 @@ class ExecResult:
     stdout: str
     stderr: str
     seconds: float
+
+
+class Hosts(Protocol):
+    """Commands and copies in named hosts, as the lab's instruments (capture, offloads) need
+    them: a Lab is one; the swarm's underlay taps (observe/underlay.py) are another."""
+
+    @property
+    def config(self) -> LabConfig: ...
+
+    def exec(self, host: str, argv: Sequence[str], *, timeout: float | None = None,
+             instruments: bool = False) -> ExecResult: ...
+
+    def start(self, host: str, argv: Sequence[str], *, timeout: float, gated: bool = False,
+              instruments: bool = False) -> RunningExec: ...
+
+    def get(self, host: str, src: str, dest: str | Path, *, instruments: bool = False) -> Path: ...
 
 
 class RunningExec:
@@ -57,7 +79,7 @@ class RunningExec:
                 self._lines.put(pending)
             self._lines.put(None)
 
-    def wait_for(self, match: Callable[[str], bool], timeout: float) -> str | None:
+    def wait_for(self, match: Callable[[str], object], timeout: float) -> str | None:
         """The first new line for which `match` is true; None if the command ended first."""
         deadline = time.monotonic() + timeout
         while (left := deadline - time.monotonic()) > 0:
