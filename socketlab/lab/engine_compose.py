@@ -317,6 +317,10 @@ class ComposeEngine(Engine):
             self._ids[service] = found[0]["Id"]
         return self._ids[service]
 
+    def container_id(self, service: str) -> str:
+        """The running container of a service, for tools beside the lab (the docker CLI)."""
+        return self._in(service, lambda cid: cid)
+
     def _in(self, service: str, action: Callable[[str], T]) -> T:
         """`action(container id)`; if a remembered container is gone, look it up once again."""
         try:

@@ -1,5 +1,7 @@
 """Commands in a lab host: a finished one (ExecResult) and one still running (RunningExec),
-and what runs them (Hosts: a Lab is one).
+and what runs them: the protocols the lab's users type against (Hosts, PlacedHosts; a
+command left running is a Running), so that a Lab, the user-mode kernel's UmlLab and the
+swarm's underlay taps each are what they are, checked, and none pretends to be another.
 
 A running command's first line, printed by its launcher, is its pid in the host, so it can be
 signalled by pid; every command is bounded in time inside its host (`timeout`), so nothing
@@ -13,13 +15,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from socketlab.errors import LabTimeout
 
 if TYPE_CHECKING:
     from socketlab.lab.config import LabConfig
+    from socketlab.lab.topology import Topology
 
 PID_PREFIX = "socketlab-pid="  # the launcher's first line: the command's pid in its host
 
@@ -32,9 +34,33 @@ class ExecResult:
     seconds: float
 
 
+class Running(Protocol):
+    """A command left running in a host, read line by line as it prints: RunningExec (a
+    Docker exec), UmlExec (a command in the user-mode kernel, socketlab.tools.uml)."""
+
+    stdout_lines: list[str]
+    pid: str | None
+
+    @property
+    def stdout(self) -> str: ...
+
+    @property
+    def stderr(self) -> str: ...
+
+    def wait_for(self, match: Callable[[str], object], timeout: float) -> str | None: ...
+
+    def wait_pid(self, timeout: float) -> str | None: ...
+
+    def wait(self, timeout: float) -> int: ...
+
+    def release(self, go: bool = True) -> None: ...
+
+    def signal(self, name: str = "TERM") -> bool: ...
+
+
 class Hosts(Protocol):
-    """Commands and copies in named hosts, as the lab's instruments (capture, offloads) need
-    them: a Lab is one; the swarm's underlay taps (observe/underlay.py) are another."""
+    """Commands in a lab's named hosts, with the lab's settings: a Lab; the swarm's underlay
+    taps (observe/underlay.py); the user-mode kernel's two hosts (socketlab.tools.uml)."""
 
     @property
     def config(self) -> LabConfig: ...
@@ -43,9 +69,15 @@ class Hosts(Protocol):
              instruments: bool = False) -> ExecResult: ...
 
     def start(self, host: str, argv: Sequence[str], *, timeout: float, gated: bool = False,
-              instruments: bool = False) -> RunningExec: ...
+              instruments: bool = False) -> Running: ...
 
-    def get(self, host: str, src: str, dest: str | Path, *, instruments: bool = False) -> Path: ...
+
+class PlacedHosts(Hosts, Protocol):
+    """Hosts that are a topology's, asked who is where (roles, addresses): what programs and
+    shaping need. A Lab; the user-mode kernel's UmlLab."""
+
+    @property
+    def topology(self) -> Topology: ...
 
 
 class RunningExec:

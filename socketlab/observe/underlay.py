@@ -30,7 +30,7 @@ from socketlab.errors import CaptureError
 from socketlab.lab.composefile import LAB_LABEL
 from socketlab.lab.engine_compose import PROJECT_LABEL, SERVICE_LABEL
 from socketlab.lab.lab import Lab
-from socketlab.lab.process import ExecResult, RunningExec
+from socketlab.lab.process import ExecResult, Running
 from socketlab.observe.capture import MAX_SECONDS, Capture, CaptureResult
 from socketlab.observe.pcap import ETHERNET, Decoder, Pkt
 
@@ -123,7 +123,7 @@ class _Taps:
         return self._engine.exec(host, argv, timeout=timeout)
 
     def start(self, host: str, argv: Sequence[str], *, timeout: float, gated: bool = False,
-              instruments: bool = False) -> RunningExec:
+              instruments: bool = False) -> Running:
         return self._engine.start_exec(host, argv, timeout=timeout, gated=gated)
 
     def get(self, host: str, src: str, dest: str | Path, *, instruments: bool = False) -> Path:

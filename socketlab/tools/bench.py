@@ -168,10 +168,12 @@ def _docker_exec_argv(lab: Lab) -> list[str] | None:
     """`docker exec CONTAINER true` in the lab's server (None without the docker CLI)."""
     import shutil
 
+    from socketlab.lab.engine_compose import ComposeEngine
+
     docker = shutil.which("docker")
-    if docker is None:
+    if docker is None or not isinstance(lab.engine, ComposeEngine):
         return None
-    return [docker, "exec", lab.engine._id("server"), "true"]  # the compose engine's container
+    return [docker, "exec", lab.engine.container_id("server"), "true"]
 
 
 def analysis(*, packets: int = 50_000, repeat: int = 3,
