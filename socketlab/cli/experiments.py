@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
 from socketlab.cli import common
 from socketlab.cli.lab import ensure_image
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from socketlab.experiments.base import Result
 
 
 def register(command) -> None:
@@ -54,8 +60,10 @@ def experiments(args: argparse.Namespace, out: Console, err: Console) -> int:
         lab.topology  # a broken topology file is refused before any lab starts  # noqa: B018
         refuse_unusable(lab, asked)  # so is a lab of that name that cannot be used
     ensure_image(next(iter(labs.values())), err)
-    run_dir = None
-    results, meta, number = [], {}, 0
+    run_dir: Path | None = None
+    results: list[Result] = []
+    meta: dict[str, str] = {}
+    number = 0
     for t, lab in labs.items():
         with this_or_running(lab, asked) as used:
             run_dir = run_dir or new_run_dir(out_dir, "experiments")  # once a lab is there

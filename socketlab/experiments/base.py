@@ -59,6 +59,18 @@ class Experiment:
     judge: Callable[[Evidence], Verdict]
     topology: str = ""    # the lab it needs: a file in topologies/ ("" the post's two hosts)
 
+    @classmethod
+    def replayed(cls, id: str, title: str, claim: str, evidence: Evidence, verdict: Verdict) -> Experiment:
+        """An experiment as a run stored it (one no longer in the catalogue): it gives back its
+        evidence, and judges it as it was judged."""
+        def run(_ctx: Context) -> Evidence:
+            return evidence
+
+        def judge(_ev: Evidence) -> Verdict:
+            return verdict
+
+        return cls(id, title, claim, run=run, judge=judge)
+
 
 @dataclass(frozen=True)
 class Result:

@@ -122,7 +122,8 @@ def run_s3(ctx: Context) -> Evidence:
                                                   for x in p["left"]],
              "seconds": S3_SECONDS, "c": round(MATHIS_C, 4), "curves": curves,
              "points": reno["points"], "slope": reno["slope"], "plot": s3_plot(curves)}
-    lines = (f"server egress `{S3_DELAY_SPEC}` (backend {delay['backend']}) for the whole sweep; "
+    lines: tuple[str, ...] = (
+             f"server egress `{S3_DELAY_SPEC}` (backend {delay['backend']}) for the whole sweep; "
              f"client egress `loss p% seed {SEED}` per point; the kernel's algorithms: "
              f"{' '.join(available) or '-'} (default {default}); left after the clears: "
              f"{facts['left_after_clear'] or 'nothing'}",)
