@@ -92,12 +92,12 @@ def run_experiment(experiment: Experiment, lab: Lab, run_dir: Path,
 
 def _engine_meta(lab: Lab) -> dict[str, str]:
     """On swarm: which swarm, and which node ran which host."""
-    from socketlab.lab.engine_swarm import is_swarm
+    from socketlab.lab.swarm_lab import SwarmLab
 
-    if not is_swarm(lab):
+    if not isinstance(lab, SwarmLab):
         return {}
-    placement = lab.placement()  # type: ignore[attr-defined]
-    return {"engine": f"swarm ({lab.swarm.source})",  # type: ignore[attr-defined]
+    placement = lab.placement()
+    return {"engine": f"swarm ({lab.swarm.source})",
             "nodes": ", ".join(f"{host} on {node}" for host, node in placement.items())}
 
 

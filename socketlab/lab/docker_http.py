@@ -21,7 +21,7 @@ import json
 import os
 import socket
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote, urlencode, urlsplit
 
 from socketlab.errors import DockerUnavailable, LabError, LabNotRunning
@@ -76,6 +76,30 @@ class Response:
     def close(self) -> None:
         self.reader.close()
         self.sock.close()
+
+
+class EngineAPI(Protocol):
+    """The Engine API requests the compose engine makes: DockerHTTP (one engine), and the
+    swarm engine's NodesHTTP (each request sent to the node that holds the container)."""
+
+    def containers(self, *, all: bool = False, filters: Filters | None = None) -> list[dict]: ...
+
+    def networks(self, *, filters: Filters | None = None) -> list[dict]: ...
+
+    def inspect_container(self, container: str) -> dict: ...
+
+    def read_file(self, container: str, path: str) -> bytes | None: ...
+
+    def exec_run(self, container: str, cmd: Sequence[str], *, user: str = ""
+                 ) -> tuple[int, bytes, bytes]: ...
+
+    def exec_create(self, container: str, cmd: Sequence[str], *, stdin: bool = False,
+                    tty: bool = False, user: str = "", environment: Sequence[str] = ()) -> str: ...
+
+    def exec_attach(self, exec_id: str, *, tty: bool = False) -> ExecStream: ...
+
+    def start_exec(self, container: str, argv: Sequence[str], *, timeout: float, gated: bool = False,
+                   kill: Callable[[str, str], bool] | None = None) -> RunningExec: ...
 
 
 class DockerHTTP:

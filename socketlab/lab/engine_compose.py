@@ -40,7 +40,7 @@ from socketlab.lab.containers import (
     settled,
 )
 from socketlab.lab.docker_api import connect
-from socketlab.lab.docker_http import DockerHTTP
+from socketlab.lab.docker_http import DockerHTTP, EngineAPI
 from socketlab.lab.engine import Container, Engine, Running
 from socketlab.lab.process import ExecResult, RunningExec, bounded
 from socketlab.lab.topology import DEFAULT_MTU, INLINE, Network, Topology
@@ -74,7 +74,7 @@ class ComposeEngine(Engine):
         return self._client
 
     @property
-    def http(self) -> DockerHTTP:
+    def http(self) -> EngineAPI:
         """The Engine API without the SDK: reading the running lab and exec (the fast path)."""
         if self._http is None:
             self._http = DockerHTTP.from_env()

@@ -76,7 +76,7 @@ class SwarmEngine(ComposeEngine):
         return self._client
 
     @property
-    def http(self) -> NodesHTTP:  # type: ignore[override]
+    def http(self) -> NodesHTTP:
         if self._nodes_http is None:
             self._nodes_http = NodesHTTP(self.swarm)
         return self._nodes_http

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from rich.console import JustifyMethod
 from rich.table import Table
 
 from socketlab.act.programs import Options, run_pair
@@ -298,9 +299,10 @@ def render_value(f: Figure) -> str:
 
 def render(figures: list[Figure], title: str = "lifecycle") -> Table:
     table = Table(title=f"socketlab bench {title} (medians)", title_justify="left")
-    for column, justify in (("figure", "left"), ("measured", "right"), ("target", "left"),
-                            ("", "left")):
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
+        ("figure", "left"), ("measured", "right"), ("target", "left"), ("", "left"))
+    for column, justify in columns:
+        table.add_column(column, justify=justify)
     notes = any(f.note for f in figures)
     if notes:
         table.add_column("note", overflow="fold")
