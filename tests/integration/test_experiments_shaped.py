@@ -39,6 +39,10 @@ def test_s1_tcp_delivers_every_byte_udp_loses_about_ten_percent(lab: Lab, runs: 
     assert tcp["bytes_received"] == tcp["bytes_sent"] == shaped.S1_TCP_COUNT * len(shaped.S1_MESSAGE)
     assert tcp["sha256_received"] == tcp["sha256_sent"]
     assert tcp["shaper"]["loss"] > 0
+    # every segment the shaper dropped (before the client's tap) is on the ladder, from its log
+    assert tcp["drawn_lost"] == tcp["shaper"]["loss"]
+    ladder = Path(result.evidence.artifacts["s1-tcp ladder (text)"]).read_text()
+    assert ladder.count("►X") == tcp["drawn_lost"], ladder
     assert 0 < tcp["resent_segments"] <= tcp["retrans_segs"]  # data resends; RetransSegs has SYN/FIN too
     assert udp["sent"] == shaped.S1_UDP_COUNT
     assert udp["dropped_by_shaper"] == udp["shaper_counted"] == udp["lost"] > 0

@@ -51,12 +51,14 @@ def test_resends_are_seen_without_their_originals():
 
 def test_nfq_records_keep_only_the_last_start():
     lines = [{"event": "start"}, {"event": "fault", "seq": 1}, {"event": "summary", "loss": 9},
-             {"event": "start"}, {"event": "fault", "seq": 2}, {"event": "summary", "loss": 3}]
+             {"event": "start"}, {"event": "fault", "seq": 2}, {"event": "loss", "seq": 7},
+             {"event": "summary", "loss": 3}]
     log = "\n".join(json.dumps(x) for x in lines) + "\nnot json\n"
     got = shaping.nfq_records(log)
     assert got["nfq_faults"] == [{"event": "fault", "seq": 2}]
+    assert got["nfq_losses"] == [{"event": "loss", "seq": 7}]
     assert got["nfq_summary"]["loss"] == 3
-    assert shaping.nfq_records("") == {"nfq_faults": [], "nfq_summary": None}
+    assert shaping.nfq_records("") == {"nfq_faults": [], "nfq_losses": [], "nfq_summary": None}
 
 
 def test_shaping_left_reads_lab_shape_show():

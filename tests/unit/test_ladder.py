@@ -254,3 +254,27 @@ networks:
     connect = next(line for line in drawn.splitlines() if "connect() returned" in line)
     assert listen.rstrip().endswith("│ listen()")  # on bob's side, the right
     assert connect.split("│")[0].strip().endswith("connect() returned")  # on alice's, the left
+
+
+def test_a_routers_icmp_is_drawn_from_the_path_with_its_sender(tmp_path):
+    """r1's "fragmentation needed" reaches the client only: it is on the ladder, from the path,
+    named, with the MTU it announced (it was missing from P1's ladders)."""
+    big = Ether() / IP(src=C, dst=S, id=30, flags="DF") / UDP(sport=50000, dport=PORT) / (b"x" * 1400)
+    big.time = T0
+    r1 = "192.168.33.2"
+    icmp = Ether() / IP(src=r1, dst=C) / ICMP(type=3, code=4, nexthopmtu=1000) / bytes(big[IP])[:28]
+    icmp.time = T0 + 0.0003
+    client = _write(tmp_path, "c.pcap", [big, icmp])
+    server = _write(tmp_path, "s.pcap", [])
+    lad = ld.ladder_from_captures(client, server, CLIENT, SERVER, names={r1: "r1"})
+    assert [(a.label, a.rightward, a.dropped, a.origin) for a in lad.arrows] == [
+        ('UDP len=1400 "xxxxxxxxxxxxxxxx"...', True, True, ""),
+        ("from r1 192.168.33.2: ICMP fragmentation needed mtu=1000 (UDP :50000->:6666)", False, False,
+         "r1 192.168.33.2")]
+    [line] = [x for x in ld.render_text(lad, width=140).splitlines() if "fragmentation" in x]
+    assert re.search(r"│◄─ from r1 192\.168\.33\.2: ICMP fragmentation needed mtu=1000 .*─◆ +│$", line), line
+    assert line.index("◆") < len(line) - 5  # it starts from the path, not from the server
+    svg = ET.fromstring(ld.render_svg(lad))
+    assert any("from r1" in (t.text or "") for t in svg.iter(f"{SVG}text"))
+    # an ICMP between the two hosts themselves is not "from the path"
+    assert not ld.build_ladder([p for p in client if p.proto == "udp"], CLIENT, SERVER).arrows[0].origin
