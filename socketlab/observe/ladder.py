@@ -130,15 +130,44 @@ def ladder_from_captures(client_pkts: Iterable[Pkt], server_pkts: Iterable[Pkt],
     client_pkts, server_pkts = list(client_pkts), list(server_pkts)
     drawn: list[Pkt] = []
     lost: list[Pkt] = []
-    for sender, receiver, src in ((client_pkts, server_pkts, client.ip),
-                                  (server_pkts, client_pkts, server.ip)):
-        _, only_sender, only_receiver = match_captures(
-            [p for p in sender if p.src == src], [p for p in receiver if p.src == src])
-        drawn += [p for p in sender if p.src == src] + only_receiver
-        lost += only_sender
+    notes = list(events)
+    for sender, receiver, src, dst in ((client_pkts, server_pkts, client, server),
+                                       (server_pkts, client_pkts, server, client)):
+        sent = [p for p in sender if p.src == src.ip]
+        _, only_sender, only_receiver = match_captures(sent, [p for p in receiver if p.src == src.ip])
+        merged, arrived = coalesced(sent, only_receiver)
+        drawn += sent + [p for p in only_receiver if id(p) not in merged]
+        lost += [p for p in only_sender if id(p) not in arrived]
+        notes += [(dst.name, p.ts, f"got {p.length} bytes as one segment: {n} sent, coalesced on the way")
+                  for p in only_receiver if (n := merged.get(id(p)))]
     drawn += [p for host, pkts in ((client, client_pkts), (server, server_pkts))
               for p in pkts if p.dst == host.ip and _from_path(p, client, server)]
-    return build_ladder(drawn, client, server, events=events, lost=lost, names=names)
+    return build_ladder(drawn, client, server, events=notes, lost=lost, names=names)
+
+
+def coalesced(sent: list[Pkt], only_receiver: list[Pkt]) -> tuple[dict[int, int], set[int]]:
+    """TCP segments the receiver captured bigger than any one sent: several sent segments
+    coalesced on the way (receive offload on a path the hosts cannot switch, such as an
+    overlay's VXLAN device). Returns {id(received): how many sent segments it holds} for the
+    received ones that hold only bytes the sender's capture shows it sent, and the ids of the
+    sent segments inside them (they arrived: never drawn as lost)."""
+    merged: dict[int, int] = {}
+    arrived: set[int] = set()
+    for r in only_receiver:
+        if r.proto != "tcp" or not r.length:
+            continue
+        inside = [p for p in sent if p.proto == "tcp" and p.length
+                  and (p.sport, p.dst, p.dport) == (r.sport, r.dst, r.dport)
+                  and r.seq <= p.seq and p.seq + p.length <= r.seq + r.length]
+        covered, end = r.seq, r.seq + r.length
+        for p in sorted(inside, key=lambda p: p.seq):
+            if p.seq > covered:
+                break
+            covered = max(covered, p.seq + p.length)
+        if len(inside) > 1 and covered >= end:
+            merged[id(r)] = len({p.seq for p in inside})
+            arrived.update(id(p) for p in inside)
+    return merged, arrived
 
 
 def _segments(pkts: list[Pkt], client_ip: str) -> dict[int, Segment]:

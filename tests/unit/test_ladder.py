@@ -278,3 +278,28 @@ def test_a_routers_icmp_is_drawn_from_the_path_with_its_sender(tmp_path):
     assert any("from r1" in (t.text or "") for t in svg.iter(f"{SVG}text"))
     # an ICMP between the two hosts themselves is not "from the path"
     assert not ld.build_ladder([p for p in client if p.proto == "udp"], CLIENT, SERVER).arrows[0].origin
+
+
+def test_segments_coalesced_on_the_way_are_neither_lost_nor_resent(tmp_path):
+    """Swarm's C8: the client sent five 1398-byte segments, the server's capture holds one of
+    6990 (GRO on the overlay's VXLAN device). No loss, no [retx] nobody sent; a note says it."""
+    hs = _tcp_exchange()[:3]
+    data = [_tcp(0.001 + i * 1e-5, "A", 1001 + i * 1398, 5001, data=b"z" * 1398, ip_id=10 + i)
+            for i in range(5)]
+    big = _tcp(0.0012, "PA", 1001, 5001, data=b"z" * 6990, ip_id=10)
+    ack = _tcp(0.0013, "A", 5001, 7991, to_server=False)
+    client = _write(tmp_path, "c.pcap", [*hs, *data, ack])
+    server = _write(tmp_path, "s.pcap", [*hs, big, ack])
+    lad = ld.ladder_from_captures(client, server, CLIENT, SERVER)
+    assert not any(a.dropped or a.retransmission for a in lad.arrows), lad.arrows
+    assert sum("len=1398" in a.label for a in lad.arrows) == 5
+    assert not any("len=6990" in a.label for a in lad.arrows)
+    notes = [n for n in lad.rows if isinstance(n, ld.Note)]
+    assert [(n.right, n.label) for n in notes] == [
+        (True, "got 6990 bytes as one segment: 5 sent, coalesced on the way")]
+    # a segment the receiver never got, whatever else arrived, is still lost
+    client = _write(tmp_path, "c2.pcap", [*hs, *data, ack])
+    server = _write(tmp_path, "s2.pcap", [*hs, _tcp(0.0012, "PA", 1001, 5001, data=b"z" * 5592,
+                                                   ip_id=10), ack])
+    lad = ld.ladder_from_captures(client, server, CLIENT, SERVER)
+    assert [a.dropped for a in lad.arrows if "len=1398" in a.label] == [False] * 4 + [True]
