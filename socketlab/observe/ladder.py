@@ -138,7 +138,7 @@ def ladder_from_captures(client_pkts: Iterable[Pkt], server_pkts: Iterable[Pkt],
         merged, arrived = coalesced(sent, only_receiver)
         drawn += sent + [p for p in only_receiver if id(p) not in merged]
         lost += [p for p in only_sender if id(p) not in arrived]
-        notes += [(dst.name, p.ts, f"got {p.length} bytes as one segment: {n} sent, coalesced on the way")
+        notes += [(dst.name, p.ts, f"{n} coalesced in {p.length} B")
                   for p in only_receiver if (n := merged.get(id(p)))]
     drawn += [p for host, pkts in ((client, client_pkts), (server, server_pkts))
               for p in pkts if p.dst == host.ip and _from_path(p, client, server)]
