@@ -185,7 +185,8 @@ def run_s3(ctx: Context) -> Evidence:
             continue
         lines += tuple(
             f"{cc} (the socket ran {p['cc']}), loss {p['loss_pct']:g}% ({p['spec']}, backend "
-            f"{p['backend']}{realized_words(p)}): goodput {p['goodput_bps'] / 1e6:.2f} Mbit/s at the receiver "
+            f"{p['backend']}{realized_words(p)}): goodput {p['goodput_bps'] / 1e6:.2f} Mbit/s at the "
+            "receiver "
             f"({S3_SECONDS:g} s window), RTT {p['rtt_ms']:.1f} ms (median of {p['rtt_samples']} TCP_INFO "
             f"samples), MSS {p['handshake_mss']} (handshake; {p['snd_mss']} per segment), model "
             f"{(p['model_bps'] or 0) / 1e6:.2f} Mbit/s, measured/model {p['ratio']}; sender "

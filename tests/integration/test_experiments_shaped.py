@@ -76,12 +76,14 @@ def test_s3_sweeps_each_algorithm_and_judges_reno_s_curve(lab: Lab, runs: Path) 
     # again until its slope's interval decided, or the sweeps' budget was spent.
     assert result.verdict == congestion.S3.judge(result.evidence)
     fit = congestion.fit_of(f["points"])
-    assert fit is not None and f["fit"]["n"] == fit.n
+    assert fit is not None
+    assert f["fit"]["n"] == fit.n
     assert congestion.decided(fit) or f["rounds"] == congestion.S3_ROUNDS
     if result.verdict.status == "inconclusive":
         assert "cannot tell them apart" in result.verdict.summary, result.verdict.summary
     assert all(p["realized_pct"] is not None for p in f["points"])  # the engine counted its drops
-    assert f["load"]["before"] and f["load"]["after"]
+    assert f["load"]["before"]
+    assert f["load"]["after"]
     assert "the sender ran reno" in result.verdict.summary
     for cc in congestion.S3_ALGORITHMS:
         curve = f["curves"][cc]

@@ -30,7 +30,8 @@ def test_loglog_slope_of_the_model_is_minus_a_half():
     losses = [0.5, 1, 2, 5]
     rates = [stats.mathis_bps(1460, 0.02, p / 100) for p in losses]
     fit = stats.loglog_fit(losses, rates)
-    assert fit is not None and (fit.slope, fit.low, fit.high) == (-0.5, -0.5, -0.5)  # no scatter
+    assert fit is not None
+    assert (fit.slope, fit.low, fit.high) == (-0.5, -0.5, -0.5)
     assert stats.loglog_fit(losses, [3e6] * 4) == stats.Fit(0, 0, 0, 4)
     assert stats.loglog_fit([1], [1]) is None
 
@@ -248,7 +249,8 @@ def test_s3_the_same_goodputs_at_the_configured_loss_would_have_decided():
     """What the old judge did: the nominal loss narrows the interval onto the model."""
     nominal = [{**p, "realized_pct": None} for p in realized_evidence().facts["points"]]
     fit = congestion.fit_of(nominal)
-    assert fit is not None and congestion.models_inside(fit) == ["1/√p (-0.5, the model)"]
+    assert fit is not None
+    assert congestion.models_inside(fit) == ["1/√p (-0.5, the model)"]
 
 
 def test_s3_model_rate_is_taken_at_the_realized_loss():
@@ -261,7 +263,8 @@ def test_s3_more_sweeps_narrow_the_interval_until_it_decides():
                            (0.5, 1.2, 8.1), (1.0, 1.1, 8.0), (2.0, 2.2, 5.2), (5.0, 5.0, 3.5)]
     ev = realized_evidence(rows)
     fit = congestion.fit_of(ev.facts["points"])
-    assert fit is not None and congestion.decided(fit)
+    assert fit is not None
+    assert congestion.decided(fit)
     assert congestion.judge_s3(ev).status in {"holds", "holds in part"}
     assert not congestion.decided(congestion.fit_of(realized_evidence().facts["points"]))
 
@@ -276,4 +279,5 @@ def test_loglog_fit_matches_a_textbook_regression():
     fit = stats.loglog_fit([math.e ** x for x in range(1, 6)], [math.e ** y for y in (2, 4, 5, 4, 5)])
     assert fit == stats.Fit(0.6, -0.3, 1.5, 5)
     assert stats.loglog_fit([1, 2], [3, 4]) is None     # no interval from two points
-    assert stats.t975(2) == 4.303 and abs(stats.t975(60) - 2.000) < 0.002
+    assert stats.t975(2) == 4.303
+    assert abs(stats.t975(60) - 2.000) < 0.002
