@@ -26,7 +26,7 @@ NEVER_FIRES = [{"match": {"proto": "icmp", "nth": [10**9]}, "action": "drop"}]  
 def pair(lab: PlacedHosts, proto: str, server: list[str], client: list[str]) -> tuple[dict, dict]:
     """Run a server instrument, then a client one (run_programs: bounded, server first);
     their summaries."""
-    run = run_programs(lab, Options(proto), server, client)  # type: ignore[arg-type]
+    run = run_programs(lab, Options(proto), server, client)
     why = f"(exit codes: server {run.server_exit}, client {run.client_exit})"
     return (instruments.summary(run.server_events, f"probe's {proto} server {why}"),
             instruments.summary(run.client_events, f"probe's {proto} client {why}"))
