@@ -11,7 +11,9 @@ import sys
 
 import pytest
 
+from socketlab.errors import ImageError
 from socketlab.lab.config import LabConfig
+from socketlab.lab.scratch import scratch_host
 from tests.conftest import project_name
 from tests.integration.test_lab import leftovers
 
@@ -81,3 +83,27 @@ def test_doctor_on_a_running_lab_asks_its_client_host_and_leaves_it_running(lab)
     assert found["probed_in"] == where
     assert_shaping_table(found["shaping"])
     assert [r["state"] for r in lab.status()] == ["running"] * len(lab.topology.hosts)
+
+
+def test_a_scratch_host_is_removed_when_its_block_fails(docker_client, lab_image):
+    project, seen = project_name("-scratch"), {}
+
+    def failing_block() -> None:
+        with scratch_host(LabConfig.from_env().image, project=project, client=docker_client) as host:
+            seen["there"] = leftovers(docker_client, project)
+            seen["links"] = host.exec(["ip", "-o", "link"]).stdout
+            raise RuntimeError("the block failed")
+
+    with pytest.raises(RuntimeError, match="the block failed"):
+        failing_block()
+    assert seen["there"], "no scratch container while its block ran"
+    assert [line.split(":")[1].strip() for line in seen["links"].splitlines()] == ["lo"]  # no network
+    assert leftovers(docker_client, project) == []
+
+
+def test_a_scratch_host_of_a_missing_image_makes_nothing(docker_client):
+    project = project_name("-scratch-noimg")
+    with pytest.raises(ImageError, match="socketlab/no-such-image:0 is missing"), \
+            scratch_host("socketlab/no-such-image:0", project=project, client=docker_client):
+        pytest.fail("the block ran")
+    assert leftovers(docker_client, project) == []
