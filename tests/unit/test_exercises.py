@@ -266,10 +266,11 @@ def test_cli_check_key_and_summary(course, tmp_path, capsys):
 
 
 def test_start_refuses_before_any_lab_starts(course, capsys):
-    """An existing worksheet is never overwritten; bad ids and names are refused up front."""
+    """An existing worksheet of another course seed is never overwritten nor resumed; bad ids
+    and names are refused up front."""
     base = ["exercise", "start", "handshake", "--dir", str(course)]
     assert main([*base, "--student", "carol", "--student", "alice"]) == 64
-    assert "handshake-alice already exist" in capsys.readouterr().err
+    assert "handshake-alice was made with another course seed" in capsys.readouterr().err
     assert main([*base, "--student", "x y"]) == 64
     assert "cannot name a worksheet" in capsys.readouterr().err
     assert main([*base, "--student", "dan", "--student", "dan"]) == 64
