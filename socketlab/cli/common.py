@@ -141,6 +141,11 @@ class LaterConsole:
     def __init__(self, **settings: object) -> None:
         self._settings, self._console = settings, None
 
+    def resolved(self) -> Console:
+        """The Console itself, for what takes one whole (rich's Progress, Live)."""
+        self.size  # noqa: B018  (made on this first use)
+        return self._console  # type: ignore[return-value]  (set by the line above)
+
     def __getattr__(self, name: str):
         if self._console is None:
             from rich.console import Console

@@ -109,7 +109,8 @@ def _run(args: argparse.Namespace, first: Any, todo: list[str], seed: str, err: 
 
     bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                    TimeElapsedColumn(), TextColumn("left about"), TimeRemainingColumn(),
-                   console=err, transient=False)
+                   console=err.resolved() if hasattr(err, "resolved") else err,
+                   transient=False)
     task = bar.add_task(f"{args.name}, --jobs {args.jobs}", total=len(todo))
 
     def done(d: classroom.Done) -> None:
