@@ -91,7 +91,7 @@ def prepare(make_lab: Callable[[int], Any], name: str, students: Sequence[str], 
     result, lock, errors = Prepared(), threading.Lock(), []
     began = time.monotonic()
 
-    def worker(index: int) -> None:
+    def worker(index: int, ended: threading.Event) -> None:
         try:
             with make_lab(index) as lab:
                 while not stop.is_set():
@@ -107,28 +107,37 @@ def prepare(make_lab: Callable[[int], Any], name: str, students: Sequence[str], 
             errors.append(e)
         except KeyboardInterrupt:  # the lab's own teardown was interrupted: already said
             stop.set()
+        except Exception as e:  # a fault of socketlab's own: every worker stops, it is raised
+            stop.set()
+            errors.append(e)
+        finally:
+            ended.set()
 
-    threads = [threading.Thread(target=worker, args=(i,), name=f"class-{i}", daemon=True)
-               for i in range(1, min(jobs, max(len(students), 1)) + 1)]
-    for t in threads:
-        t.start()
+    ends: list[threading.Event] = []  # one per worker started
     try:
-        for t in threads:
-            t.join()
+        for i in range(1, min(jobs, max(len(students), 1)) + 1):
+            with signals.deferred():  # started and counted, or neither
+                ends.append(threading.Event())
+                threading.Thread(target=worker, args=(i, ends[-1]), name=f"class-{i}").start()
+        # Event.wait, not Thread.join: a join interrupted by a signal marks a running thread
+        # as ended in Python 3.11 (bpo-45274's fix), and a second join would not wait for it
+        for ended in ends:
+            ended.wait()
     except KeyboardInterrupt:  # SIGINT or SIGTERM (main thread): each worker ends its student
         stop.set()
         with signals.deferred(raise_after=False):  # a second signal waits for the same end
-            for t in threads:
-                t.join()
+            for ended in ends:
+                ended.wait()
         left = len(students) - len(result.done)
         raise signals.Interrupted(
-            f"{len(result.done)} worksheets made and whole, {left} not: every lab is removed; "
-            "run the same command again to prepare the rest") from None
+            f"{len(result.done)} worksheets made and whole, {left} not: each lab was taken "
+            "down; run the same command again to prepare the rest") from None
     result.seconds = time.monotonic() - began
     while not pending.empty():
         result.not_started.append(pending.get_nowait())
-    if errors and not result.done and not result.failed:
-        raise errors[0]
+    unexpected = [e for e in errors if not isinstance(e, (LabError, OSError))]
+    if unexpected or (errors and not result.done and not result.failed):
+        raise (unexpected or errors)[0]
     result.failed += [Done("(lab)", None, 0.0, str(e)) for e in errors]
     return result
 

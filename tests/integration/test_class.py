@@ -67,7 +67,7 @@ def test_a_class_interrupted_at_a_random_moment_resumes_each_student_once(
         assert code in (0, 130), f"{seen}: exit {code}: {err}"
         if code == 130:
             assert err.strip().splitlines()[-1].startswith("interrupted: "), f"{seen}: {err}"
-        assert [lab.leftovers() for lab in labs] == [[], []], seen
+        assert [lab.leftovers() for lab in labs] == [[], []], f"{seen}: {err}"
         first = made(err)
         there = sorted(p.name.removeprefix("handshake-") for p in course.glob("*")) \
             if course.exists() else []
