@@ -15,6 +15,9 @@ from socketlab.exercises.sheet import Worksheet
 
 ANSWERS = "answers.toml"
 FOLD = 30  # an events table longer than this can be folded in the HTML (open at first, and printed)
+RULE = ("Sequence and acknowledgement numbers: a question that says raw wants the raw number, "
+        "one that says relative wants Wireshark's relative one, one that says \"raw or "
+        "relative\" takes either. Percentages may be written 33.33 or \"33.33%\".")
 TIME_TIP = ("Frame numbers are Wireshark's. The programs' times are seconds since 1970 (UTC); to "
             "compare, set Wireshark's View → Time Display Format → Seconds Since 1970-01-01.")
 
@@ -81,7 +84,7 @@ def to_markdown(ws: Worksheet) -> str:
              _intro(ws), "", "## Your captures", "",
              *table(["file", "host", "address", "SHA-256"],
                     [[f"[{c[0]}]({c[0]})", c[1], c[2], f"`{c[3]}`"] for c in captures(ws)]),
-             "", TIME_TIP, ""]
+             "", TIME_TIP, "", RULE, ""]
     if ws.notes:
         lines += ["## On the link", "", *(f"- {n}" for n in ws.notes), ""]
     lines += ["## What the programs printed", "",
@@ -129,7 +132,7 @@ def to_html(ws: Worksheet) -> str:
              f"<code>{escape(ws.exercise.name)}</code> · made {escape(ws.created)}</p>",
              f"<p>{code(_intro(ws))}</p>", "<h2>Your captures</h2>",
              table("captures", ["file", "host", "address", "SHA-256"], caps),
-             f"<p>{escape(TIME_TIP)}</p>",
+             f"<p>{escape(TIME_TIP)}</p>", f"<p>{escape(RULE)}</p>",
              f"<h2>On the link</h2><ul>{notes}</ul>" if notes else "",
              "<h2>What the programs printed</h2>",
              (f"<details open><summary>{len(events)} events</summary>" if len(events) > FOLD
