@@ -143,6 +143,11 @@ class LaterConsole:
         self._settings = settings
         self._console: Console | None = None
 
+    def resolved(self) -> Console:
+        """The Console itself, for what takes one whole (rich's Progress, Live)."""
+        self.size  # noqa: B018  (made on this first use)
+        return self._console  # type: ignore[return-value]  (set by the line above)
+
     def __getattr__(self, name: str):
         if self._console is None:
             from rich.console import Console

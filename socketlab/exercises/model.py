@@ -87,6 +87,7 @@ class Answer:
     value: Any  # int, float (ms), str, bool, list[int] or a letter
     evidence: str  # the deciding packet(s) and how the value follows from them
     accept: tuple[Any, ...] = ()  # other right spellings (relative numbers, 8-byte units)
+    near: tuple[tuple[Any, str], ...] = ()  # wrong, but a known slip: (value, what it is)
 
 
 @dataclass(frozen=True)
@@ -185,7 +186,8 @@ def words(rng: random.Random, count: int) -> str:
 
 def seq_answer(m: Material, host: str, pkt: Pkt, value: int, relative: int, what: str
                ) -> Answer:
-    """A sequence or acknowledgement number: absolute and relative (Wireshark's) both right."""
+    """A sequence or acknowledgement number where the question says "raw or relative": both
+    right (the sheet's one rule: a question that names one form wants that form only)."""
     return Answer(value, f"{m.frame(host, pkt)} ({what}) carries {value} (relative {relative})",
                   (relative,))
 

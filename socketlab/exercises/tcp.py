@@ -68,7 +68,8 @@ def run_handshake(ctx: Context, p: Mapping[str, Any]) -> Recording:
 def syn_seq(m: Material) -> Answer:
     syn = shake(flow(m))[0].syn
     return Answer(syn.seq, f"{m.frame('client', syn)} is the client's SYN: its raw sequence "
-                           f"number is {syn.seq} (Wireshark's relative 0)")
+                           f"number is {syn.seq} (Wireshark's relative 0)",
+                  near=((0, "the relative number; the question asks for the raw one"),))
 
 
 def synack_ack(m: Material) -> Answer:
@@ -119,7 +120,7 @@ def client_fin(m: Material) -> Answer:
                "FIN from the client")
     return Answer(fin.rel_seq, f"{m.frame('client', fin.pkt)} is the client's FIN: relative "
                                f"sequence number {fin.rel_seq} (raw {fin.pkt.seq})",
-                  (fin.pkt.seq,))
+                  near=((fin.pkt.seq, "the raw number; the question asks for the relative one"),))
 
 
 def accept_after_ack(m: Material) -> Answer:
@@ -220,7 +221,9 @@ def recv_rel_seq(m: Material) -> Answer:
     seg = next(s for s in segs if s.rel_seq <= 1 + off < s.rel_seq + s.length)
     return Answer(1 + off, f"recv() call #{m.params['k']} starts at byte {off + 1} of the stream, "
                            f"relative sequence number {1 + off} (raw {(isn + 1 + off) % 2**32}), "
-                           f"inside {m.frame('server', seg.pkt)}", ((isn + 1 + off) % 2**32,))
+                           f"inside {m.frame('server', seg.pkt)}",
+                  near=(((isn + 1 + off) % 2**32, "the raw number; the question asks for the "
+                                                  "relative one"),))
 
 
 def recv_frame(m: Material) -> Answer:

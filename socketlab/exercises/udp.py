@@ -119,8 +119,9 @@ def first_read_lag(m: Material) -> Answer:
 
 TRUNCATION = Exercise(
     "truncation", "UDP datagrams cut by recvfrom()",
-    "The client sent one datagram of each of the sizes {sizes} (bytes, its message repeated) "
-    "to port {port}, then an empty datagram; the server read each with recvfrom({bufsize}).",
+    "The client sent datagrams of different sizes (its message repeated) to port {port}, then "
+    "an empty datagram; the server read each with recvfrom({bufsize}). The capture tells how "
+    "many and how big.",
     vary_truncation, run_truncation, questions(
         ("How many UDP datagrams did the client send, the empty one included (client.pcap)?",
          "int", datagram_count),
@@ -134,7 +135,8 @@ TRUNCATION = Exercise(
          "return, all datagrams together?", "int", bytes_never_read),
         ("How many milliseconds after the first datagram reached the server (server.pcap) did "
          "the server's first recvfrom() return?", "num", first_read_lag, {"unit": "ms"}),
-    ), hide={"recvfrom": ("data",)}, varies="datagram sizes, receive size, message, port")
+    ), hide={"recvfrom": ("data",), "sent": ("n",)},
+    varies="datagram sizes, receive size, message, port")
 
 
 # ---------------------------------------------------------------- fragments
