@@ -158,3 +158,27 @@ def test_the_topologys_dotenv_never_steers_compose(docker_client, lab_image, tmp
     with Lab(lab_config("-dotenv", topology=str(tmp_path / "lab.yml")), client=docker_client) as lab:
         assert [r["sealed"] for r in lab.status()] == ["yes", "yes"]
         assert objects_of(docker_client, "someone-else") == []
+
+
+def test_a_host_of_its_own_image_holds_no_capability_to_go_around_its_seal(docker_client, lab_image,
+                                                                            tmp_path):
+    """Its own image runs as root, as its image says: it has no NET_ADMIN (the seal is in
+    iptables, which its sidecar holds) and no NET_RAW (a packet socket would send frames to the
+    gateway around iptables). The lab image under another tag stands for an image of yours."""
+    own = "socketlab-test/own-lab:" + lab_image.tag.rsplit(":", 1)[-1]
+    docker_client.images.get(lab_image.tag).tag(own)
+    (tmp_path / "own.yml").write_text(
+        f"services:\n  server: {{image: '{own}', command: [sleep, infinity], networks: [n]}}\n"
+        f"  client: {{image: '{lab_image.tag}', networks: [n]}}\n"
+        "networks:\n  n: {ipam: {config: [{subnet: 192.168.33.0/24}]}}\n")
+    try:
+        with Lab(lab_config("-own-caps", topology=str(tmp_path / "own.yml")),
+                 client=docker_client) as lab:
+            caps = int(_inside(lab, "grep CapEff /proc/self/status").split()[1], 16)
+            assert caps & (NET_ADMIN | 1 << 13) == 0, hex(caps)  # 13: NET_RAW
+            tried = lab.exec("server", ["python3", "-c", "import socket; socket.socket("
+                                        "socket.AF_PACKET, socket.SOCK_RAW)"], timeout=20)
+            assert "PermissionError" in tried.stderr
+            assert [r["sealed"] for r in lab.status()] == ["yes", "yes"]
+    finally:
+        docker_client.images.remove(own)
