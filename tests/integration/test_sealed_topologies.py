@@ -27,10 +27,11 @@ THROUGH_THE_CLI = ["docker_sock", "root_long", "privileged_extends", "include_pr
                    "anchor_merge", "interpolation_root", "cap_sys_admin"]
 
 
-def socketlab(project: str, *argv: str, timeout: float = 180) -> subprocess.CompletedProcess:
+def socketlab(project: str, *argv: str, timeout: float = 180,
+              **env: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "socketlab", "-p", project, *argv],
                           capture_output=True, text=True, timeout=timeout, cwd=ROOT,
-                          env={**os.environ, "NO_COLOR": "1", "COLUMNS": "200"})
+                          env={**os.environ, "NO_COLOR": "1", "COLUMNS": "200", **env})
 
 
 def objects_of(client, project: str) -> list[str]:
@@ -61,6 +62,17 @@ def test_a_hostile_file_is_refused_by_up_in_one_line_and_nothing_is_made(case, d
     finally:
         if objects_of(docker_client, project):
             socketlab(project, "down")
+
+
+def test_a_hostile_file_named_by_socketlab_topology_is_refused_the_same(docker_client, lab_image):
+    project = project_name("-hostile-env")
+    path = HOSTILE / "docker_sock.yml"
+
+    done = socketlab(project, "up", SOCKETLAB_TOPOLOGY=str(path))
+
+    assert done.returncode == 64, done.stdout + done.stderr
+    assert "host 'server': volumes: /var/run/docker.sock is a system path" in done.stderr
+    assert objects_of(docker_client, project) == []
 
 
 def _inside(lab: Lab, script: str) -> str:
