@@ -133,6 +133,22 @@ def test_a_seal_broken_after_up_is_seen_by_status(lab):
     assert lab.exec("server", ["lab-seal", "--check"]).exit_code == 0
 
 
+@pytest.mark.parametrize(("tamper", "seen"), [
+    (["iptables", "-w", "-I", "OUTPUT", "1", "-j", "ACCEPT"], "OUTPUT does not jump to LAB-SEAL first"),
+    (["iptables", "-w", "-D", "FORWARD", "-j", "LAB-SEAL"], "FORWARD does not jump to LAB-SEAL first"),
+    (["iptables", "-w", "-F", "LAB-SEAL-IN"], "LAB-SEAL-IN is not what lab-seal put there"),
+    (["iptables", "-w", "-I", "LAB-SEAL", "1", "-j", "RETURN"], "LAB-SEAL holds a rule it never had: -j RETURN"),
+    (["ip6tables", "-w", "-P", "OUTPUT", "ACCEPT"], "IPv6 OUTPUT is not dropped"),
+])
+def test_each_way_root_could_undo_the_seal_is_named_by_the_check(lab, tamper, seen):
+    lab.exec("client", tamper)
+    try:
+        assert {r["host"]: r["sealed"] for r in lab.status()}["client"] == f"NO: {seen}"
+    finally:
+        lab.exec("client", ["lab-seal"])  # sealing again puts it all back
+    assert lab.exec("client", ["lab-seal", "--check"]).stdout == "lab-seal: sealed\n"
+
+
 def test_the_entrypoint_trick_is_seen_when_the_user_opts_in_with_unsealed(docker_client,
                                                                            lab_image):
     project = project_name("-unsealed")
