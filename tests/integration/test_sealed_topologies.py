@@ -137,7 +137,8 @@ def test_a_seal_broken_after_up_is_seen_by_status(lab):
     (["iptables", "-w", "-I", "OUTPUT", "1", "-j", "ACCEPT"], "OUTPUT does not jump to LAB-SEAL first"),
     (["iptables", "-w", "-D", "FORWARD", "-j", "LAB-SEAL"], "FORWARD does not jump to LAB-SEAL first"),
     (["iptables", "-w", "-F", "LAB-SEAL-IN"], "LAB-SEAL-IN is not what lab-seal put there"),
-    (["iptables", "-w", "-I", "LAB-SEAL", "1", "-j", "RETURN"], "LAB-SEAL holds a rule it never had: -j RETURN"),
+    (["iptables", "-w", "-I", "LAB-SEAL", "1", "-j", "RETURN"],
+     "LAB-SEAL holds a rule it never had: -j RETURN"),
     (["ip6tables", "-w", "-P", "OUTPUT", "ACCEPT"], "IPv6 OUTPUT is not dropped"),
 ])
 def test_each_way_root_could_undo_the_seal_is_named_by_the_check(lab, tamper, seen):
