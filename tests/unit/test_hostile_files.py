@@ -186,3 +186,12 @@ def test_every_key_with_a_value_of_every_kind_is_refused_in_one_line_or_taken(tm
             said.append(str(e))
     assert said
     assert [line for line in said if "\n" in line] == []
+
+
+def test_an_included_file_is_taken_in_and_nothing_of_include_reaches_compose():
+    topo = read_topology(HOSTILE / "accepted" / "include_plain.yml", ENV, lab_image=LAB)
+    doc = render(topo.place(), lab_image=LAB)
+
+    assert topo.names == ("server", "client")
+    assert "include" not in doc
+    assert doc["services"]["client"]["pids_limit"] == 128
