@@ -218,7 +218,7 @@ def table_markdown() -> str:
     for title, table in (("A host (`services: NAME:`)", SERVICE_KEYS),
                          ("A network (`networks: NAME:`)", NETWORK_KEYS),
                          ("The file (top level)", TOP_KEYS)):
-        lines += [f"#### {title}", "", "| key | may a file say it | why | `--unsealed` lifts it |",
+        lines += [f"### {title}", "", "| key | may a file say it | why | `--unsealed` lifts it |",
                   "|---|---|---|---|"]
         lines += [f"| `{k}` | {r.may} | {_cell(r.why)} | {'yes' if r.lifts else 'no'} |"
                   for k, r in table.items()]
