@@ -31,7 +31,7 @@ def register(command) -> None:
         parents = shared if name in ("list", "start") else [debug_only()]
         cmd = sub.add_parser(name, help=help_, description=help_, parents=parents)
         cmd.set_defaults(handler=handler)
-        if name != "list":
+        if name not in ("list", "validate"):
             cmd.add_argument("--dir", default="exercises",
                              help="the course's worksheet folders (default ./exercises)")
             cmd.add_argument("--seed", help="the course seed (env SOCKETLAB_COURSE_SEED)")
@@ -51,6 +51,15 @@ def register(command) -> None:
     key_.add_argument("name", metavar="NAME")
     key_.add_argument("--student", required=True, metavar="ID")
     key_.add_argument("--out", metavar="FILE", help="write it here (never over a file)")
+    validate_ = action("validate", "check an answers file's format before handing it in (no "
+                                   "course seed needed; says nothing of right or wrong)",
+                       validate)
+    validate_.add_argument("answers", metavar="ANSWERS_FILE")
+    handout_ = action("handout", "a zip per student to hand out: worksheet (HTML, Markdown, "
+                                 "PDF), pcaps, answers template, nothing else", handout)
+    handout_.add_argument("name", metavar="NAME")
+    handout_.add_argument("--out", default="handouts", metavar="FOLDER",
+                          help="where the zips go (default ./handouts)")
     summary_ = action("summary", "mark a folder of answers files: per question, the class", summary)
     summary_.add_argument("folder", metavar="FOLDER")
     summary_.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -170,4 +179,45 @@ def summary(args: argparse.Namespace, out: Console, err: Console) -> int:
     out.print(per_q)
     for path, why in s.problems:
         err.print(f"not marked: {path}: {why}", markup=False, soft_wrap=True)
+    return common.ExitCode.OK
+
+
+def validate(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from socketlab.exercises.handin import validate as check_format
+    from socketlab.exercises.marking import read_answers
+
+    no_lab(args)
+    answers = read_answers(args.answers)
+    checks = check_format(answers)
+    table = Table("question", "reads as", "problem",
+                  title=f"{args.answers}: {answers.exercise}, {answers.student}")
+    for c in checks:
+        table.add_row(c.question, c.reads_as, f"[red]{c.problem}[/]" if c.problem else "")
+    out.print(table)
+    bad = [c for c in checks if c.problem]
+    out.print(f"{len(bad)} to mend before handing in" if bad else
+              "every answer can be marked (right or wrong is for your teacher's check)",
+              markup=False)
+    return common.ExitCode.FAILED if bad else common.ExitCode.OK
+
+
+def handout(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from pathlib import Path
+
+    from socketlab.exercises.catalogue import get
+    from socketlab.exercises.handin import handout as zip_up
+    from socketlab.exercises.sheet import load, worksheets
+
+    no_lab(args)
+    get(args.name)
+    students = worksheets(args.dir, args.name)
+    if not students:
+        from socketlab.exercises.model import ExerciseError
+
+        raise ExerciseError(f"no worksheets of {args.name} in {args.dir}",
+                            hint=f"make them with `socketlab exercise start {args.name} ...`")
+    sheets = [load(args.dir, args.name, s, seed=seed_of(args)) for s in students]  # all, first
+    made = [p for ws in sheets if (p := zip_up(ws, Path(args.out))) is not None]
+    out.print(f"{len(made)} hand-outs written to {args.out}, {len(sheets) - len(made)} there "
+              "already", markup=False, soft_wrap=True)
     return common.ExitCode.OK

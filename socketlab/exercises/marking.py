@@ -191,7 +191,8 @@ def parse(q: Question, given: Any) -> tuple[Any, str]:
         value = words.get(str(given).strip().lower()) if isinstance(given, str) else None
         return (value, "") if value is not None else (None, wrong)
     if q.kind == "ints":
-        items = given.replace(",", " ").split() if isinstance(given, str) else given
+        items = (given.replace(",", " ").strip("[] ").split() if isinstance(given, str)
+                 else given)  # "2, 7", "[2, 7]" (in quotes, as the template has it) or [2, 7]
         values = [_int(v) for v in items] if isinstance(items, list) else [None]
         return (values, "") if None not in values else (None, wrong)
     if q.kind == "choice":

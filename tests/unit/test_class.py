@@ -124,3 +124,40 @@ def test_check_key_and_summary_refuse_lab_options(action, option, capsys):
     assert "unrecognized arguments" in capsys.readouterr().err
     assert main([*option, "exercise", *action]) == 64  # before it: refused by name
     assert f"{option[0]} would do nothing there" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- hand-outs and the format check
+def test_a_hand_out_zip_per_student_holds_exactly_what_they_need(course, tmp_path, capsys):
+    import zipfile
+
+    out = tmp_path / "handouts"
+    argv = ["exercise", "handout", "handshake", "--dir", str(course), "--seed", SEED,
+            "--out", str(out)]
+    assert main(argv) == 0
+    assert "2 hand-outs written" in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == ["handshake-alice.zip", "handshake-bob.zip"]
+    with zipfile.ZipFile(out / "handshake-alice.zip") as z:
+        assert sorted(z.namelist()) == ["answers.toml", "client.pcap", "server.pcap",
+                                        "worksheet.html", "worksheet.md"]
+        assert 'q1 = ""' in z.read("answers.toml").decode()  # drawn again: today's template
+        assert z.read("client.pcap") == (course / "handshake-alice" / "client.pcap").read_bytes()
+    assert main(argv) == 0  # there already: left as it is
+    assert "0 hand-outs written to" in capsys.readouterr().out
+    assert main([*argv[:-4], "--seed", "another", "--out", str(tmp_path / "o2")]) == 64
+    assert not (tmp_path / "o2").exists()  # refused before anything is written
+
+
+def test_validate_checks_the_format_without_the_course_seed(tmp_path, capsys):
+    path = tmp_path / "answers.toml"
+    path.write_text('exercise = "loss"\nstudent = "s001"\n[answers]\nq1 = "12"\n# q2 = 11\n'
+                    'q4 = "2, 7"\nq5 = "b)"\nq6 = "33.33%"\nq7 = "maybe"\nq9 = 1\n')
+    assert main(["exercise", "validate", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "q9 is not a question of loss" in out
+    assert "your answer is inside a comment" in out
+    assert "expected yes or no" in out
+    assert "33.33" in out
+    assert "4 to mend before handing in" in out  # q2 (comment), q3 (none), q7, q9
+    path.write_text('exercise = "loss"\nstudent = "s001"\n[answers]\n' + "".join(
+        f'q{i} = "{v}"\n' for i, v in enumerate(["1", "2", "3", "[4]", "a", "5%", "yes"], 1)))
+    assert main(["exercise", "validate", str(path)]) == 0
