@@ -29,7 +29,7 @@ def options(cmd: argparse.ArgumentParser) -> None:
 def _students(args: argparse.Namespace, err: Console) -> list[str]:
     from socketlab.exercises.model import ExerciseError, check_student
 
-    students = []
+    students: list[str] = []
     if args.roster:
         from socketlab.exercises.roster import read_roster
 
@@ -102,8 +102,14 @@ def _lab_maker(args: argparse.Namespace, first: Any):
 
 
 def _run(args: argparse.Namespace, first: Any, todo: list[str], seed: str, err: Console):
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                               TimeElapsedColumn, TimeRemainingColumn)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     from socketlab.exercises import classroom
 

@@ -23,7 +23,6 @@ from socketlab.exercises.model import ExerciseError
 from socketlab.exercises.sheet import Worksheet
 
 
-
 def zip_name(ws: Worksheet) -> str:
     """A name every LMS upload takes: letters, digits, '.', '_' and '-' only."""
     return re.sub(r"[^A-Za-z0-9._-]", "_", f"{ws.exercise.name}-{ws.student}") + ".zip"
