@@ -180,10 +180,10 @@ def parse(q: Question, given: Any) -> tuple[Any, str]:
         if isinstance(given, str) and q.unit == "%":
             given = given.strip().removesuffix("%")  # "33.33%" where a percentage is asked
         try:
-            value = float(given)
+            number = float(given)
         except (TypeError, ValueError):
             return None, wrong
-        return (value, "") if math.isfinite(value) else (None, wrong)
+        return (number, "") if math.isfinite(number) else (None, wrong)
     if q.kind == "yesno":
         words = {"yes": True, "y": True, "true": True, "no": False, "n": False, "false": False}
         if isinstance(given, bool):

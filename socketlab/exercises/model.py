@@ -17,13 +17,15 @@ import random
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from socketlab.act.programs import PairRun
 from socketlab.errors import ConfigError, LabError, ProgramFailed
 from socketlab.observe.capture import Capture, default_filter
 from socketlab.observe.observation import Context, events_of
 from socketlab.observe.pcap import Pkt
+
+T = TypeVar("T")
 
 Kind = Literal["int", "frame", "num", "text", "yesno", "ints", "choice"]
 KIND_WORDS = {"int": "a whole number", "frame": "a frame number", "num": "a number",
@@ -194,7 +196,7 @@ def ms_between(t0: float, t1: float) -> float:
     return round((t1 - t0) * 1e3, 3)
 
 
-def only(pkts: Sequence[Pkt], what: str) -> Pkt:
+def only(pkts: Sequence[T], what: str) -> T:
     if not pkts:
         raise Unanswerable(f"the capture has no {what}")
     return pkts[0]

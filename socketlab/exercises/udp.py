@@ -44,6 +44,13 @@ def datagrams(m: Material, host: str) -> list[Pkt]:
             if p.dport == m.port and p.frag_offset == 0]
 
 
+def udp_len(p: Pkt) -> int:
+    """The payload length p's UDP header declares (every datagram() has that header)."""
+    if p.udp_len is None:
+        raise Unanswerable(f"frame {p.index + 1} has no UDP header")
+    return p.udp_len
+
+
 # ---------------------------------------------------------------- truncation
 def vary_truncation(rng: random.Random) -> dict[str, Any]:
     bufsize = rng.randint(3, 8)
@@ -64,14 +71,15 @@ def datagram_count(m: Material) -> Answer:
 
 def first_udp_length(m: Material) -> Answer:
     first = only(datagrams(m, "client"), "datagram from the client")
-    return Answer(first.udp_len + 8, f"{m.frame('client', first)}: UDP length {first.udp_len + 8}"
-                                     f" = 8 bytes of header + {first.udp_len} of payload")
+    size = udp_len(first)
+    return Answer(size + 8, f"{m.frame('client', first)}: UDP length {size + 8}"
+                            f" = 8 bytes of header + {size} of payload")
 
 
 def largest_payload(m: Material) -> Answer:
-    top = max(datagrams(m, "client"), key=lambda p: p.udp_len or 0)
-    return Answer(top.udp_len, f"{m.frame('client', top)} carries the largest payload, "
-                               f"{top.udp_len} bytes (UDP length {top.udp_len + 8})")
+    top = max(datagrams(m, "client"), key=udp_len)
+    return Answer(udp_len(top), f"{m.frame('client', top)} carries the largest payload, "
+                                f"{udp_len(top)} bytes (UDP length {udp_len(top) + 8})")
 
 
 def empty_length(m: Material) -> Answer:
