@@ -165,7 +165,8 @@ def _per_question(marked: list[tuple[Path, Marking]], keys: dict[str, Keys],
         for index, first in enumerate(done[0].marks):
             q = first.question
             marks = [(m.student, m.marks[index]) for m in done]
-            wrong = Counter(show(mk.given) for _, mk in marks if not mk.right)
+            wrong = Counter("no answer" if mk.given is None else show(mk.given)
+                            for _, mk in marks if not mk.right)
             borrowed = tuple((student, other) for student, mk in marks
                              if not mk.right and mk.given is not None
                              for other, key in per_student.items()
