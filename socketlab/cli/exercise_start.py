@@ -62,6 +62,12 @@ def start(args: argparse.Namespace, out: Console, err: Console) -> int:
     if args.pdf and find_browser() is None:
         raise ExerciseError("--pdf needs chromium (or google-chrome) on PATH",
                             hint="apt-get install chromium, or leave out --pdf")
+    fixed = [o for o, k in (("--subnet", "subnet"), ("--server-ip", "server_ip"),
+                            ("--client-ip", "client_ip")) if getattr(args, k, None)]
+    if args.jobs > 1 and fixed:
+        raise ExerciseError(f"{', '.join(fixed)} with --jobs {args.jobs}: each lab takes a free "
+                            "subnet of its own", hint=f"leave out {', '.join(fixed)}, or use "
+                                                      "--jobs 1")
     if args.jobs > 1 and common.engine_of(args) != "compose":
         raise ExerciseError("--jobs works with the compose engine only",
                             hint="leave out --jobs (or --engine swarm)")

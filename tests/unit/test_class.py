@@ -111,6 +111,9 @@ def test_start_refuses_a_changed_seed_and_no_students(course, tmp_path, capsys):
     assert "no students: give --roster FILE or --student ID" in capsys.readouterr().err
     assert main([*base, "--roster", str(roster), "--student", "carol", "--seed", SEED]) == 64
     assert "carol is given twice" in capsys.readouterr().err
+    assert main([*base, "--student", "carol", "--jobs", "2", "--subnet", "192.168.140.0/24",
+                 "--seed", SEED]) == 64
+    assert "--subnet with --jobs 2: each lab takes a free subnet" in capsys.readouterr().err
     assert not (course / "handshake-carol").exists()
 
 
