@@ -11,7 +11,7 @@ import enum
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from socketlab.errors import ConfigError
 from socketlab.lab.config import LabConfig
@@ -73,7 +73,8 @@ def config_from(args: argparse.Namespace) -> LabConfig:
                               port=getattr(args, "port", None),
                               offloads=getattr(args, "offloads", None),
                               topology=getattr(args, "topology", None),
-                              mounts=tuple(getattr(args, "mount", None) or ()) or None)
+                              mounts=tuple(getattr(args, "mount", None) or ()) or None,
+                              unsealed=tuple(getattr(args, "unsealed", None) or ()) or None)
 
 
 # option -> (LabConfig setting, its environment variable)
@@ -138,15 +139,21 @@ class LaterConsole:
     whose first words come after a wait (`run`, once its exchange is over) loads it during
     that wait (see `load_meanwhile`), not before anything has started."""
 
-    def __init__(self, **settings: object) -> None:
-        self._settings, self._console = settings, None
+    def __init__(self, **settings: Any) -> None:  # rich Console's own keyword arguments
+        self._settings = settings
+        self._console: Console | None = None
 
-    def __getattr__(self, name: str):
+    def resolved(self) -> Console:
+        """The Console itself (made now, on first use), for what takes one whole (rich's
+        Progress, Live)."""
         if self._console is None:
             from rich.console import Console
 
             self._console = Console(**self._settings)
-        return getattr(self._console, name)
+        return self._console
+
+    def __getattr__(self, name: str):
+        return getattr(self.resolved(), name)
 
 
 def dump_json(console: Console, data: object) -> None:
@@ -189,6 +196,12 @@ def running_lab(args: argparse.Namespace, err: Console) -> Lab:
         from socketlab.lab.swarm import Swarm
         from socketlab.lab.swarm_lab import SwarmLab
 
-        return SwarmLab.running(config_from(args).project, swarm=Swarm.from_settings(),
-                                progress=progress(err))
-    return Lab.running(config_from(args).project, progress=progress(err))
+        lab: Lab = SwarmLab.running(config_from(args).project, swarm=Swarm.from_settings(),
+                                    progress=progress(err))
+    else:
+        lab = Lab.running(config_from(args).project, progress=progress(err))
+    unsealed = [h.name for h in lab.topology.hosts if h.unsealed]
+    if unsealed:  # every command on such a lab says so (up --unsealed: docs/sealed.md)
+        err.print(f"warning: lab {lab.config.project!r} runs {', '.join(unsealed)} UNSEALED "
+                  "(--unsealed): not held to socketlab's allowlist", markup=False, soft_wrap=True)
+    return lab

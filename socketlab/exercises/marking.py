@@ -15,8 +15,8 @@ An answers file is TOML, the format `exercise key` writes:
 from __future__ import annotations
 
 import math
+import re
 import sys
-from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +36,8 @@ class Answers:
     path: Path
     exercise: str
     student: str
-    values: dict[str, Any]  # question id -> what the student wrote
+    values: dict[str, Any]  # question id -> what the student wrote ("" left out: no answer)
+    commented: tuple[str, ...] = ()  # questions answered only inside a comment (`# q3 = 42`)
 
 
 @dataclass(frozen=True)
@@ -85,8 +86,22 @@ def read_answers(path: str | Path) -> Answers:
                                                for k in ("exercise", "student")):
         raise ExerciseError(f"{path}: `exercise` and `student` must be text and [answers] a table",
                             hint="start from the answers.toml in the worksheet folder")
-    return Answers(path, doc["exercise"], doc["student"],
-                   {str(k).lower(): v for k, v in values.items()})
+    given = {str(k).lower(): v for k, v in values.items() if v != ""}
+    return Answers(path, doc["exercise"], doc["student"], given,
+                   commented_answers(path.read_text(encoding="utf-8"), given))
+
+
+COMMENTED = re.compile(r"^[ \t]*#+[ \t]*(q\d+)[ \t]*=[ \t]*(\S.*?)[ \t]*$", re.I | re.M)
+
+
+def commented_answers(text: str, given: Mapping[str, Any]) -> tuple[str, ...]:
+    """Questions with no answer whose line is there with something typed after `=`, but inside
+    a comment (a student who typed after the `#` of an old template's `# q1 = `)."""
+    found = []
+    for qid, after in COMMENTED.findall(text):
+        if qid.lower() not in given and after not in ('""', "''") and qid.lower() not in found:
+            found.append(qid.lower())
+    return tuple(found)
 
 
 def check_fits(ws: Worksheet, answers: Answers) -> None:
@@ -116,6 +131,9 @@ def mark(ws: Worksheet, answers: Answers) -> Marking:
     for q in ws.exercise.questions:
         given = answers.values.get(q.id)
         right, note = judge(q, given, key[q.id])
+        if given is None and q.id in answers.commented:
+            note = (f"your answer is inside a comment: remove the # before {q.id}; "
+                    f"{_because(key[q.id])}")
         marks.append(Mark(q, given, right, key[q.id], note))
     return Marking(ws.exercise.name, ws.student, tuple(marks))
 
@@ -129,7 +147,7 @@ def judge(q: Question, given: Any, answer: Answer) -> tuple[bool, str]:
         return False, f"{problem}; {_because(answer)}"
     if _equal(q, value, answer):
         return True, ""
-    hint = ""
+    hint = next((f" (that is {what})" for near, what in answer.near if value == near), "")
     if q.kind == "num" and q.unit == "ms" and _equal(q, value * 1000, answer):
         hint = " (that is the answer in seconds; the question asks for milliseconds)"
     return False, f"you answered {show(given)}{hint}; {_because(answer)}"
@@ -158,11 +176,13 @@ def parse(q: Question, given: Any) -> tuple[Any, str]:
     if q.kind == "num":
         if isinstance(given, bool):
             return None, wrong
+        if isinstance(given, str) and q.unit == "%":
+            given = given.strip().removesuffix("%")  # "33.33%" where a percentage is asked
         try:
-            value = float(given)
+            number = float(given)
         except (TypeError, ValueError):
             return None, wrong
-        return (value, "") if math.isfinite(value) else (None, wrong)
+        return (number, "") if math.isfinite(number) else (None, wrong)
     if q.kind == "yesno":
         words = {"yes": True, "y": True, "true": True, "no": False, "n": False, "false": False}
         if isinstance(given, bool):
@@ -170,7 +190,8 @@ def parse(q: Question, given: Any) -> tuple[Any, str]:
         value = words.get(str(given).strip().lower()) if isinstance(given, str) else None
         return (value, "") if value is not None else (None, wrong)
     if q.kind == "ints":
-        items = given.replace(",", " ").split() if isinstance(given, str) else given
+        items = (given.replace(",", " ").strip("[] ").split() if isinstance(given, str)
+                 else given)  # "2, 7", "[2, 7]" (in quotes, as the template has it) or [2, 7]
         values = [_int(v) for v in items] if isinstance(items, list) else [None]
         return (values, "") if None not in values else (None, wrong)
     if q.kind == "choice":
@@ -206,12 +227,14 @@ def show(value: Any) -> str:
         return "yes" if value else "no"
     if isinstance(value, str):
         return f'"{value}"'
-    if isinstance(value, float):
-        return f"{value:g}"
+    if isinstance(value, float):  # 612.4, 3121280499 (never 3.12128e+09)
+        return repr(value).removesuffix(".0")
     return str(value)
 
 
 # ---------------------------------------------------------------- the key, as a file
+ANSWERS_FILE = "answers.toml"
+
 def toml_value(value: Any) -> str:
     import json
 
@@ -230,7 +253,9 @@ def answers_text(ws: Worksheet, values: Mapping[str, Any] | None) -> str:
     """An answers file for this worksheet: the key's values, or (None) a form to fill in."""
     head = "key" if values is not None else "answers (fill in each line, then hand it in)"
     lines = [f"# socketlab exercise {ws.exercise.name}: {head} for {ws.student}",
-             "# numbers as numbers, text in quotes, yes/no as true/false, lists as [1, 2]",
+             "# write each answer between the quotes of its line, e.g. q1 = \"42\"; lines "
+             "starting with # are not read",
+             f"# check the format before handing in: socketlab exercise validate {ANSWERS_FILE}",
              f'exercise = "{ws.exercise.name}"', f"student = {toml_value(ws.student)}", "",
              "[answers]"]
     for q in ws.exercise.questions:
@@ -239,70 +264,5 @@ def answers_text(ws: Worksheet, values: Mapping[str, Any] | None) -> str:
         if values is not None:
             lines.append(f"{q.id} = {toml_value(values[q.id])}")
         else:
-            lines.append(f"# {q.id} = ")
+            lines.append(f'{q.id} = ""')
     return "\n".join(lines) + "\n"
-
-
-# ---------------------------------------------------------------- the teacher's summary
-@dataclass(frozen=True)
-class QuestionSummary:
-    exercise: str
-    question: str
-    right: int
-    answered: int  # files marked
-    wrong: tuple[tuple[str, int], ...]  # the commonest wrong answers, as shown, with counts
-    borrowed: tuple[tuple[str, str], ...]  # (student, whose capture the answer fits)
-
-
-@dataclass(frozen=True)
-class Summary:
-    markings: tuple[Marking, ...]
-    questions: tuple[QuestionSummary, ...]
-    problems: tuple[tuple[str, str], ...]  # (file, why it was not marked)
-
-
-def summarise(folder: str | Path, base_dir: str | Path, seed: str) -> Summary:
-    """Mark every *.toml in `folder`; per question: right counts, common wrong answers, and
-    wrong answers that are right for another student's capture (their key, not this one's)."""
-    from socketlab.exercises.sheet import load, worksheets
-
-    files = sorted(Path(folder).glob("*.toml"))
-    if not Path(folder).is_dir():
-        raise ExerciseError(f"no folder {folder}", hint="name the folder of answer files")
-    if not files:
-        raise ExerciseError(f"no answers files (*.toml) in {folder}")
-    markings, problems = [], []
-    for path in files:
-        try:
-            answers = read_answers(path)
-            markings.append(mark(load(base_dir, answers.exercise, answers.student, seed=seed),
-                                 answers))
-        except ExerciseError as e:
-            problems.append((str(path), str(e)))
-    keys: dict[str, dict[str, dict[str, Answer]]] = {}
-    for name in sorted({m.exercise for m in markings}):
-        keys[name] = {}
-        for student in worksheets(base_dir, name):
-            try:
-                keys[name][student] = load(base_dir, name, student, seed=seed).key()
-            except ExerciseError as e:
-                problems.append((f"worksheet {name}-{student}", str(e)))
-    rows = []
-    for name, per_student in keys.items():
-        done = [m for m in markings if m.exercise == name]
-        for index, first in enumerate(done[0].marks):
-            q = first.question
-            marks = [(m.student, m.marks[index]) for m in done]
-            wrong = Counter(show(mk.given) for _, mk in marks if not mk.right)
-            borrowed = tuple((student, other) for student, mk in marks
-                             if not mk.right and mk.given is not None
-                             for other, key in per_student.items()
-                             if other != student and _fits(q, mk.given, key[q.id], mk.answer))
-            rows.append(QuestionSummary(name, q.id, sum(mk.right for _, mk in marks), len(marks),
-                                        tuple(wrong.most_common(3)), borrowed))
-    return Summary(tuple(markings), tuple(rows), tuple(problems))
-
-
-def _fits(q: Question, given: Any, theirs: Answer, mine: Answer) -> bool:
-    """The answer is right for another capture, and that capture's answer is not this one's."""
-    return judge(q, given, theirs)[0] and not judge(q, theirs.value, mine)[0]

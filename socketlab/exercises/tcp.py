@@ -21,8 +21,9 @@ from socketlab.exercises.model import (
     record,
     words,
 )
-from socketlab.observe.analysis import Segment, TcpFlow, tcp_flow
+from socketlab.observe.analysis import Handshake, Segment, TcpFlow, tcp_flow
 from socketlab.observe.observation import Context
+from socketlab.observe.pcap import Pkt
 
 
 def flow(m: Material, host: str = "client") -> TcpFlow:
@@ -31,6 +32,13 @@ def flow(m: Material, host: str = "client") -> TcpFlow:
     if found is None or found.handshake is None or found.handshake.synack is None:
         raise Unanswerable(f"{host}.pcap has no whole handshake to port {m.port}")
     return found
+
+
+def shake(f: TcpFlow) -> tuple[Handshake, Pkt]:
+    """A flow's handshake and its SYN-ACK (flow() has refused a flow without them)."""
+    if f.handshake is None or f.handshake.synack is None:
+        raise Unanswerable("the capture has no whole handshake")
+    return f.handshake, f.handshake.synack
 
 
 def clock(t: float) -> str:
@@ -46,41 +54,52 @@ def client_data(f: TcpFlow) -> list[Segment]:
 
 
 # ---------------------------------------------------------------- handshake
+# The server's receive buffer sets its window scale and windows; its TCP_MAXSEG the MSS of its
+# SYN-ACK: so q3, q4 and q6 differ between students too (the kernel's defaults give everyone
+# 1460, 7 or 10, and 65536).
+RCVBUFS = (4096, 8192, 16384, 32768, 65536, 131072, 262144)
+
+
 def vary_handshake(rng: random.Random) -> dict[str, Any]:
     return {"message": words(rng, 2), "port": rng.randrange(20000, 30000),
-            "accept_delay": round(rng.uniform(0.2, 0.8), 2)}
+            "accept_delay": round(rng.uniform(0.2, 0.8), 2),
+            "mss": rng.randrange(536, 1449, 4), "rcvbuf": rng.choice(RCVBUFS)}
 
 
 def run_handshake(ctx: Context, p: Mapping[str, Any]) -> Recording:
     opts = Options("tcp", message=p["message"], port=p["port"])
     extra = ["--accept-delay", str(p["accept_delay"])]
+    if "mss" in p:  # worksheets made before these varied have neither
+        extra += ["--mss", str(p["mss"]), "--rcvbuf", str(p["rcvbuf"])]
     return record(ctx, lambda: run_pair(ctx.lab, opts, server_extra=extra), "handshake", p["port"])
 
 
 def syn_seq(m: Material) -> Answer:
-    syn = flow(m).handshake.syn
+    syn = shake(flow(m))[0].syn
     return Answer(syn.seq, f"{m.frame('client', syn)} is the client's SYN: its raw sequence "
-                           f"number is {syn.seq} (Wireshark's relative 0)")
+                           f"number is {syn.seq} (Wireshark's relative 0)",
+                  near=((0, "the relative number; the question asks for the raw one"),))
 
 
 def synack_ack(m: Material) -> Answer:
-    hs = flow(m).handshake
-    rel = hs.relative(hs.synack)[1]
-    return Answer(hs.synack.ack, f"{m.frame('client', hs.synack)} is the SYN-ACK: it "
-                                 f"acknowledges {hs.synack.ack} (relative {rel}), the SYN's "
+    hs, synack = shake(flow(m))
+    rel = hs.relative(synack)[1]
+    return Answer(synack.ack, f"{m.frame('client', synack)} is the SYN-ACK: it "
+                                 f"acknowledges {synack.ack} (relative {rel}), the SYN's "
                                  f"sequence number {hs.syn.seq} + 1 (a SYN counts as one byte)",
                   (rel,))
 
 
-def syn_mss(m: Material) -> Answer:
-    syn = flow(m).handshake.syn
-    if syn.mss is None:
-        raise Unanswerable("the client's SYN carries no MSS option")
-    return Answer(syn.mss, f"{m.frame('client', syn)} (the SYN) carries the option MSS={syn.mss}")
+def synack_mss(m: Material) -> Answer:
+    synack = shake(flow(m))[1]
+    if synack.mss is None:
+        raise Unanswerable("the server's SYN-ACK carries no MSS option")
+    return Answer(synack.mss, f"{m.frame('client', synack)} (the SYN-ACK) carries the option "
+                              f"MSS={synack.mss}")
 
 
 def synack_wscale(m: Material) -> Answer:
-    synack = flow(m).handshake.synack
+    synack = shake(flow(m))[1]
     if synack.wscale is None:
         return Answer(0, f"{m.frame('client', synack)} (the SYN-ACK) carries no window scale "
                          "option: the server's windows are not scaled (shift 0)")
@@ -100,7 +119,7 @@ def window_after_data(m: Material) -> Answer:
     first = only(client_data(f), "data segment from the client")
     ack = only([s for s in from_server(f) if "A" in s.flags and s.pkt.ts >= first.pkt.ts
                 and s.rel_ack >= first.rel_seq + first.length], "ACK of the client's data")
-    shift = f.handshake.wscales[1]
+    shift = shake(f)[0].wscales[1]
     return Answer(ack.window, f"{m.frame('client', ack.pkt)} acknowledges the data (ack "
                               f"{ack.rel_ack}); its window field {ack.pkt.window} × 2^{shift} = "
                               f"{ack.window} (Wireshark's calculated window size)")
@@ -111,11 +130,11 @@ def client_fin(m: Material) -> Answer:
                "FIN from the client")
     return Answer(fin.rel_seq, f"{m.frame('client', fin.pkt)} is the client's FIN: relative "
                                f"sequence number {fin.rel_seq} (raw {fin.pkt.seq})",
-                  (fin.pkt.seq,))
+                  near=((fin.pkt.seq, "the raw number; the question asks for the relative one"),))
 
 
 def accept_after_ack(m: Material) -> Answer:
-    ack = flow(m, "server").handshake.ack
+    ack = shake(flow(m, "server"))[0].ack
     if ack is None:
         raise Unanswerable("server.pcap has no handshake ACK")
     accepted = m.event("server", "accepted")
@@ -134,7 +153,7 @@ HANDSHAKE = Exercise(
          "int", syn_seq),
         ("What acknowledgement number does the server's SYN-ACK carry? (raw or relative)",
          "int", synack_ack),
-        ("What MSS did the client announce in its SYN (bytes)?", "int", syn_mss),
+        ("What MSS did the server announce in its SYN-ACK (bytes)?", "int", synack_mss),
         ("What window scale shift count did the server announce in its SYN-ACK?", "int",
          synack_wscale),
         ("How many bytes of payload does the client's first data segment carry?", "int",
@@ -145,7 +164,8 @@ HANDSHAKE = Exercise(
         ("How many milliseconds after the handshake's last ACK reached the server (server.pcap) "
          "did the server's accept() return (its `accepted` event)?", "num", accept_after_ack,
          {"unit": "ms"}),
-    ), varies="message, port, accept delay")
+    ), hide={"listening": ("mss",)},
+    varies="message, port, accept delay, the server's MSS and receive buffer")
 
 
 # ---------------------------------------------------------------- byte stream
@@ -208,11 +228,13 @@ def recv_bytes(m: Material) -> Answer:
 
 def recv_rel_seq(m: Material) -> Answer:
     off, _, _, segs = kth_recv(m)
-    isn = flow(m, "server").handshake.syn.seq
+    isn = shake(flow(m, "server"))[0].syn.seq
     seg = next(s for s in segs if s.rel_seq <= 1 + off < s.rel_seq + s.length)
     return Answer(1 + off, f"recv() call #{m.params['k']} starts at byte {off + 1} of the stream, "
                            f"relative sequence number {1 + off} (raw {(isn + 1 + off) % 2**32}), "
-                           f"inside {m.frame('server', seg.pkt)}", ((isn + 1 + off) % 2**32,))
+                           f"inside {m.frame('server', seg.pkt)}",
+                  near=(((isn + 1 + off) % 2**32, "the raw number; the question asks for the "
+                                                  "relative one"),))
 
 
 def recv_frame(m: Material) -> Answer:

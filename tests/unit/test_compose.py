@@ -194,8 +194,14 @@ def test_pool_overlap_names_the_subnet_and_socketlab_subnet():
          "run it again with --debug to see compose's full output"),
         ("", "`docker compose -p lab ...` failed: no output",
          "run it again with --debug to see compose's full output"),
+        ("ERROR: The Compose file './x.yml' is invalid because:\nInvalid top-level property "
+         "\"include\".\n\nFor more on the Compose file format versions, see "
+         "https://docs.docker.com/compose/compose-file/\n",
+         "`docker compose -p lab ...` failed: Invalid top-level property \"include\".",
+         "run it again with --debug to see compose's full output"),
     ],
-    ids=["address-in-use", "no-such-image", "pull-denied", "unknown-last-line", "no-output"],
+    ids=["address-in-use", "no-such-image", "pull-denied", "unknown-last-line", "no-output",
+         "compose-v1-file-format-footer"],
 )
 def test_known_and_unknown_failures(output, message, hint):
     err = compose_failure(["docker", "compose", "-p", "lab", "-f", "x.yml", "up"], output)
@@ -268,3 +274,13 @@ def test_run_compose_timeout_raises_compose_error():
 def test_detect_with_a_blank_forced_compose_is_a_compose_error():
     with pytest.raises(ComposeError):
         detect(run=FakeRun({}), environ={"SOCKETLAB_COMPOSE": "  "})
+
+
+def test_a_rendered_file_is_run_with_an_env_file_of_its_own():
+    c = Compose(("docker-compose",), "1.29.2")
+
+    argv = c.argv("lab1", Path("/tmp/x/compose.yml"), "up", project_dir=Path("/home/me/lab"),
+                  env_file=Path("/tmp/x/no.env"))
+
+    assert argv == ["docker-compose", "-p", "lab1", "-f", "/tmp/x/compose.yml",
+                    "--project-directory", "/home/me/lab", "--env-file", "/tmp/x/no.env", "up"]
