@@ -19,7 +19,7 @@ from socketlab.act.reset import mark, reset
 from socketlab.lab.config import LabConfig
 from socketlab.lab.lab import Lab
 from socketlab.observe.wire import watching
-from socketlab.tools.bench import Figure, _interleaved_medians, bench_config
+from socketlab.tools.bench import Figure, bench_config, interleaved_medians
 
 
 def plugin(config: LabConfig, *, repeat: int = 3,
@@ -51,7 +51,7 @@ def plugin(config: LabConfig, *, repeat: int = 3,
             return record
 
         progress(f"measuring {repeat} rounds: fresh lab, bare container, reset, recording")
-        medians = _interleaved_medians({
+        medians = interleaved_medians({
             "fresh": fresh, "bare": bare, "reset": lambda: reset(lab),
             "passing": recording(False), "failing": recording(True),
             "exchange": lambda: lab.exec("client", ["ping", "-c", "1", "-W", "1",

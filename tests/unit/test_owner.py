@@ -123,9 +123,9 @@ def test_a_zombie_is_gone(tmp_path):
 
 def test_every_network_and_container_of_a_rendered_lab_carries_the_owner():
     from socketlab.lab.composefile import read_topology
-    from tests.unit.test_topology import LAB, ROUTER_FILE
+    from tests.unit.test_topology import LAB, ROUTER_ENV, ROUTER_FILE
 
-    doc = render(read_topology(ROUTER_FILE, {}, lab_image=LAB), lab_image=LAB,
+    doc = render(read_topology(ROUTER_FILE, ROUTER_ENV, lab_image=LAB), lab_image=LAB,
                  labels=owner().labels())
     objects = [*doc["services"].values(), *doc["networks"].values()]
     assert len(objects) == 7  # four hosts, three networks
