@@ -30,7 +30,7 @@ from socketlab.lab.composefile import LAB_LABEL, read_topology
 from socketlab.lab.config import DEFAULT_PORT, DEFAULT_SUBNET, LAB_IMAGE, LabConfig
 from socketlab.lab.engine import Engine, make_engine
 from socketlab.lab.existing import differences, exists_error
-from socketlab.lab.owner import Owner
+from socketlab.lab.owner import owner_labels
 from socketlab.lab.process import ExecResult, RunningExec
 from socketlab.lab.topology import Topology
 
@@ -55,6 +55,8 @@ class Lab:
         self.engine = engine or make_engine("compose", self.config.project, client=client,
                                             compose=compose, progress=self._say)
         self._topology: Topology | None = None
+        self.owned = False  # True: this process will remove the lab (a `with` block), so its
+        #                     labels name it as the owner; `up()` alone outlives the process
 
     def _say(self, message: str) -> None:
         self.progress(message)
@@ -139,6 +141,7 @@ class Lab:
     # A lab is started whole or not at all, and removed whole: a failed or interrupted start
     # removes what it created, and never touches a lab of the same name that was already there.
     def __enter__(self) -> Lab:
+        self.owned = True  # this process removes it: a reaper may once it is gone (lab/owner.py)
         return self.up()  # a failed or interrupted start has already rolled itself back
 
     def __exit__(self, _type: object, exc: BaseException | None, _tb: object) -> None:
@@ -263,7 +266,7 @@ class Lab:
         hosts = ", ".join(f"{h.name} {h.ip}" for h in self.topology.hosts)
         subnets = ", ".join(n.subnet or "?" for n in self.topology.networks)
         self.progress(f"starting lab {self.config.project!r} on {subnets} ({hosts})")
-        owner = Owner.me(self.config.ttl).labels()  # for the reaper (socketlab.lab.reaper)
+        owner = owner_labels(self.owned, self.config.ttl)  # for the reaper (lab/reaper.py)
         with signals.deferred():  # the engine runs to its end: no half-made network to chase
             self.engine.create(self.topology, self._settings(self.config), lab_image=self.config.image,
                                labels=owner)

@@ -6,8 +6,9 @@ used again by another process is told apart), and, if the lab was given a time t
 expires. `stale` is the reaper's one rule, a pure function of those labels and what it sees of
 this machine's processes:
 
-    a lab without owner labels .......................... left alone (someone else's, older)
-    expired (its time to live has passed) ............... stale, whoever owns it
+    a lab without owner labels .......................... left alone (`socketlab up`'s, an
+                                                          older socketlab's, someone else's)
+    expired (its time to live has passed) ............... stale, whoever owns it (if anyone)
     owned on another host (or another boot of it) ....... left alone (we cannot see that process)
     owned here, its process gone, or a zombie ........... stale
     owned here, its id now another process's ............ stale
@@ -80,6 +81,27 @@ class Owner:
 
     def __str__(self) -> str:
         return f"process {self.pid} on {self.host}"
+
+
+def owner_labels(owned: bool, ttl: float, *, machine: Machine | None = None,
+                 now: Callable[[], float] = time.time) -> dict[str, str]:
+    """The labels a new lab gets: its owner's if this process will remove it (a `with Lab()`
+    block, the pytest plugin); none if it is meant to outlive this process (`socketlab up`),
+    so that no reaper ever takes it for a killed run's; an expiry whenever `ttl` is given."""
+    if owned:
+        return Owner.me(ttl, machine=machine, now=now).labels()
+    return {EXPIRES_LABEL: f"{now() + ttl:.0f}"} if ttl > 0 else {}
+
+
+def stale_by_labels(labels: Mapping[str, str], machine: Machine, now: float) -> str | None:
+    """The rule below for one object's labels; an expiry counts also without an owner."""
+    try:
+        expires = float(labels[EXPIRES_LABEL])
+    except (KeyError, ValueError):
+        expires = None
+    if expires is not None and now >= expires and Owner.from_labels(labels) is None:
+        return f"its time to live ran out {now - expires:.0f} s ago"
+    return stale(Owner.from_labels(labels), machine, now)
 
 
 def stale(owner: Owner | None, machine: Machine, now: float) -> str | None:

@@ -242,12 +242,24 @@ def not_ours(docker_client):
 def test_a_killed_runs_lab_is_removed_by_the_next_run_and_named(
         pytester, record_file, docker_client, lab_image, not_ours):
     """SIGKILL (a runner's hard cancel, an OOM kill) leaves the run's lab behind; the next run
-    removes it and says so. A live owner's lab (this test's own), a lab without owner labels
-    and another machine's are left alone."""
-    from socketlab.lab.lab import Lab
+    removes it and says so. A live owner's lab (this test's own), a lab `socketlab up` left
+    running on purpose, a lab without owner labels and another machine's are left alone."""
     from tests.conftest import lab_config
 
     pytester.makepyfile(test_slow=SLOW)
+    kept = lab_config("-kept-up").project  # `socketlab up`: meant to outlive its command
+    cli = [sys.executable, "-m", "socketlab", "-p", kept]
+    subprocess.run([*cli, "up", "--subnet", "auto"], check=True, capture_output=True, timeout=300)
+    try:
+        _killed_run_reaped(pytester, record_file, docker_client, not_ours, kept)
+    finally:
+        subprocess.run([*cli, "down"], capture_output=True, timeout=300, check=False)
+
+
+def _killed_run_reaped(pytester, record_file, docker_client, not_ours, kept) -> None:
+    from socketlab.lab.lab import Lab
+    from tests.conftest import lab_config
+
     with Lab(lab_config("-live-owner"), client=docker_client) as live:
         proc = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
                                  "test_slow.py"], cwd=pytester.path, stdout=subprocess.DEVNULL,
@@ -272,7 +284,8 @@ def test_a_killed_runs_lab_is_removed_by_the_next_run_and_named(
         assert left_behind(docker_client, [killed]) == []
         assert live.leftovers(), "the live owner's lab was touched"
         assert len(left_behind(docker_client, not_ours)) == 2
-        assert not any(name in out for name in [live.config.project, *not_ours])
+        assert len(left_behind(docker_client, [kept])) == 3  # 2 containers, its network
+        assert not any(name in out for name in [live.config.project, kept, *not_ours])
 
 
 MANY = RECORD + '''

@@ -44,6 +44,7 @@ class FakeEngine(Engine):
 
     def create(self, topology, settings, *, lab_image, labels=None):
         self.calls.append(("create", lab_image))
+        self.labels = dict(labels or {})
         self.topo, self.settings = topology, dict(settings)
         self.nets = {n.name: n.subnet for n in topology.networks}
         for h in topology.hosts:

@@ -12,7 +12,7 @@ import pytest
 
 from socketlab.lab.composefile import LAB_LABEL, render
 from socketlab.lab.engine_compose import PROJECT_LABEL
-from socketlab.lab.owner import Machine, Owner, boot_id, process_start, stale
+from socketlab.lab.owner import PID_LABEL, Machine, Owner, boot_id, process_start, stale
 from socketlab.lab.reaper import reap, stale_labs
 
 NOW = 1_000_000.0
@@ -166,3 +166,29 @@ def test_a_time_to_live_is_read_from_the_environment_and_checked():
         LabConfig.from_env({"SOCKETLAB_TTL": "soon"})
     with pytest.raises(ConfigError, match="negative"):
         LabConfig(ttl=-1)
+
+
+def test_a_lab_meant_to_outlive_its_maker_names_no_owner_and_is_never_reaped():
+    """`socketlab up` starts a lab and exits: its labels must not name that process, or the
+    next pytest run would take it for a killed run's and remove the user's lab."""
+    from socketlab.lab.owner import EXPIRES_LABEL, owner_labels, stale_by_labels
+
+    assert owner_labels(False, 0, machine=HERE) == {}
+    assert owner_labels(True, 0, machine=HERE, now=lambda: NOW)[PID_LABEL] == str(os.getpid())
+    up_alone = owner_labels(False, 60, machine=HERE, now=lambda: NOW)
+    assert up_alone == {EXPIRES_LABEL: f"{NOW + 60:.0f}"}
+    assert stale_by_labels(up_alone, HERE, NOW + 59) is None
+    assert stale_by_labels(up_alone, HERE, NOW + 61) == "its time to live ran out 1 s ago"
+    objects = [labelled("up", None), {**labelled("upttl", None), **up_alone}]
+    assert [s.project for s in stale_labs(objects, HERE, NOW + 61)] == ["upttl"]
+
+
+def test_only_a_with_block_makes_the_process_a_labs_owner():
+    from tests.unit.test_engine_seam import FakeEngine, lab_on
+
+    kept = FakeEngine()
+    lab_on(kept).up()  # `socketlab up`'s way: the lab outlives this process
+    assert PID_LABEL not in kept.labels
+    owned = FakeEngine()
+    with lab_on(owned):
+        assert owned.labels[PID_LABEL] == str(os.getpid())
