@@ -35,6 +35,10 @@ Fixtures:
 On a failing test, its pcaps and ladders (text and SVG) stay in
 `socketlab-artifacts/<test>/` (`--socketlab-artifacts DIR`), their paths go into the JUnit
 report as properties and into the terminal summary; a passing test's are removed.
+The run starts by removing stale labs (their owner process gone, or their time to live passed;
+never a live owner's, another machine's, or one without owner labels), naming each
+(`--socketlab-no-reap`: not); SIGTERM to the main process alone under pytest-xdist is passed
+on to the workers, which end their tests and remove their labs (socketlab.pytest_cancel).
 Without Docker a test that needs a lab is skipped, or fails when CI=true. Lab names are
 `socketlab-pytest-<worker>-<pid>-<random>` (SOCKETLAB_PYTEST_PREFIX replaces the first part).
 """

@@ -6,6 +6,8 @@ container start measured in the same run (a testcontainers-style test's own floo
     recording     the whole-test capture of a passing test (started, then discarded in the
                   hosts) and of a failing one (pcaps copied out, ladder drawn)
     bare start    `docker run -d` of one container (the lab image, no network) + its removal
+    bare pair     an internal network and two such containers on it, made and removed (a lab's
+                  parts without the lab: its seal, routes, readiness, labels)
 
 Taken in turn, round after round (a machine that slows in the middle weighs on all alike).
 """
@@ -43,6 +45,23 @@ def plugin(config: LabConfig, *, repeat: int = 3,
                                       labels={"io.socketlab.bench": "bare"})
             c.remove(force=True)
 
+        def bare_pair() -> None:  # the same two containers a lab has, on a network of their own
+            from socketlab.lab.subnets import claim_subnet
+
+            with claim_subnet(client) as subnet:  # as a lab's: never a subnet another one took
+                ipam = {"Driver": "default", "Config": [{"Subnet": subnet}]}  # the API's words
+                net = client.networks.create(f"{base.project}-bare", internal=True, ipam=ipam,
+                                             labels={"io.socketlab.bench": "bare"})
+            try:
+                made = [client.containers.run(config.image, ["sleep", "infinity"], detach=True,
+                                              network=net.name, init=True,
+                                              labels={"io.socketlab.bench": "bare"})
+                        for _ in range(2)]
+                for c in made:
+                    c.remove(force=True)
+            finally:
+                net.remove()
+
         def recording(failed: bool) -> Callable[[], None]:
             def record() -> None:
                 with watching(lab, tmp, name="whole-test", counters=False,
@@ -52,7 +71,7 @@ def plugin(config: LabConfig, *, repeat: int = 3,
 
         progress(f"measuring {repeat} rounds: fresh lab, bare container, reset, recording")
         medians = interleaved_medians({
-            "fresh": fresh, "bare": bare, "reset": lambda: reset(lab),
+            "fresh": fresh, "bare": bare, "pair": bare_pair, "reset": lambda: reset(lab),
             "passing": recording(False), "failing": recording(True),
             "exchange": lambda: lab.exec("client", ["ping", "-c", "1", "-W", "1",
                                                     lab.config.server_ip]),
@@ -62,8 +81,11 @@ def plugin(config: LabConfig, *, repeat: int = 3,
     failing = medians["failing"] - medians["exchange"]
     return [
         Figure("bare container start + removal (docker run -d, no network)", medians["bare"], "s"),
+        Figure("bare network + 2 containers + removal (what a lab is made of)", medians["pair"],
+               "s"),
         Figure("fresh lab per test (up + down, 2 hosts)", medians["fresh"], "s"),
         Figure("fresh lab / bare container", ratio, "x", "<= 2", ratio <= 2),
+        Figure("fresh lab / bare network + 2 containers", medians["fresh"] / medians["pair"], "x"),
         Figure("reused lab: reset before a test", medians["reset"], "s", "< 0.5",
                medians["reset"] < 0.5),
         Figure("recording a passing test (capture started, discarded)", passing, "s", "< 0.3",
