@@ -291,20 +291,24 @@ def lab(request: pytest.FixtureRequest, lab_factory: LabFactory) -> Iterator[Any
     conditions, budget = settings.pop("ready", ()), settings.pop("ready_timeout", 60.0)
     if settings.get("topology"):  # a relative path is the test file's neighbour
         settings["topology"] = str(Path(request.path).parent / settings["topology"])
+    def keep() -> bool:  # asked after the test: files only for a failure, or if asked
+        return record == "always" or request.node.stash.get(_FAILED, False)
+
     with contextlib.ExitStack() as stack:
+        tap = None
         if reuse is None:
             the_lab = stack.enter_context(lab_factory(**settings))
         else:
             labs = request.getfixturevalue(f"_socketlab_{scope_of(reuse)}_labs")
-            the_lab, took = labs.get(settings)
+            the_lab, took, tap = labs.get(settings, bool(record))
             if took is not None:
                 request.node.user_properties.append((RESET_PROPERTY, f"{took:.3f}"))
         ready(the_lab, conditions, budget)
-        if record:
+        if record and tap is not None:  # the shared lab's own capture: this test's share
+            stack.enter_context(tap.window(_test_dir(request), "whole-test", keep))
+        elif record:
             from socketlab.observe.wire import watching
 
-            def keep() -> bool:  # asked after the test: files only for a failure, or if asked
-                return record == "always" or request.node.stash.get(_FAILED, False)
             stack.enter_context(watching(the_lab, _test_dir(request), name="whole-test",
                                          counters=False, keep=keep))
         yield the_lab

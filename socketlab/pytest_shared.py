@@ -6,7 +6,9 @@ the module (or the run, per pytest-xdist worker) ends. A test may wait for its l
 from __future__ import annotations
 
 import contextlib
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,19 +24,27 @@ class SharedLabs:
         self.make = make
         self.stack = contextlib.ExitStack()
         self.labs: dict[str, Any] = {}
+        self.taps: dict[str, Any] = {}  # a lab's capture for its whole life (if recorded)
 
-    def get(self, settings: dict[str, Any]) -> tuple[Any, float | None]:
-        """The lab for these settings, and how long its reset took (None: it is new)."""
+    def get(self, settings: dict[str, Any], record: bool = True) -> tuple[Any, float | None, Any]:
+        """The lab for these settings, how long its reset took (None: it is new), and its
+        Tap (socketlab.observe.wire: None if its first test did not record)."""
         from socketlab.act.reset import mark, reset
 
         key = repr(sorted(settings.items()))
         if key not in self.labs:
             lab = self.stack.enter_context(self.make(**settings))
+            if record:  # before the mark: the resets leave it running
+                from socketlab.observe.wire import Tap
+
+                scratch = self.stack.enter_context(tempfile.TemporaryDirectory(prefix="socketlab-tap-"))
+                self.taps[key] = Tap(lab, Path(scratch))
+                self.stack.callback(self.taps[key].close)
             mark(lab)
             self.labs[key] = lab
-            return lab, None
+            return lab, None, self.taps.get(key)
         took, _ = reset(self.labs[key])
-        return self.labs[key], took
+        return self.labs[key], took, self.taps.get(key)
 
     def close(self) -> None:
         self.labs.clear()

@@ -29,6 +29,10 @@ BOOT_LABEL = "io.socketlab.owner.boot"  # the machine's boot id: another machine
 PID_LABEL = "io.socketlab.owner.pid"
 STARTED_LABEL = "io.socketlab.owner.started"  # clock ticks after boot ("" where unknown)
 EXPIRES_LABEL = "io.socketlab.expires"  # unix time after which any socketlab may remove it
+# The owner removes the lab itself (a `with` block, the plugin). Owner labels without it were
+# written by a socketlab that also put them on `socketlab up`'s labs, whose process exits at
+# once: such a lab is left alone (taken as one without an owner).
+REMOVES_LABEL = "io.socketlab.owner.removes-it"
 PROC = Path("/proc")
 
 
@@ -64,14 +68,17 @@ class Owner:
 
     def labels(self) -> dict[str, str]:
         out = {HOST_LABEL: self.host, BOOT_LABEL: self.boot, PID_LABEL: str(self.pid),
-               STARTED_LABEL: self.started}
+               STARTED_LABEL: self.started, REMOVES_LABEL: "true"}
         if self.expires is not None:
             out[EXPIRES_LABEL] = f"{self.expires:.0f}"
         return out
 
     @classmethod
     def from_labels(cls, labels: Mapping[str, str]) -> Owner | None:
-        """The owner a lab's labels name; None if they name none (or not readably)."""
+        """The owner a lab's labels name; None if they name none (or not readably, or not as
+        an owner that removes the lab itself: see REMOVES_LABEL)."""
+        if labels.get(REMOVES_LABEL) != "true":
+            return None
         try:
             expires = labels.get(EXPIRES_LABEL)
             return cls(labels[HOST_LABEL], labels.get(BOOT_LABEL, ""), int(labels[PID_LABEL]),

@@ -214,6 +214,14 @@ class _Tcpdump:
         self.remove()
         return dest
 
+    def copy(self, dest: Path) -> Path:
+        """Copy the pcap out of the host as it is now; tcpdump goes on writing it."""
+        try:
+            self.lab.get(self.host, self.path, dest, instruments=True)
+        except LabError as e:
+            raise CaptureError(f"no pcap from {self.host}: {e}") from None
+        return dest
+
     def remove(self) -> None:
         self.lab.exec(self.host, ["rm", "-f", self.path], timeout=10, instruments=True)
 
@@ -376,6 +384,14 @@ class Capture:
                                      tuple(restored))
         mark_complete(self.run_dir)
         return self._result
+
+    def copy_now(self, dest_dir: Path) -> dict[str, Path]:
+        """Each host's pcap as it is now, copied here while tcpdump goes on (for a capture
+        that outlives many uses, cut afterwards: socketlab.observe.pcap.cut_pcap)."""
+        dest_dir.mkdir(parents=True, exist_ok=True)
+        for dump in self._dumps.values():
+            dump.settle(SETTLE_TIMEOUT_S)
+        return {h: d.copy(dest_dir / f"{h}.pcap") for h, d in self._dumps.items()}
 
     def discard(self) -> None:
         """Stop without keeping anything (what a passing test's recording costs): every

@@ -138,6 +138,27 @@ def read_pcap(path: str | Path) -> list[Pkt]:
     return out
 
 
+def cut_pcap(src: str | Path, dest: str | Path, start: float, end: float) -> int:
+    """The records of a pcap file with start <= time <= end, written to `dest` (same header);
+    how many. A pcap that was still being written may end in a partial record: it is left out."""
+    data = Path(src).read_bytes()
+    if len(data) < 24 or data[:4] not in _PCAP_MAGIC:
+        raise ValueError(f"{src}: not a pcap file (pcapng is not cut)")
+    order, divisor = _PCAP_MAGIC[data[:4]]
+    record = struct.Struct(order + "IIII")
+    kept, off, count = [data[:24]], 24, 0
+    while off + 16 <= len(data):
+        sec, frac, caplen, _ = record.unpack_from(data, off)
+        if off + 16 + caplen > len(data):
+            break
+        if start <= sec + frac / divisor <= end:
+            kept.append(data[off:off + 16 + caplen])
+            count += 1
+        off += 16 + caplen
+    Path(dest).write_bytes(b"".join(kept))
+    return count
+
+
 def _read_pcapng(path: str | Path) -> list[Pkt]:
     import dpkt  # only pcapng needs it: its blocks are not worth a second hand-written reader
 

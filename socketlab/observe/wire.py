@@ -43,6 +43,7 @@ from socketlab.observe.ladder import Host, Ladder, ladder_from_captures, render_
 from socketlab.observe.pcap import Pkt, read_pcap
 
 ALL_IP = "ip"  # the capture filter: everything IP on the host's lab interface
+TAP_S = 24 * 3600.0  # the most a shared lab's capture runs (it ends with the lab, long before)
 
 
 @dataclass(frozen=True)
@@ -267,18 +268,9 @@ def watching(lab: Lab, run_dir: str | Path, hosts: Sequence[str] | None = None, 
             capture.discard()
             return
         result = capture.stop()
-        wired = {h: HostWire(h, lab.topology.ip(h), tuple(read_pcap(result[h].pcap)),
-                             delta(before[h], snapshot(lab, h)) if counters else {})
-                 for h in hosts}
-        faults = tuple(f for h in hosts for f in _faults_since(lab, h, started))
-        files = {f"pcap ({h})": str(result[h].pcap) for h in hosts}
-        watch._wire = Wire(wired, faults, files, view or ("server" if "server" in wired else hosts[0]))
-        if between and all(h in wired for h in between):
-            drawn = ladder(watch._wire, *between)
-            text, svg = result.run_dir / "ladder.txt", result.run_dir / "ladder.svg"
-            text.write_text(render_text(drawn))
-            svg.write_text(render_svg(drawn))
-            files.update({"ladder (text)": str(text), "ladder (SVG)": str(svg)})
+        changed = {h: delta(before[h], snapshot(lab, h)) if counters else {} for h in hosts}
+        watch._wire = dissected(lab, {h: result[h].pcap for h in hosts}, result.run_dir,
+                                started, changed, between=between, view=view)
 
     try:
         yield watch
@@ -287,6 +279,64 @@ def watching(lab: Lab, run_dir: str | Path, hosts: Sequence[str] | None = None, 
             finish()
         raise
     finish()
+
+
+def dissected(lab: Lab, pcaps: Mapping[str, Path], run_dir: Path, started: float,
+              changed: Mapping[str, Counters], *, between: tuple[str, str] | None,
+              view: str | None = None) -> Wire:
+    """The Wire of these pcaps (one per host), with the faults lab-nfq logged since `started`;
+    a ladder of `between` (text, SVG) written into run_dir."""
+    hosts = list(pcaps)
+    wired = {h: HostWire(h, lab.topology.ip(h), tuple(read_pcap(pcaps[h])), changed.get(h, {}))
+             for h in hosts}
+    faults = tuple(f for h in hosts for f in _faults_since(lab, h, started))
+    files = {f"pcap ({h})": str(pcaps[h]) for h in hosts}
+    wire = Wire(wired, faults, files, view or ("server" if "server" in wired else hosts[0]))
+    if between and all(h in wired for h in between):
+        drawn = ladder(wire, *between)
+        text, svg = run_dir / "ladder.txt", run_dir / "ladder.svg"
+        text.write_text(render_text(drawn))
+        svg.write_text(render_svg(drawn))
+        files.update({"ladder (text)": str(text), "ladder (SVG)": str(svg)})
+    return wire
+
+
+class Tap:
+    """A capture as long as a shared lab lives (tcpdump in every host, started once), of which
+    each test's share is cut out only when it is asked for (a failure): a passing test pays
+    nothing for being recorded. Start it before the lab is marked for resets (lab-reset ends
+    what started after the mark)."""
+
+    def __init__(self, lab: Lab, scratch: Path) -> None:
+        self.lab, self.scratch = lab, scratch
+        self.capture = Capture(lab, lab.topology.names, scratch, name="tap", bpf=ALL_IP,
+                               max_seconds=TAP_S).start()
+
+    @contextlib.contextmanager
+    def window(self, run_dir: Path, name: str, keep: Callable[[], bool]) -> Iterator[None]:
+        """Around a test: its share of the capture in run_dir/<time>-<name>/ if keep() says so."""
+        started = time.time()
+        try:
+            yield
+        finally:
+            if keep():
+                self.cut(run_dir, name, started, time.time())
+
+    def cut(self, run_dir: Path, name: str, start: float, end: float) -> Wire:
+        from socketlab.observe.capture import mark_complete, new_run_dir
+        from socketlab.observe.pcap import cut_pcap
+
+        whole = self.capture.copy_now(self.scratch / "now")
+        folder = new_run_dir(run_dir, name)
+        pcaps = {h: folder / f"{h}.pcap" for h in whole}
+        for h, path in whole.items():
+            cut_pcap(path, pcaps[h], start, end)
+        wire = dissected(self.lab, pcaps, folder, start, {}, between=("client", "server"))
+        mark_complete(folder)
+        return wire
+
+    def close(self) -> None:
+        self.capture.discard()
 
 
 def _faults_since(lab: Lab, host: str, since: float) -> list[dict[str, Any]]:

@@ -400,3 +400,35 @@ def test_the_redis_example_passes_sharing_one_lab(pytester, docker_client, lab_i
     resets = [p for p in ET.parse(pytester.path / "junit.xml").iter("property")
               if p.get("name") == "socketlab-reset-seconds"]
     assert len(resets) == 3  # one lab: made for the first test, reset before the three others
+
+
+SHARED_RECORDED = '''
+import pytest
+
+pytestmark = pytest.mark.socketlab(reuse="module")
+
+def test_passes_with_traffic(lab):
+    assert lab.exec("client", ["ping", "-c", "1", lab.config.server_ip]).exit_code == 0
+
+def test_fails_after_its_own_traffic(lab):
+    lab.exec("client", ["ping", "-c", "2", "-i", "0.2", "-s", "99", lab.config.server_ip])
+    assert False, "deliberately"
+'''
+
+
+def test_a_shared_lab_records_once_and_a_failing_test_keeps_only_its_share(
+        pytester, docker_client, lab_image):
+    """A reused lab's capture runs for the module; a passing test keeps nothing, a failing one
+    its own window of it: its pings (99-byte payload), not the test before's."""
+    from socketlab.observe.pcap import read_pcap
+
+    pytester.makepyfile(test_shared_rec=SHARED_RECORDED)
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=1)
+    artifacts = pytester.path / "socketlab-artifacts"
+    assert not list(artifacts.glob("*test_passes_with_traffic*"))
+    kept = sorted(p.name for p in artifacts.rglob("*") if p.is_file())
+    assert kept == ["client.pcap", "ladder.svg", "ladder.txt", "server.pcap"]
+    echoes = [p for p in read_pcap(next(artifacts.rglob("server.pcap"))) if p.proto == "icmp"]
+    assert len(echoes) == 4  # two requests, two replies: this test's only
+    assert {p.ip_len for p in echoes} == {20 + 8 + 99}

@@ -192,3 +192,14 @@ def test_only_a_with_block_makes_the_process_a_labs_owner():
     owned = FakeEngine()
     with lab_on(owned):
         assert owned.labels[PID_LABEL] == str(os.getpid())
+
+
+def test_owner_labels_of_the_socketlab_that_labelled_up_too_are_left_alone():
+    """An earlier socketlab put owner labels on `socketlab up`'s labs too (its process exits at
+    once): without the removes-it label, such labels name no owner, so no reaper takes them."""
+    from socketlab.lab.owner import REMOVES_LABEL
+
+    earlier = {k: v for k, v in owner(pid=300).labels().items() if k != REMOVES_LABEL}
+    assert Owner.from_labels(earlier) is None
+    assert stale_labs([labelled("up", None) | earlier], HERE, NOW) == []
+    assert [s.project for s in stale_labs([labelled("x", owner(pid=300))], HERE, NOW)] == ["x"]

@@ -135,3 +135,21 @@ def test_a_dropped_datagram_is_not_mistaken_for_the_next_one_of_its_flow(tmp_pat
     drawn = ladder(Wire({"client": client, "server": HostWire("server", S, ())}, (line,), {},
                         "server"), "client", "server")
     assert [a.dropped for a in drawn.arrows] == [True, True]  # the server saw neither
+
+
+def test_cut_pcap_keeps_the_window_and_drops_a_partial_last_record(tmp_path):
+    """A shared lab's capture, cut to one test's time: the records inside, whole ones only."""
+    from scapy.all import IP, UDP
+
+    from socketlab.observe.pcap import cut_pcap, read_pcap
+
+    pkts = []
+    for i, t in enumerate((10.0, 11.0, 12.0, 13.0)):
+        p = IP(src=C, dst=S, id=i) / UDP(sport=4000, dport=53) / b"x"
+        p.time = t
+        pkts.append(p)
+    src, dest = tmp_path / "all.pcap", tmp_path / "cut.pcap"
+    wrpcap(str(src), pkts)
+    src.write_bytes(src.read_bytes()[:-5])  # tcpdump was still writing the last one
+    assert cut_pcap(src, dest, 10.5, 99.0) == 2
+    assert [p.ip_id for p in read_pcap(dest)] == [1, 2]
