@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
+from pathlib import Path
 
 from socketlab.act.reset import mark, reset
 from socketlab.lab.config import LabConfig
 from socketlab.lab.lab import Lab
-from socketlab.observe.wire import watching
+from socketlab.observe.wire import Tap, watching
 from socketlab.tools.bench import Figure, bench_config, interleaved_medians
 
 
@@ -37,7 +38,8 @@ def plugin(config: LabConfig, *, repeat: int = 3,
     with Lab(base.with_(project=f"{base.project}-reused", subnet=base.subnet)) as lab, \
             tempfile.TemporaryDirectory(prefix="socketlab-bench-") as tmp:
         client = lab.client
-        mark(lab)
+        tap = Tap(lab, Path(tmp) / "tap")  # a shared lab's own capture, as the plugin starts it
+        mark(lab)  # after the tap: the resets leave it running
 
         def bare() -> None:
             c = client.containers.run(config.image, ["sleep", "infinity"], detach=True,
@@ -69,13 +71,21 @@ def plugin(config: LabConfig, *, repeat: int = 3,
                     lab.exec("client", ["ping", "-c", "1", "-W", "1", lab.config.server_ip])
             return record
 
+        def shared(failed: bool) -> Callable[[], None]:
+            def record() -> None:
+                with tap.window(Path(tmp), "whole-test", keep=lambda: failed):
+                    lab.exec("client", ["ping", "-c", "1", "-W", "1", lab.config.server_ip])
+            return record
+
         progress(f"measuring {repeat} rounds: fresh lab, bare container, reset, recording")
         medians = interleaved_medians({
             "fresh": fresh, "bare": bare, "pair": bare_pair, "reset": lambda: reset(lab),
             "passing": recording(False), "failing": recording(True),
+            "shared passing": shared(False), "shared failing": shared(True),
             "exchange": lambda: lab.exec("client", ["ping", "-c", "1", "-W", "1",
                                                     lab.config.server_ip]),
         }, repeat)
+        tap.close()
     ratio = medians["fresh"] / medians["bare"]
     passing = medians["passing"] - medians["exchange"]
     failing = medians["failing"] - medians["exchange"]
@@ -91,5 +101,10 @@ def plugin(config: LabConfig, *, repeat: int = 3,
         Figure("recording a passing test (capture started, discarded)", passing, "s", "< 0.3",
                passing < 0.3),
         Figure("recording a failing test (pcaps copied, ladder drawn)", failing, "s"),
+        Figure("reused lab: recording a passing test (its share of the lab's capture)",
+               medians["shared passing"] - medians["exchange"], "s", "< 0.3",
+               medians["shared passing"] - medians["exchange"] < 0.3),
+        Figure("reused lab: recording a failing test (its share cut out, ladder drawn)",
+               medians["shared failing"] - medians["exchange"], "s"),
         Figure("medians of", float(repeat), "rounds"),
     ]
