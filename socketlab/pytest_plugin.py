@@ -14,7 +14,8 @@ Fixtures:
                own images (`image:` + `build:`) are built first when missing or out of date.
                Its whole traffic is recorded (tcpdump in each host); only a failing test's
                pcaps are copied out and its ladder drawn (a passing test's capture is
-               discarded in its hosts); record="always": for every test; record=False: none.
+               discarded in its hosts; a reused lab is captured once, and a failing test's
+               window of it cut out); record="always": for every test; record=False: none.
                reuse="module" (or "session"): one lab for the tests of the module (or
                of the run, per xdist worker) with the same settings, put back to a known state
                before each later test (socketlab.act.reset: programs started since ended,
