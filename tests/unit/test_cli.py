@@ -457,3 +457,16 @@ def test_up_asking_nothing_the_running_lab_lacks_is_a_no_op(lab_already_running)
     assert "lab 'socketlab' on 192.168.131.0/24" in out
     assert out.rstrip().endswith("was already running with these settings: nothing changed")
     assert all(lab.downs == 0 for lab in lab_already_running.instances)
+
+
+def test_up_takes_unsealed_hosts_from_the_command_line_only(monkeypatch):
+    import argparse
+
+    monkeypatch.setenv("SOCKETLAB_UNSEALED", "server")  # no such setting: never from elsewhere
+    code, out, _err = cli("up", "--help")
+    assert code == ExitCode.OK
+    assert "--unsealed HOST" in out
+
+    asked = argparse.Namespace(project="p", unsealed=["server", "r1"])
+    assert common.config_from(asked).unsealed == ("server", "r1")
+    assert common.config_from(argparse.Namespace(project="p")).unsealed == ()
