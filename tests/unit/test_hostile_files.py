@@ -204,3 +204,15 @@ def test_more_aliases_than_a_topology_needs_are_refused_naming_the_file(tmp_path
 
     with pytest.raises(ConfigError, match=r"many\.yml: more than 1000 YAML aliases"):
         read_topology(path, ENV, lab_image=LAB)
+
+
+def test_a_value_with_a_line_break_is_still_refused_in_one_line(tmp_path):
+    path = tmp_path / "t.yml"
+    path.write_text(f'services:\n  server:\n    image: {LAB}\n    volumes: ["/etc\\nhint: all fine:/x"]\n'
+                    '    mem_limit: "8g\\n"\n')
+
+    with pytest.raises(ConfigError) as info:
+        read_topology(path, ENV, lab_image=LAB)
+
+    assert "\n" not in str(info.value)
+    assert "volumes: /etc\\nhint (/etc\\nhint) is neither beside" in str(info.value)
