@@ -144,16 +144,16 @@ class LaterConsole:
         self._console: Console | None = None
 
     def resolved(self) -> Console:
-        """The Console itself, for what takes one whole (rich's Progress, Live)."""
-        self.size  # noqa: B018  (made on this first use)
-        return self._console  # type: ignore[return-value]  (set by the line above)
-
-    def __getattr__(self, name: str):
+        """The Console itself (made now, on first use), for what takes one whole (rich's
+        Progress, Live)."""
         if self._console is None:
             from rich.console import Console
 
             self._console = Console(**self._settings)
-        return getattr(self._console, name)
+        return self._console
+
+    def __getattr__(self, name: str):
+        return getattr(self.resolved(), name)
 
 
 def dump_json(console: Console, data: object) -> None:
