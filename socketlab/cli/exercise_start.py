@@ -140,7 +140,8 @@ def _run(args: argparse.Namespace, first: Any, todo: list[str], seed: str, err: 
 def _report(args: argparse.Namespace, result: Any, skipped: int, out: Console,
             err: Console) -> int:
     made = len(result.done)
-    out.print(f"{made} worksheet{'s' if made != 1 else ''} made in {result.seconds:.0f} s with --jobs {args.jobs} "
+    out.print(f"{made} worksheet{'s' if made != 1 else ''} made in {result.seconds:.0f} s "
+              f"with --jobs {args.jobs} "
               f"({result.per_minute:.1f} students per minute), {skipped} already there, "
               f"in {args.dir}", markup=False, soft_wrap=True)
     for d in result.failed:

@@ -39,7 +39,8 @@ def test_lines_that_are_no_ipv4_packet_are_left_out():
 
 def test_rows_point_from_the_sender_to_the_receiver():
     syn, synack = parse_line(LINES[0]), parse_line(LINES[1])
-    assert syn and synack
+    assert syn
+    assert synack
     first, second = row(syn, HOSTS, NAMES, syn.t), row(synack, HOSTS, NAMES, syn.t)
     assert first.startswith("    0.000 ms ")
     assert "SYN seq=726020461" in first
