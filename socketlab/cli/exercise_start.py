@@ -80,6 +80,8 @@ def start(args: argparse.Namespace, out: Console, err: Console) -> int:
         shown = ", ".join(done[:8]) + (", ..." if len(done) > 8 else "")
         err.print(f"{len(done)} already prepared with this course seed, skipped: {shown}",
                   markup=False, soft_wrap=True)
+    if args.pdf:
+        _pdfs_for(args, done, seed, err)
     if not todo:
         out.print(f"every student's worksheet is in {args.dir}: nothing to do", markup=False)
         return common.ExitCode.OK
@@ -87,6 +89,17 @@ def start(args: argparse.Namespace, out: Console, err: Console) -> int:
     ensure_image(first, err)
     result = _run(args, first, todo, seed, err)
     return _report(args, result, len(done), out, err)
+
+
+def _pdfs_for(args: argparse.Namespace, done: list[str], seed: str, err: Console) -> None:
+    """Students prepared before without --pdf get their PDF now (nothing else is redone)."""
+    from socketlab.exercises.render import write_pdf
+    from socketlab.exercises.sheet import load
+
+    for student in done:
+        ws = load(args.dir, args.name, student, seed=seed)
+        if not (ws.folder / "worksheet.pdf").is_file():
+            err.print(f"{student}: {write_pdf(ws)} (printed now)", markup=False, soft_wrap=True)
 
 
 def _lab_maker(args: argparse.Namespace, first: Any):

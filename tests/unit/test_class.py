@@ -246,3 +246,15 @@ def test_check_feedback_file(course, tmp_path, capsys):
     assert code == 1
     assert "your answers to q1 are inside comments" in capsys.readouterr().err
     assert "q1: your answer is inside a comment" in (tmp_path / "fb.txt").read_text()
+
+
+def test_resuming_with_pdf_prints_the_pdfs_that_are_missing(course, capsys):
+    from socketlab.exercises.render import find_browser
+
+    if find_browser() is None:
+        pytest.skip("no chromium on PATH")
+    code = main(["exercise", "start", "handshake", "--student", "alice", "--dir", str(course),
+                 "--seed", SEED, "--pdf"])
+    assert code == 0
+    assert "(printed now)" in capsys.readouterr().err
+    assert (course / "handshake-alice" / "worksheet.pdf").read_bytes().startswith(b"%PDF")
