@@ -4,6 +4,7 @@ with --jobs labs at once, resumable (students already prepared with this seed ar
 from __future__ import annotations
 
 import argparse
+import shutil
 import threading
 from typing import Any
 
@@ -79,6 +80,13 @@ def start(args: argparse.Namespace, out: Console, err: Console) -> int:
     if done:
         shown = ", ".join(done[:8]) + (", ..." if len(done) > 8 else "")
         err.print(f"{len(done)} already prepared with this course seed, skipped: {shown}",
+                  markup=False, soft_wrap=True)
+    left = classroom.stale(args.dir, args.name, todo)
+    for folder in left:
+        shutil.rmtree(folder)
+    if left:
+        err.print(f"removed {len(left)} half-made folder{'s' if len(left) > 1 else ''} a killed "
+                  f"run left ({', '.join(p.name for p in left[:3])}{', ...' if len(left) > 3 else ''})",
                   markup=False, soft_wrap=True)
     if args.pdf:
         _pdfs_for(args, done, seed, err)
