@@ -57,7 +57,7 @@ COMMANDS = {
     "shell": "shell", "ls": "ls", "reap": "ls", "run": "run", "demo": "run", "craft": "craft",
     "experiments": "experiments", "experiment": "experiments", "report": "experiments",
     "exercise": "exercise", "shape": "shape", "doctor": "tools", "bench": "tools",
-    "completion": "tools", "sandbox": "sandbox",
+    "completion": "tools", "sandbox": "sandbox", "watch": "watch",
 }
 GROUPS = tuple(dict.fromkeys(COMMANDS.values()))  # in the help's order
 _VALUED = ("-p", "--project", "--engine", "--place")  # the options before a command that take a value
