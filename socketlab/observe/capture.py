@@ -35,6 +35,8 @@ from socketlab.errors import CaptureError, LabError, LabTimeout
 from socketlab.lab.lab import Lab
 from socketlab.lab.process import Hosts, Running
 from socketlab.observe.offloads import IFACE, OffloadReport, restore_offloads, set_offloads
+from socketlab.observe.runs import INCOMPLETE, mark_complete, new_run_dir
+from socketlab.observe.runs import is_complete as is_complete  # here too, where it was
 
 DEFAULT_SNAPLEN = 1514  # a whole Ethernet frame; the default 262144 fills the buffer and drops
 DEFAULT_BUFFER_KIB = 32768  # tcpdump -B; its default (2 MiB) drops in a burst of small packets
@@ -207,10 +209,7 @@ class _Tcpdump:
 
     def fetch(self, dest: Path) -> Path:
         """Copy the pcap out of the host, then remove it there."""
-        try:
-            self.lab.get(self.host, self.path, dest, instruments=True)
-        except LabError as e:
-            raise CaptureError(f"no pcap from {self.host}: {e}") from None
+        self.copy(dest)
         self.remove()
         return dest
 
@@ -246,39 +245,6 @@ class CaptureResult:
     @property
     def complete(self) -> bool:
         return all(h.complete for h in self.hosts.values())
-
-
-INCOMPLETE = ".incomplete"  # in a run folder until all its files are written
-_INCOMPLETE_TEXT = ("This run did not finish (it failed or was stopped): its files may be partial, "
-                    "and `socketlab report` skips it.\n")
-
-
-def new_run_dir(base: str | Path, name: str) -> Path:
-    """base/<YYYYmmdd-HHMMSS>-<name>, made now (a -2, -3... suffix if that exists already),
-    marked incomplete until mark_complete(): a run that fails or is killed half-way leaves a
-    folder that says so, and that `report` skips."""
-    stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{name}"
-    for n in range(1, 1000):
-        path = Path(base) / (stem if n == 1 else f"{stem}-{n}")
-        try:
-            path.mkdir(parents=True)
-        except FileExistsError:
-            continue
-        except OSError as e:
-            raise CaptureError(f"cannot make a run folder under {base}: {e.strerror}",
-                               hint="give a folder you can write to") from None
-        (path / INCOMPLETE).write_text(_INCOMPLETE_TEXT)
-        return path
-    raise CaptureError(f"cannot make a run folder under {base}")
-
-
-def mark_complete(run_dir: Path) -> None:
-    """Every file of the run is written: it no longer says it is incomplete."""
-    (Path(run_dir) / INCOMPLETE).unlink(missing_ok=True)
-
-
-def is_complete(run_dir: Path) -> bool:
-    return Path(run_dir).is_dir() and not (Path(run_dir) / INCOMPLETE).exists()
 
 
 class Capture:
