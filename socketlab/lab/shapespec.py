@@ -24,10 +24,24 @@ ENV = {"server": "SOCKETLAB_SHAPE_SERVER", "client": "SOCKETLAB_SHAPE_CLIENT"}
 READY = "/run/lab-host.ready"  # lab-host writes it once the host's own shaping is in place
 
 
-@functools.lru_cache(maxsize=1)
 def labshape() -> ModuleType:
     """The in-image package (images/lab/labshape): one source for specs, faults and plans.
     Its submodules are `labshape().spec`, `.faults`, `.backends`, `.host`, ..."""
+    package, modules = _labshape()
+    prefix = f"{package.__name__}."
+    modules.update({n: m for n, m in sys.modules.items() if n.startswith(prefix)})
+    for name, module in modules.items():  # a harness that restores sys.modules (pytester)
+        sys.modules.setdefault(name, module)  # must not leave its late relative imports lost
+    return package
+
+
+@functools.lru_cache(maxsize=1)
+def _labshape() -> tuple[ModuleType, dict[str, ModuleType]]:
+    module = _load_labshape()
+    return module, {module.__name__: module}
+
+
+def _load_labshape() -> ModuleType:
     name = "socketlab_labshape"
     spec = importlib.util.spec_from_file_location(name, LABSHAPE / "__init__.py",
                                                   submodule_search_locations=[str(LABSHAPE)])
