@@ -12,7 +12,7 @@ import contextlib
 import signal
 import sys
 from collections.abc import Callable, Sequence
-from typing import TextIO
+from typing import NoReturn, TextIO
 
 from socketlab import __version__
 from socketlab.cli.common import ExitCode, LaterConsole
@@ -68,8 +68,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     names (every group when it names none it knows: help, a typo)."""
     import importlib
 
-    parser = argparse.ArgumentParser(prog="socketlab", description=HELP, epilog=EPILOG,
-                                     formatter_class=_TopHelp)
+    parser = _Parser(prog="socketlab", description=HELP, epilog=EPILOG, formatter_class=_TopHelp)
     parser.add_argument("--version", action="version", version=f"socketlab {__version__}")
     _shared_options(parser, after_command=False)
     shared = argparse.ArgumentParser(add_help=False)  # the same options after the command
@@ -83,7 +82,9 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         return cmd
 
     command.shared = shared  # type: ignore[attr-defined]  (for a group's own subcommands)
-    named = COMMANDS.get(command_named(argv)) if argv is not None else None
+    word = command_named(argv) if argv is not None else None
+    named = COMMANDS.get(word or "")
+    parser.command = word if named else None  # "unrecognized arguments" is the top's refusal
     for group in (named,) if named else GROUPS:
         importlib.import_module(f"socketlab.cli.{group}").register(command)
     return parser
@@ -100,6 +101,18 @@ def command_named(argv: Sequence[str]) -> str | None:
         elif not word.startswith("-"):
             return word
     return None
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, whose refusals end as every other error does: `error:` and `hint:`.
+    Its subcommands' parsers are of this class too (argparse makes them of the parent's)."""
+
+    command: str | None = None  # the command the argv names, if it names one it knows
+
+    def error(self, message: str) -> NoReturn:
+        prog = f"{self.prog} {self.command}" if self.command else self.prog
+        self.print_usage(sys.stderr)
+        self.exit(ExitCode.USAGE, f"error: {message}\nhint: `{prog} --help` shows what it takes\n")
 
 
 class _TopHelp(argparse.RawDescriptionHelpFormatter):

@@ -60,7 +60,9 @@ def register(command) -> None:
 
 
 def _help(args: argparse.Namespace, out: Console, err: Console) -> int:
-    err.print("usage: socketlab exercise {list,start,check,key,summary} ... (see --help)")
+    err.print("usage: socketlab exercise {list,start,check,key,summary} ...\n"
+              "error: exercise needs an action: list, start, check, key or summary\n"
+              "hint: `socketlab exercise --help` says what each does", markup=False, soft_wrap=True)
     return common.ExitCode.USAGE
 
 

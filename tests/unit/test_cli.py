@@ -79,6 +79,24 @@ def test_usage_errors_exit_64(argv):
     assert code == ExitCode.USAGE == 64
     assert out == ""
     assert "usage: socketlab" in err
+    *_, error, hint = err.strip().splitlines()  # like every other error: what, then what to do
+    assert error.startswith("error: ")
+    assert hint.startswith("hint: `socketlab") and hint.endswith("--help` shows what it takes")
+
+
+def test_an_unknown_option_after_a_command_names_that_command_in_its_hint():
+    code, _out, err = cli("run", "tcp", "--nope")
+
+    assert code == 64
+    assert err.strip().splitlines()[-2:] == ["error: unrecognized arguments: --nope",
+                                             "hint: `socketlab run --help` shows what it takes"]
+
+
+def test_exercise_without_an_action_is_a_usage_error_with_a_hint():
+    code, out, err = cli("exercise")
+
+    assert (code, out) == (64, "")
+    assert err.strip().splitlines()[-1] == "hint: `socketlab exercise --help` says what each does"
 
 
 def test_help_goes_to_the_given_out():
