@@ -145,8 +145,11 @@ def _shared_options(parser: argparse.ArgumentParser, *, after_command: bool) -> 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
          err: TextIO | None = None) -> int:
     """Run one socketlab command; return its exit code (callable in-process by tests)."""
-    stdout = LaterConsole(file=out or sys.stdout, highlight=False, emoji=False)
-    stderr = LaterConsole(file=err or sys.stderr, highlight=False, emoji=False, stderr=err is None)
+    # Text is printed as text (markup=False): a message quoting compose, Docker or the user
+    # keeps its square brackets; the few styled words ask for markup where they are printed.
+    stdout = LaterConsole(file=out or sys.stdout, highlight=False, emoji=False, markup=False)
+    stderr = LaterConsole(file=err or sys.stderr, highlight=False, emoji=False, markup=False,
+                          stderr=err is None)
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(argv)
     try:  # argparse writes help and usage errors itself: to our streams, not sys's
@@ -160,9 +163,11 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
     except LabError as e:
         if args.debug:
             raise
-        stderr.print(f"[bold red]error:[/] {e}", markup=True, soft_wrap=True)
+        from rich.markup import escape  # the message's own brackets are text
+
+        stderr.print(f"[bold red]error:[/] {escape(str(e))}", markup=True, soft_wrap=True)
         if e.hint:
-            stderr.print(f"[dim]hint:[/] {e.hint}", markup=True, soft_wrap=True)
+            stderr.print(f"[dim]hint:[/] {escape(e.hint)}", markup=True, soft_wrap=True)
         # a value or a name that cannot work is bad usage, as argparse's own refusals are
         return ExitCode.USAGE if isinstance(e, (ConfigError, UnknownHost)) else ExitCode.LAB_ERROR
     except KeyboardInterrupt as e:  # SIGINT, or SIGTERM (below): the outcome only if checked
@@ -173,8 +178,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
         if args.debug or not type(e).__module__.startswith("docker."):
             raise
         # The engine said no to something the lab's own checks did not foresee: one line.
+        from rich.markup import escape
+
         said = getattr(e, "explanation", None) or str(e)
-        stderr.print(f"[bold red]error:[/] the Docker engine refused: {said}", markup=True,
+        stderr.print(f"[bold red]error:[/] the Docker engine refused: {escape(said)}", markup=True,
                      soft_wrap=True)
         stderr.print("[dim]hint:[/] run again with --debug to see where", markup=True, soft_wrap=True)
         return ExitCode.LAB_ERROR

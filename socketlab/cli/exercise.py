@@ -16,6 +16,7 @@ import os
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from socketlab.cli import common
 
@@ -137,7 +138,7 @@ def check(args: argparse.Namespace, out: Console, err: Console) -> int:
                       f"{marking.student}, {marking.score} of {len(marking.marks)} right")
         for m in marking.marks:
             table.add_row(m.question.id, "—" if m.given is None else show(m.given),
-                          "right" if m.right else "[red]wrong[/]", m.note)
+                          "right" if m.right else Text("wrong", "red"), m.note)
         out.print(table)
     return common.ExitCode.OK if marking.full else common.ExitCode.FAILED
 

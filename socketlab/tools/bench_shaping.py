@@ -9,6 +9,7 @@ import statistics
 from collections.abc import Callable
 
 from rich.table import Table
+from rich.text import Text
 
 from socketlab.experiments.stats import p99, wilson
 from socketlab.lab.assets import IMAGE_CONTEXT
@@ -280,8 +281,8 @@ def render_columns(figures: list[Figure]) -> Table:
         shown = []
         for b in backends:
             f = cells.get(b)
-            mark = "" if f is None or f.met is None else (" [green]met[/]" if f.met else " [red]not met[/]")
-            shown.append("" if f is None else render_value(f) + mark)
+            mark = ("", "") if f is None or f.met is None else ((" met", "green") if f.met else (" not met", "red"))
+            shown.append(Text() if f is None else Text.assemble(render_value(f), mark))
         target = next((f"{f.target} {f.unit}" for f in cells.values() if f.target), "")
         notes = "; ".join(f"{b}: {cells[b].note}" for b in backends if b in cells and cells[b].note)
         table.add_row(what, *shown, target, notes)
