@@ -1,0 +1,76 @@
+"""No message lies (issue 16): text is printed as text, what is said was observed.
+
+In-process CLI runs with no reachable engine (as in test_cli.py), and the pure pieces that
+word a message. Square brackets are the test's favourite input: rich reads `[x]` as markup
+and would drop it from a message quoting a name, compose or the user.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+
+import pytest
+
+from socketlab.cli import common
+from socketlab.cli.app import main
+
+BRACKETS = r"[a-zA-Z0-9\._\-]"  # compose's own words for a bad project name
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(monkeypatch):
+    for name in list(os.environ):
+        if name.startswith("SOCKETLAB_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    monkeypatch.setenv("COLUMNS", "200")
+
+
+def cli(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(argv), out=out, err=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.mark.parametrize("name", ["bad[x]", f"only{BRACKETS}"])
+def test_an_error_quoting_brackets_keeps_them(name):
+    code, out, err = cli("-p", name, "status")
+
+    assert (code, out) == (64, "")
+    assert err.splitlines()[0] == f"error: project name {name!r} is not valid"
+
+
+def test_a_progress_line_keeps_its_brackets():
+    from rich.console import Console
+
+    err = io.StringIO()
+    common.progress(Console(file=err, markup=False, width=200))(f"compose said: only {BRACKETS}")
+
+    assert err.getvalue() == f"• compose said: only {BRACKETS}\n"
+
+
+def test_exercise_check_names_the_answers_table_in_brackets(tmp_path):
+    answers = tmp_path / "answers.toml"
+    answers.write_text('exercise = "window"\nstudent = "alice"\nanswers = 1\n')
+
+    code, out, err = cli("exercise", "check", "window", str(answers), "--student", "alice")
+
+    assert (code, out) == (64, "")
+    assert err.splitlines()[0] == (f"error: {answers}: `exercise` and `student` must be text "
+                                   "and [answers] a table")
+
+
+@pytest.mark.parametrize(("output", "exit_code", "blamed"), [
+    ("python3: can't open file '/work/x.py': [Errno 2] No such file or directory", 2, "ended"),
+    ('error op=bind errno=EADDRINUSE msg="Address already in use"', 1, "holds port"),
+    ("OSError: [Errno 98] Address already in use", 1, "holds port"),
+    ("error: port 7000/tcp not open after 10 s", 0, "must open port"),
+])
+def test_a_server_that_did_not_start_is_blamed_for_what_it_said(output, exit_code, blamed):
+    from socketlab.act.programs import not_started_hint
+
+    hint = not_started_hint("server", output, exit_code, 7000, "tcp")
+
+    assert blamed in hint
+    assert ("holds port" in hint) == (blamed == "holds port")
