@@ -11,8 +11,10 @@ from socketlab.cli.lab import ensure_image
 
 
 def register(command) -> None:
-    exps = command("experiments", "check the post's claims C1-C10 in a fresh lab; write a report",
-                   experiments)
+    from socketlab.experiments.registry import described  # the help names what there is
+
+    exps = command("experiments", f"check the post's claims {described()} in a fresh lab; "
+                   "write a report", experiments)
     exps.add_argument("ids", nargs="*", metavar="ID", help="claims to check (default: all), e.g. C4")
     one = command("experiment", "check one claim of the post, with its evidence", experiment)
     one.add_argument("ids", nargs=1, metavar="ID", help="e.g. C4")

@@ -74,3 +74,24 @@ def test_a_server_that_did_not_start_is_blamed_for_what_it_said(output, exit_cod
 
     assert blamed in hint
     assert ("holds port" in hint) == (blamed == "holds port")
+
+
+def test_the_experiments_help_names_every_experiment_and_the_slow_ones():
+    from socketlab.experiments.registry import catalogue
+
+    code, out, _err = cli("experiments", "--help")
+    said = " ".join(out.split())
+
+    assert code == 0
+    assert f"claims C1-C10, P1 and S1-S3 ({len(catalogue())}; S3 takes minutes)" in said
+
+
+def test_the_catalogue_in_words_groups_consecutive_ids():
+    from dataclasses import replace
+
+    from socketlab.experiments.registry import catalogue, described
+
+    one = next(iter(catalogue().values()))
+    made = {i: replace(one, id=i, slow=i in ("S3", "X1")) for i in ("C1", "C2", "C4", "S3", "X1")}
+
+    assert described(made) == "C1-C2, C4, S3 and X1 (5; S3, X1 take minutes)"
