@@ -77,7 +77,8 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
                                 title="commands")
 
     def command(name: str, help_: str, handler: Callable) -> argparse.ArgumentParser:
-        cmd = sub.add_parser(name, help=help_, description=help_, parents=[shared])
+        cmd = sub.add_parser(name, help=help_, description=help_, parents=[shared],
+                             formatter_class=_Filled)
         cmd.set_defaults(handler=handler)
         return cmd
 
@@ -115,7 +116,27 @@ class _Parser(argparse.ArgumentParser):
         self.exit(ExitCode.USAGE, f"error: {message}\nhint: `{prog} --help` shows what it takes\n")
 
 
-class _TopHelp(argparse.RawDescriptionHelpFormatter):
+class _Filled(argparse.HelpFormatter):
+    """Help whose {claims} is filled in from the experiments' registry when it is shown, not
+    when the parser is built: reading the registry imports every experiment (and, through
+    them, http and email), which no command but `experiments` should pay for."""
+
+    def _expand_help(self, action: argparse.Action) -> str:
+        return _filled(super()._expand_help(action))
+
+    def _format_text(self, text: str) -> str:
+        return super()._format_text(_filled(text))
+
+
+def _filled(text: str) -> str:
+    if "{claims}" not in text:
+        return text
+    from socketlab.experiments.registry import described
+
+    return text.replace("{claims}", described())
+
+
+class _TopHelp(_Filled, argparse.RawDescriptionHelpFormatter):
     """The help as written (HELP, EPILOG), and the commands listed without a COMMAND line."""
 
     def _format_action(self, action: argparse.Action) -> str:

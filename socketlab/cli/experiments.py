@@ -11,9 +11,8 @@ from socketlab.cli.lab import ensure_image
 
 
 def register(command) -> None:
-    from socketlab.experiments.registry import described  # the help names what there is
-
-    exps = command("experiments", f"check the post's claims {described()} in a fresh lab; "
+    # {claims}: what the registry holds, filled in when a help is shown (app._Filled)
+    exps = command("experiments", "check the post's claims {claims} in a fresh lab; "
                    "write a report", experiments)
     exps.add_argument("ids", nargs="*", metavar="ID", help="claims to check (default: all), e.g. C4")
     one = command("experiment", "check one claim of the post, with its evidence", experiment)
