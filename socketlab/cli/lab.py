@@ -133,9 +133,9 @@ def status(args: argparse.Namespace, out: Console, err: Console, lab: Lab | None
         return common.ExitCode.FAILED
     where = f"on {subnet}" if subnet else "(its network is gone)"
     table = Table(title=f"lab {project!r} {where}", title_justify="left")
-    columns = [c for c in ("host", "address", "node", "state", "container") if c in rows[0]]
+    columns = [c for c in ("name", "address", "node", "state", "container") if c in rows[0]]
     for column in columns:
-        table.add_column(column)
+        table.add_column("host" if column == "name" else column)
     for row in rows:
         table.add_row(*(row[k] for k in columns))
     out.print(table)

@@ -287,10 +287,10 @@ class Lab:
         """One row per host as it is now: name, address, state, container id (an absent
         host has no address: the settings asked for are not what is there)."""
         found = [c for c in self.engine.containers().values() if not c.sidecar_of]
-        rows = [{"host": c.service, "address": c.address, "state": c.state, "container": c.id}
+        rows = [{"name": c.service, "address": c.address, "state": c.state, "container": c.id}
                 for c in found]
         seen = {c.service for c in found}
-        return rows + [{"host": h.name, "address": "-", "state": "absent", "container": "-"}
+        return rows + [{"name": h.name, "address": "-", "state": "absent", "container": "-"}
                        for h in self.topology.hosts if h.name not in seen]
 
     def subnet_in_use(self) -> str | None:

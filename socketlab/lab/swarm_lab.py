@@ -51,7 +51,7 @@ class SwarmLab(Lab):
 
     def status(self) -> list[dict[str, str]]:
         nodes = self.placement()
-        return [{"host": r["host"], "address": r["address"], "node": nodes.get(r["host"], "-"),
+        return [{"name": r["name"], "address": r["address"], "node": nodes.get(r["name"], "-"),
                  "state": r["state"], "container": r["container"]} for r in super().status()]
 
     def container(self, host: str):

@@ -252,9 +252,9 @@ class FakeLab:
         self.topology = read_topology(COMPOSE_FILE, config.compose_env(), lab_image=config.image)
         self.exec_calls: list[tuple[str, list[str]]] = []
         self.downs = 0
-        self.rows = [{"host": "server", "address": config.server_ip, "state": "running",
+        self.rows = [{"name": "server", "address": config.server_ip, "state": "running",
                       "container": "abc123"},
-                     {"host": "client", "address": config.client_ip, "state": "exited",
+                     {"name": "client", "address": config.client_ip, "state": "exited",
                       "container": "def456"}]
         FakeLab.instances.append(self)
 
@@ -331,7 +331,7 @@ def test_status_of_a_lab_whose_hosts_stopped_shows_them(fake_lab, monkeypatch):
 def test_status_of_an_absent_lab_says_so_and_shows_no_subnet(fake_lab, monkeypatch):
     monkeypatch.setattr(FakeLab, "not_running", True)
     monkeypatch.setattr(FakeLab, "status", lambda self: [
-        {"host": h, "address": "-", "state": "absent", "container": "-"}
+        {"name": h, "address": "-", "state": "absent", "container": "-"}
         for h in ("server", "client")])
 
     code, out, err = cli("-p", "other", "status")

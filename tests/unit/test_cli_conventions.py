@@ -39,8 +39,8 @@ class StatusLab:
     def __init__(self, config: LabConfig, rows=None, subnet="192.168.33.0/24", progress=None) -> None:
         self.config = config
         self.rows = rows if rows is not None else [
-            {"host": "server", "address": "192.168.33.5", "state": "running", "container": "abc"},
-            {"host": "client", "address": "192.168.33.6", "state": "running", "container": "def"}]
+            {"name": "server", "address": "192.168.33.5", "state": "running", "container": "abc"},
+            {"name": "client", "address": "192.168.33.6", "state": "running", "container": "def"}]
         self.subnet = subnet
         self.shaping: dict[str, dict] = {}  # host -> what `lab-shape show --json` says
         StatusLab.made.append(self)
@@ -140,11 +140,11 @@ def test_status_as_json(status_lab):
     assert code == ExitCode.OK
     data = json.loads(out)
     assert (data["project"], data["subnet"], data["running"]) == ("lab3", "192.168.33.0/24", True)
-    assert [h["host"] for h in data["hosts"]] == ["server", "client"]
+    assert [h["name"] for h in data["hosts"]] == ["server", "client"]
 
 
 def test_status_as_json_of_a_lab_that_is_not_there(status_lab, monkeypatch):
-    absent = [{"host": h, "address": "-", "state": "absent", "container": "-"} for h in ("server", "client")]
+    absent = [{"name": h, "address": "-", "state": "absent", "container": "-"} for h in ("server", "client")]
     monkeypatch.setattr(StatusLab, "running", classmethod(
         lambda cls, project, progress=None: cls(LabConfig(project=project), absent, None)))
     code, out, _err = cli("status", "--json")

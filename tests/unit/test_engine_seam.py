@@ -207,7 +207,7 @@ networks:
     assert sorted(c[1] for c in engine.calls[2:4]) == ["client", "server-instruments"]  # set up
     assert [c[:2] for c in engine.calls[4:]] == [("exec", "server"), ("exec", "server-instruments"),
                                                  ("exec", "client"), ("get", "server-instruments")]
-    assert [r["host"] for r in lab.status()] == ["server", "client"]  # sidecars are no hosts
+    assert [r["name"] for r in lab.status()] == ["server", "client"]  # sidecars are no hosts
 
 
 def test_an_unknown_host_is_refused_naming_the_hosts_and_the_engine_is_not_asked():
@@ -240,3 +240,17 @@ def test_engines_are_chosen_by_name():
     assert make_engine("compose", "p").name == "compose"
     with pytest.raises(ConfigError, match="unknown engine 'k8s'"):
         make_engine("k8s", "p")
+
+
+def test_status_names_a_host_as_ls_does():
+    """One key per fact across the JSON outputs: a host's own name is `name` in `status --json`
+    as in `ls --json` (`host` is kept for a reference to a host, as in `shape --json`)."""
+    from dataclasses import fields
+
+    from socketlab.lab.inventory import HostInfo
+
+    lab = lab_on(FakeEngine())
+    lab.up()
+    listed = {f.name for f in fields(HostInfo)} - {"instruments"}  # ls drops it from its JSON
+
+    assert all(set(row) >= listed for row in lab.status())
