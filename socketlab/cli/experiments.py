@@ -60,7 +60,7 @@ def experiments(args: argparse.Namespace, out: Console, err: Console) -> int:
                 number += 1
                 lab.progress(f"[{number}/{len(chosen)}] {exp.id}: {exp.title}")
                 results.append(run_experiment(exp, lab, run_dir, lab.progress))
-    return _show_results(args, out, results, run_dir, meta)
+    return _show_results(args, out, err, results, run_dir, meta)
 
 
 def experiment(args: argparse.Namespace, out: Console, err: Console) -> int:
@@ -68,7 +68,7 @@ def experiment(args: argparse.Namespace, out: Console, err: Console) -> int:
     return experiments(args, out, err)
 
 
-def _show_results(args, out: Console, results, run_dir, meta: dict[str, str]) -> int:
+def _show_results(args, out: Console, err: Console, results, run_dir, meta: dict[str, str]) -> int:
     from pathlib import Path
 
     from socketlab.observe.capture import mark_complete
@@ -88,8 +88,22 @@ def _show_results(args, out: Console, results, run_dir, meta: dict[str, str]) ->
         for name, path in files.items():
             out.print(f"{name}: {path}")
     failing = getattr(args, "fail_on", None) or {"inconclusive"}
-    failed = any(r.verdict.status in failing for r in results)
-    return common.ExitCode.FAILED if failed else common.ExitCode.OK
+    why = failed_because(results, failing)
+    if why:
+        err.print(why, soft_wrap=True)
+    return common.ExitCode.FAILED if why else common.ExitCode.OK
+
+
+def failed_because(results, failing: set[str]) -> str:
+    """The line that says why the exit is 1 ("" when it is not): which claims got a verdict
+    that --fail-on (by default inconclusive) names."""
+    hit = [f"{r.experiment.id} {r.verdict.status}" for r in results if r.verdict.status in failing]
+    if not hit:
+        return ""
+    from socketlab.experiments.base import STATUSES
+
+    named = ", ".join(s for s in STATUSES if s in failing)
+    return f"exit 1: {', '.join(hit)} (--fail-on {named})"
 
 
 def fail_on(values: list[str] | None) -> set[str]:
@@ -123,4 +137,4 @@ def report(args: argparse.Namespace, out: Console, err: Console) -> int:
                           hint="run `socketlab experiments` again, or name another run folder")
     results, meta = load_run(run_dir)
     args.junit, args.json = None, False
-    return _show_results(args, out, results, run_dir, meta)
+    return _show_results(args, out, err, results, run_dir, meta)

@@ -302,7 +302,14 @@ def test_fail_on_decides_the_exit_code(tmp_path, keep, fail_on_, code):
 
     results = [r for r in synthetic_results(tmp_path) if r.experiment.id in keep]
     args = argparse.Namespace(junit=None, json=True, fail_on=fail_on_)
-    assert _show_results(args, Console(file=io.StringIO()), results, tmp_path, META) == code
+    err = io.StringIO()
+    assert _show_results(args, Console(file=io.StringIO()), Console(file=err, width=200),
+                         results, tmp_path, META) == code
+    # an exit of 1 says why in one line on err (stdout stays JSON), an exit of 0 says nothing
+    said = {("C4", "C9"): "exit 1: C9 inconclusive (--fail-on inconclusive)",
+            ("C4", "C7"): "exit 1: C7 does not hold (--fail-on does not hold)",
+            ("C6",): "exit 1: C6 holds in part (--fail-on holds in part, does not hold)"}
+    assert err.getvalue() == (said[tuple(keep)] + "\n" if code == ExitCode.FAILED else "")
 
 
 def test_doctor_as_json_says_what_failed():
