@@ -281,7 +281,8 @@ def render_columns(figures: list[Figure]) -> Table:
         shown = []
         for b in backends:
             f = cells.get(b)
-            mark = ("", "") if f is None or f.met is None else ((" met", "green") if f.met else (" not met", "red"))
+            mark = ("", "") if f is None or f.met is None else \
+                ((" met", "green") if f.met else (" not met", "red"))
             shown.append(Text() if f is None else Text.assemble(render_value(f), mark))
         target = next((f"{f.target} {f.unit}" for f in cells.values() if f.target), "")
         notes = "; ".join(f"{b}: {cells[b].note}" for b in backends if b in cells and cells[b].note)

@@ -82,7 +82,8 @@ def render(checks: list[Check]) -> Table:
     table.add_column("check")
     table.add_column("finding", overflow="fold")
     for check in checks:
-        mark = Text("✓", "green") if check.ok else (Text("✗", "red") if check.required else Text("–", "yellow"))
+        mark = Text("✓", "green") if check.ok else \
+            (Text("✗", "red") if check.required else Text("–", "yellow"))
         table.add_row(mark, check.name, check.detail)
     return table
 

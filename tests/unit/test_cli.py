@@ -81,7 +81,8 @@ def test_usage_errors_exit_64(argv):
     assert "usage: socketlab" in err
     *_, error, hint = err.strip().splitlines()  # like every other error: what, then what to do
     assert error.startswith("error: ")
-    assert hint.startswith("hint: `socketlab") and hint.endswith("--help` shows what it takes")
+    assert hint.startswith("hint: `socketlab")
+    assert hint.endswith("--help` shows what it takes")
 
 
 def test_an_unknown_option_after_a_command_names_that_command_in_its_hint():
