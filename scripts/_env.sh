@@ -3,6 +3,9 @@
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 venv=${SOCKETLAB_VENV:-$root/.venv}
 python=${PYTHON:-python3}
+# A Ctrl-C or SIGTERM while this prepares is said as an interruption once the step it came in
+# has ended: never as that step's failure ("needs Python 3.10" when the probe was interrupted).
+trap 'echo "interrupted" >&2; exit 130' INT TERM
 
 if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
   echo "error: socketlab needs Python 3.10 or newer ($python is $("$python" -V 2>&1))" >&2
@@ -28,3 +31,4 @@ if [ ! -x "$venv/bin/python" ] || [ "$root/pyproject.toml" -nt "$stamp" ]; then
   "$venv/bin/python" -m compileall -q "$root/socketlab" >/dev/null || true
   touch "$stamp"
 fi
+trap - INT TERM  # socketlab (or pytest) handles its own signals from here

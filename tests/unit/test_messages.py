@@ -9,6 +9,11 @@ from __future__ import annotations
 
 import io
 import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -95,3 +100,40 @@ def test_the_catalogue_in_words_groups_consecutive_ids():
     made = {i: replace(one, id=i, slow=i in ("S3", "X1")) for i in ("C1", "C2", "C4", "S3", "X1")}
 
     assert described(made) == "C1-C2, C4, S3 and X1 (5; S3, X1 take minutes)"
+
+
+ROOT = Path(__file__).resolve().parents[2]
+# A python3 that, as CPython does when a Ctrl-C lands while it starts (in its site import),
+# exits 1 on SIGINT; it says when it is running so the signal comes during the probe.
+SLOW_PYTHON = f"""#!{sys.executable}
+import pathlib, sys, time
+if sys.argv[1:] == ["-V"]:
+    sys.exit(print("Python 3.11.7"))
+pathlib.Path(sys.argv[0] + ".started").touch()
+try:
+    time.sleep(30)
+except KeyboardInterrupt:
+    sys.exit(1)
+"""
+
+
+@pytest.mark.parametrize("script", ["lab", "test"])
+def test_ctrl_c_during_the_scripts_python_probe_is_an_interruption(tmp_path, script):
+    python = tmp_path / "python3"
+    python.write_text(SLOW_PYTHON)
+    python.chmod(0o755)
+    proc = subprocess.Popen([str(ROOT / "scripts" / script), "status"], text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                            env={**os.environ, "PYTHON": str(python),
+                                 "SOCKETLAB_VENV": str(tmp_path / "venv")})
+    try:
+        deadline = time.monotonic() + 20
+        while not Path(f"{python}.started").exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os.killpg(proc.pid, signal.SIGINT)  # as a Ctrl-C at the terminal: the whole group
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert (proc.returncode, out, err) == (130, "", "interrupted\n")
+    assert not (tmp_path / "venv").exists()
