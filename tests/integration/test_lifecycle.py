@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -99,16 +100,25 @@ SEED = int(os.environ.get("SOCKETLAB_KILL_SEED", str(int(time.time()))))
 WINDOWS = {"up": (0.2, 6.0), "demo": (0.2, 10.0), "down": (0.2, 2.5)}
 
 
-def signalled(argv: list[str], delay: float, signum: int) -> tuple[int, str, str]:
-    """Run socketlab, signal its main process alone after `delay` s; its code, out, err."""
+def signalled(argv: list[str], delay: float, signum: int, *,
+              group: bool = False) -> tuple[int, str, str]:
+    """Run socketlab, signal its main process alone (as `kill PID` does) after `delay` s, or
+    its whole process group (group: as a Ctrl-C at the terminal does); its code, out, err."""
     proc = subprocess.Popen([sys.executable, "-m", "socketlab", *argv], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, start_new_session=group)
     try:
         proc.wait(timeout=delay)
     except subprocess.TimeoutExpired:
-        os.kill(proc.pid, signum)  # the process only, not its group: as `kill PID` does
+        if group:
+            os.killpg(proc.pid, signum)  # socketlab and every child it has in its group
+        else:
+            os.kill(proc.pid, signum)
     out, err = proc.communicate(timeout=120)
     return proc.returncode, out, err
+
+
+# What an interrupted probe once said (issue 16): an interruption is never a missing tool.
+MISSING_TOOL = re.compile(r"needs Python|no Docker Compose found|install (the|a newer)")
 
 
 def last_line(code: int, out: str, err: str) -> str:
@@ -133,8 +143,34 @@ def test_a_signal_at_a_random_moment_leaves_nothing_and_no_false_word(command, d
             code, out, err = signalled(argv, delay, signum)
             line = last_line(code, out, err)
             assert "Traceback" not in err, f"{seen}: {err}"
+            assert not MISSING_TOOL.search(err), f"{seen}: {err}"
             assert_true_to_the_end(command, config.project, code, line,
                                    (before, sorted(lab.leftovers())), seen)
+        finally:
+            lab.down()
+
+
+EARLY = (0.2, 0.5)  # s: while the command starts: its imports, the engine's and compose's probes
+
+
+@pytest.mark.parametrize("command", ["up", "status"])
+def test_ctrl_c_early_never_names_a_missing_tool(command, docker_client, lab_image):
+    """SIGINT to the whole group, as a Ctrl-C at the terminal sends it, early in a command:
+    compose's probe gets it too, and its end must be said as an interruption."""
+    rng = random.Random(f"{SEED}-early-{command}")
+    for n in range(KILLS):
+        config = lab_config(f"-early-{command}-{n}")
+        lab = Lab(config, client=docker_client)
+        delay = rng.uniform(*EARLY)
+        seen = f"seed {SEED}, {command} #{n}, SIGINT to the group after {delay:.2f} s"
+        try:
+            argv = ["-p", config.project, command] + ["--subnet", "auto"] * (command == "up")
+            code, out, err = signalled(argv, delay, signal.SIGINT, group=True)
+            line = last_line(code, out, err)
+            assert not MISSING_TOOL.search(out + err), f"{seen}: exit {code}: {err}"
+            if command == "up":
+                assert_true_to_the_end("up", config.project, code, line,
+                                       ([], sorted(lab.leftovers())), seen)
         finally:
             lab.down()
 
