@@ -47,6 +47,33 @@ def test_up_on_a_running_lab_with_another_subnet_refuses_and_leaves_it(lab):
     assert all(state == "running" for _id, state in before.values())
 
 
+def test_two_ups_of_one_name_at_once_one_wins_the_other_refuses_naming_the_difference(
+        docker_client, lab_image):
+    from socketlab.lab.subnets import claim_subnets
+
+    config = lab_config("-twice")
+    lab = Lab(config, client=docker_client)
+    with claim_subnets(lambda: lab.engine.subnets_in_use().values(), 2) as (first, second):
+        pass  # two subnets free now (nothing else on this machine picks from the top of it)
+    try:
+        ups = [subprocess.Popen([sys.executable, "-m", "socketlab", "-p", config.project, "up",
+                                 "--subnet", subnet], text=True, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE) for subnet in (first, second)]
+        done = [(p.wait(120), *p.communicate()) for p in ups]
+        codes = sorted(code for code, _out, _err in done)
+        assert codes == [0, 2], done
+        won = next(i for i, (code, _o, _e) in enumerate(done) if code == 0)
+        ran, asked = (first, second) if won == 0 else (second, first)
+        _code, _out, err = done[1 - won]
+        assert f"error: lab {config.project!r} is already running with other settings " \
+               f"(subnet {ran}, not {asked}" in err, done
+        assert "Traceback" not in err
+        assert len([x for x in lab.leftovers() if x.startswith("container")]) == 2  # untouched
+        assert Lab.running(config.project, client=docker_client).config.subnet == ran
+    finally:
+        lab.down()
+
+
 def test_up_on_a_running_lab_asking_nothing_else_changes_nothing(lab):
     before = hosts_of(lab)
 
