@@ -237,7 +237,8 @@ def shaped(lab: Lab, host: str, spec: str = "", direction: str = "egress", *,
            faults: list | None = None, backend: str = "auto",
            progress: Callable[[str], None] = lambda _msg: None) -> Iterator[dict[str, Any]]:
     """Shape `host` for the block; cleared in `finally`. The record it yields gets, on the way
-    out, lab-nfq's log of this shaping (`nfq_faults`: the faults that fired, `nfq_summary`)
+    out, lab-nfq's log of this shaping (`nfq_faults`: the faults that fired, `nfq_losses`: the
+    packets lost at random, `nfq_summary`)
     and `left`: what `lab-shape show` still reports after the clear (empty: nothing)."""
     check_request(host, direction, backend, lab)  # refused before anything is touched,
     impairment = parse(spec, faults)               # the host's shaping as it was included
@@ -257,7 +258,8 @@ def shaped(lab: Lab, host: str, spec: str = "", direction: str = "egress", *,
 
 
 def nfq_records(log: str) -> dict[str, Any]:
-    """lab-nfq's JSON lines since its last start (pure): the faults that fired, its summary."""
+    """lab-nfq's JSON lines since its last start (pure): the faults that fired, the packets
+    it lost at random, its summary."""
     lines = []
     for text in log.splitlines():
         try:
@@ -268,6 +270,7 @@ def nfq_records(log: str) -> dict[str, Any]:
     mine = lines[starts[-1]:] if starts else []
     summary = next((r for r in reversed(mine) if r.get("event") == "summary"), None)
     return {"nfq_faults": [r for r in mine if r.get("event") == "fault"],
+            "nfq_losses": [r for r in mine if r.get("event") == "loss"],
             "nfq_summary": summary}
 
 

@@ -73,7 +73,8 @@ def config_from(args: argparse.Namespace) -> LabConfig:
                               port=getattr(args, "port", None),
                               offloads=getattr(args, "offloads", None),
                               topology=getattr(args, "topology", None),
-                              mounts=tuple(getattr(args, "mount", None) or ()) or None)
+                              mounts=tuple(getattr(args, "mount", None) or ()) or None,
+                              unsealed=tuple(getattr(args, "unsealed", None) or ()) or None)
 
 
 # option -> (LabConfig setting, its environment variable)

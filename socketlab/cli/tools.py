@@ -15,7 +15,7 @@ def register(command) -> None:
     doc = command("doctor", "report Docker, compose, the image and the kernel's features", doctor)
     doc.add_argument("--json", action="store_true", help="print the checks as JSON")
     bench_ = command("bench", "measure socketlab (prints a table)", bench)
-    bench_.add_argument("what", choices=["lifecycle", "analysis", "capture", "shaping", "swarm"])
+    bench_.add_argument("what", choices=["lifecycle", "analysis", "capture", "shaping", "swarm", "scale"])
     bench_.add_argument("--backend", choices=["netem", "engine"],
                         help="shaping: this backend only (default: both; netem in a user-mode "
                              "kernel where this one has none)")
@@ -25,6 +25,8 @@ def register(command) -> None:
                         help="also time a cold image build (no cache) and, with --cold-base, the base")
     bench_.add_argument("--cold-base", action="store_true", help="also time making the Debian base")
     bench_.add_argument("--json", action="store_true", help="print the figures as JSON")
+    bench_.add_argument("--sizes", type=sizes, default=(2, 8, 16, 32, 64), metavar="N,N,...",
+                        help="scale: the lab sizes, in hosts (default 2,8,16,32,64)")
     comp = command("completion", "print the shell completion script for bash or zsh", completion)
     comp.add_argument("shell", choices=["bash", "zsh"])
     comp.epilog = ('bash: eval "$(socketlab completion bash)" in ~/.bashrc, or save it in '
@@ -59,6 +61,17 @@ def doctor(args: argparse.Namespace, out: Console, err: Console) -> int:
     return common.ExitCode.OK if ok else common.ExitCode.FAILED
 
 
+def sizes(text: str) -> tuple[int, ...]:
+    """`--sizes 2,8,32`: lab sizes of 2 to 200 hosts."""
+    try:
+        found = tuple(int(n) for n in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of numbers such as 2,8,32") from None
+    if not found or any(not 2 <= n <= 200 for n in found):
+        raise argparse.ArgumentTypeError(f"{text!r}: each size must be 2 to 200 hosts")
+    return found
+
+
 def bench(args: argparse.Namespace, out: Console, err: Console) -> int:
     from socketlab.tools import bench as b
 
@@ -71,6 +84,11 @@ def bench(args: argparse.Namespace, out: Console, err: Console) -> int:
 
         figures = shaping(common.config_from(args), progress=common.progress(err),
                           backend=args.backend)
+    elif args.what == "scale":
+        from socketlab.tools.bench_scale import scale
+
+        figures = scale(common.config_from(args), sizes=args.sizes, repeat=args.repeat,
+                        progress=common.progress(err))
     elif args.what == "swarm":
         from socketlab.tools.bench_swarm import swarm
 

@@ -166,7 +166,12 @@ def run_s1(ctx: Context) -> Evidence:
     events = {f"tcp {h}": [e for e in evs if e["event"] != "sent"]
               for h, evs in events_of(tobs.result).items()}
     events |= {f"udp {h}": evs for h, evs in events_of(uobs.result).items()}
-    artifacts = ladder_files(ctx, tobs, "s1-tcp", events_of(tobs.result))
+    # the shaper drops before the client's tap: its log's lost packets are drawn as drops
+    lost = [fault_packet(line, tobs.packets["client"]) for line in tcp_shaping["nfq_losses"]
+            if line.get("proto") == "tcp"]
+    tcp["drawn_lost"] = len(lost)
+    drawn = replace(tobs, packets={**tobs.packets, "client": [*tobs.packets["client"], *lost]})
+    artifacts = ladder_files(ctx, drawn, "s1-tcp", events_of(tobs.result))
     artifacts |= {f"s1-udp capture ({h}, pcap)": str(uobs.capture[h].pcap) for h in uobs.capture.hosts}
     return Evidence("S1", facts, s1_observations(facts), events, artifacts)
 

@@ -46,9 +46,12 @@ class LabConfig:
     topology: str = ""  # a compose file of the user's; "" is the bundled docker-compose.yml
     mounts: tuple[str, ...] = ()  # "LOCAL[:DEST]": a folder of this machine, read-only in every
     #                               host that runs the lab image (at DEST, default /work)
+    unsealed: tuple[str, ...] = ()  # hosts `up --unsealed HOST` lets through the allowlist:
+    #                                 the command line's loud opt-in, never the file's
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mounts", tuple(self.mounts))
+        object.__setattr__(self, "unsealed", tuple(self.unsealed))
         self.folders()  # a bad mount is refused here
         if self.subnet == AUTO:
             self._validate_unresolved()

@@ -18,6 +18,7 @@ from socketlab.lab.composefile import (
     NETWORKS_LABEL,
     ROLE_LABEL,
     SIDECAR_LABEL,
+    UNSEALED_LABEL,
 )
 from socketlab.lab.topology import INLINE, Host, Network
 
@@ -42,7 +43,8 @@ def running_host(container: Mapping, networks: Mapping[str, Network]) -> Host:
     order += [n for n in by_name if n not in order]
     return Host(labels.get(SERVICE_LABEL, container["Names"][0].lstrip("/")),
                 tuple((n, by_name[n]) for n in order), container["Image"],
-                labels.get(ROLE_LABEL, "host"), labels.get(INSTRUMENTS_LABEL, INLINE))
+                labels.get(ROLE_LABEL, "host"), labels.get(INSTRUMENTS_LABEL, INLINE),
+                unsealed=labels.get(UNSEALED_LABEL) == "1")
 
 
 def configured_address(attrs: Mapping) -> str:

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from socketlab.errors import ConfigError, ImageError, LabError, LabNotRunning
-from socketlab.lab import shapespec, signals
+from socketlab.lab import seal, shapespec, signals
 from socketlab.lab.assets import COMPOSE_FILE
 from socketlab.lab.composefile import LAB_LABEL, read_topology
 from socketlab.lab.config import DEFAULT_PORT, DEFAULT_SUBNET, LAB_IMAGE, LabConfig
@@ -98,7 +98,9 @@ class Lab:
         """The topology file read with this lab's settings; its first network on the lab's
         subnet (the other networks keep the file's subnets)."""
         cfg = self.config if self.config.resolved else self.config.with_(subnet=DEFAULT_SUBNET)
-        topo = read_topology(self.compose_file, self._settings(cfg), lab_image=self.config.image)
+        topo = read_topology(self.compose_file, self._settings(cfg), lab_image=self.config.image,
+                             mounts=[folder for folder, _ in self.config.folders()],
+                             unsealed=self.config.unsealed)
         if not self.config.resolved:
             return topo
         return topo.place({topo.networks[0].name: self.config.subnet})
@@ -148,6 +150,7 @@ class Lab:
                     self.engine.start()
                 self._await_shaping(shaping)
                 self._wait_set_up()
+                self._check_sealed()
             except BaseException as e:
                 self._roll_back()
                 if isinstance(e, KeyboardInterrupt) and not signals.outcome_of(e):
@@ -190,6 +193,17 @@ class Lab:
             raise LabError(f"{late[0]} did not set its network up"
                            + (f": {said}" if said else f" in {SETUP_S:g} s"),
                            hint="nothing of the lab is left; fix what its log says, then start it again")
+
+    def _check_sealed(self) -> None:
+        """Every host's seal, asked of it from outside its programs, before the lab is up (a
+        host started with --unsealed is not required to be sealed: it is warned of)."""
+        for warning in seal.require_sealed(self.seals()):
+            self.progress(warning)
+
+    def seals(self, hosts: Sequence[str] | None = None) -> list[seal.Seal]:
+        """Each host's seal as it is now (lab-seal --check, run beside its programs)."""
+        chosen = [h for h in self.topology.hosts if hosts is None or h.name in hosts]
+        return seal.seals(chosen, lambda s, argv: self.engine.exec(s, argv, timeout=15))
 
     def _last_words(self, service: str) -> str:
         """The last lines a container printed, if any (why it stopped, as a rule)."""
@@ -289,13 +303,16 @@ class Lab:
 
     # -- the hosts --------------------------------------------------------------------------
     def status(self) -> list[dict[str, str]]:
-        """One row per host as it is now: name, address, state, container id (an absent
-        host has no address: the settings asked for are not what is there)."""
+        """One row per host as it is now: name, address, state, container id, its seal (an
+        absent host has no address: the settings asked for are not what is there)."""
         found = [c for c in self.engine.containers().values() if not c.sidecar_of]
-        rows = [{"name": c.service, "address": c.address, "state": c.state, "container": c.id}
-                for c in found]
+        running = [c.service for c in found if c.state == "running"]
+        sealed = {s.host: s.words for s in self.seals(running)} if running else {}
+        rows = [{"name": c.service, "address": c.address, "state": c.state, "container": c.id,
+                 "sealed": sealed.get(c.service, "-")} for c in found]
         seen = {c.service for c in found}
-        return rows + [{"name": h.name, "address": "-", "state": "absent", "container": "-"}
+        return rows + [{"name": h.name, "address": "-", "state": "absent", "container": "-",
+                        "sealed": "-"}
                        for h in self.topology.hosts if h.name not in seen]
 
     def subnet_in_use(self) -> str | None:

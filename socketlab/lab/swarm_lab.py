@@ -52,7 +52,8 @@ class SwarmLab(Lab):
     def status(self) -> list[dict[str, str]]:
         nodes = self.placement()
         return [{"name": r["name"], "address": r["address"], "node": nodes.get(r["name"], "-"),
-                 "state": r["state"], "container": r["container"]} for r in super().status()]
+                 "state": r["state"], "container": r["container"], "sealed": r.get("sealed", "-")}
+                for r in super().status()]
 
     def container(self, host: str):
         """The SDK's container of a host (on its node's engine)."""

@@ -52,6 +52,7 @@ class Host:
     role: str = "host"
     instruments: str = INLINE
     mounts: tuple[tuple[str, str], ...] = ()  # (folder on this machine, path in the host), read-only
+    unsealed: bool = False  # `up --unsealed HOST`: its file's keys were not held to the allowlist
 
     @property
     def networks(self) -> tuple[str, ...]:

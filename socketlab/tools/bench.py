@@ -45,10 +45,10 @@ class Figure:
 
 
 def _median_seconds(action: Callable[[], object], repeat: int) -> float:
-    return _interleaved_medians({"action": action}, repeat)["action"]
+    return interleaved_medians({"action": action}, repeat)["action"]
 
 
-def _interleaved_medians(actions: dict[str, Callable[[], object]], repeat: int
+def interleaved_medians(actions: dict[str, Callable[[], object]], repeat: int
                          ) -> dict[str, float]:
     """Each action's median time, the actions taken in turn, round after round: a machine
     that slows down or speeds up in the middle weighs on all of them alike."""
@@ -136,7 +136,7 @@ def _warm(client, cfg: LabConfig, repeat: int, progress) -> list[Figure]:
         progress(f"run tcp on the running lab, {repeat * 3} times through the API, as many as "
                  "whole commands, each round beside the engine's exec floor")
         docker_exec = _docker_exec_argv(lab)
-        medians = _interleaved_medians({
+        medians = interleaved_medians({
             "run_api": lambda: run_pair(lab, Options("tcp")),
             "run_cli": lambda: subprocess.run(
                 [sys.executable, "-m", "socketlab", "-p", cfg.project, "run", "tcp"],

@@ -3,6 +3,8 @@ middle; the post's exchange across it, the traffic rule kept, and P1 (PMTU disco
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from socketlab.act.programs import Options, run_pair
@@ -70,4 +72,10 @@ def test_p1_path_mtu_discovery_holds_on_the_wire(router_lab, runs):
     assert parts["tcp"]["data_before_icmp"] > narrow >= parts["tcp"]["data_after_icmp"]
     assert parts["do"]["sends"] == ["sent", "EMSGSIZE", "EMSGSIZE"]
     assert parts["dont"]["router"]["Ip.FragCreates"] >= 2
+    if parts["want"]["router"]["Ip.ReasmOKs"]:  # r1 gathered the client's fragments, cut them again
+        assert f"{facts['path']['router']} reassembled the client's" in verdict.summary
     assert_artifacts(result)
+    # the packet P1 is about is on its ladders: r1's ICMP, drawn from the path to the client
+    for stem in ("p1-do", "p1-want", "p1-tcp"):
+        text = Path(result.evidence.artifacts[f"{stem} ladder (text)"]).read_text()
+        assert f"from r1 {facts['path']['router_ip']}: ICMP fragmentation needed mtu=1000" in text, text
