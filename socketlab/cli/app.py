@@ -71,7 +71,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     parser = _Parser(prog="socketlab", description=HELP, epilog=EPILOG, formatter_class=_TopHelp)
     parser.add_argument("--version", action="version", version=f"socketlab {__version__}")
     _shared_options(parser, after_command=False)
-    shared = argparse.ArgumentParser(add_help=False)  # the same options after the command
+    shared = _Parser(add_help=False)  # the same options after the command
     _shared_options(shared, after_command=True)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
                                 title="commands")
