@@ -182,19 +182,19 @@ def cp(args: argparse.Namespace, out: Console, err: Console) -> int:
         return (host, path) if sep and host in hosts else None
 
     src, dest = remote(args.src), remote(args.dest)
-    if (src is None) == (dest is None):
-        raise ConfigError("give one side as HOST:PATH and the other as a path here",
-                          hint=f"e.g. `socketlab cp ./prog.py client:/work/prog.py`; the lab's "
-                               f"hosts are {', '.join(lab.topology.names)}")
-    if dest is not None:
+    if dest is not None and src is None:
         lab.put(dest[0], Path(args.src), dest[1])
         out.print(f"copied {args.src} to {dest[0]}:{dest[1]}", markup=False)
-    else:
+    elif src is not None and dest is None:
         target = Path(args.dest)
         if target.is_dir():
             target = target / Path(src[1]).name
         lab.get(src[0], src[1], target)
         out.print(f"copied {src[0]}:{src[1]} to {target}", markup=False)
+    else:
+        raise ConfigError("give one side as HOST:PATH and the other as a path here",
+                          hint=f"e.g. `socketlab cp ./prog.py client:/work/prog.py`; the lab's "
+                               f"hosts are {', '.join(lab.topology.names)}")
     return common.ExitCode.OK
 
 

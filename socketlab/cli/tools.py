@@ -45,19 +45,22 @@ def completion(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 
 def doctor(args: argparse.Namespace, out: Console, err: Console) -> int:
-    from socketlab.tools.doctor import kernel_checks, render, render_backends, run_checks, shaping_support
+    from socketlab.tools.doctor import kernel_checks, probe, render, render_backends, run_checks
 
-    checks = run_checks(common.config_from(args), COMPOSE_FILE, IMAGE_CONTEXT, common.progress(err))
-    support = shaping_support(common.config_from(args), common.progress(err))  # None: no engine or image
-    checks += kernel_checks(support) if support is not None else []
+    config = common.config_from(args)
+    checks = run_checks(config, COMPOSE_FILE, IMAGE_CONTEXT, common.progress(err))
+    found = probe(config, common.progress(err))  # None: no engine or no image (checks say so)
+    if found is not None:
+        checks += [found.round_trip, *kernel_checks(found.support)]
     ok = all(c.ok or not c.required for c in checks)
     if args.json:
         common.dump_json(out, {"ok": ok, "checks": [dataclasses.asdict(c) for c in checks],
-                               "shaping": dataclasses.asdict(support) if support else None})
+                               "probed_in": found.where if found else None,
+                               "shaping": dataclasses.asdict(found.support) if found else None})
         return common.ExitCode.OK if ok else common.ExitCode.FAILED
     out.print(render(checks))
-    if support is not None:
-        out.print(render_backends(support))
+    if found is not None:
+        out.print(render_backends(found.support))
     return common.ExitCode.OK if ok else common.ExitCode.FAILED
 
 

@@ -175,7 +175,8 @@ def run_s3(ctx: Context) -> Evidence:
              "points": reno["points"], "slope": reno["slope"], "fit": reno.get("fit"),
              "rounds": reno.get("rounds", 0), "load": {"before": load_before, "after": load_now(ctx)},
              "plot": s3_plot(curves)}
-    lines = (f"server egress `{S3_DELAY_SPEC}` (backend {delay['backend']}) for the whole sweep; "
+    lines: tuple[str, ...] = (
+             f"server egress `{S3_DELAY_SPEC}` (backend {delay['backend']}) for the whole sweep; "
              f"client egress `loss p% seed {SEED}` per point; the kernel's algorithms: "
              f"{' '.join(available) or '-'} (default {default}); left after the clears: "
              f"{facts['left_after_clear'] or 'nothing'}",)

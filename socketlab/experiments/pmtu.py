@@ -16,6 +16,7 @@ The verdict reads only what was captured, counted and printed.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from socketlab.act.programs import (
@@ -27,7 +28,7 @@ from socketlab.act.programs import (
     udp_server_argv,
 )
 from socketlab.errors import ConfigError
-from socketlab.experiments.base import Evidence, Experiment, Verdict
+from socketlab.experiments.base import Evidence, Experiment, Status, Verdict
 from socketlab.lab.topology import Topology
 from socketlab.observe.analysis import icmp_errors, tcp_flow
 from socketlab.observe.counters import delta, snapshot
@@ -49,7 +50,8 @@ def path_of(topo: Topology) -> dict[str, Any]:
         raise ConfigError("P1 needs a topology with a client, a server and routers between them",
                           hint="run it on topologies/router.yml")
     mtus = topo.mtu_path(client.name, server.name)
-    hop = dict(topo.routes()[client.name]).get(topo.network(server.networks[0]).subnet)
+    lan = topo.network(server.networks[0]).subnet  # placed: every network has its subnet
+    hop = dict(topo.routes()[client.name]).get(lan) if lan else None
     router = next((h for h in topo.by_role("router") if hop in dict(h.addresses).values()), None)
     if hop is None or router is None or min(mtus) >= mtus[0]:
         raise ConfigError(f"P1 needs a link narrower than the client's on the way to the server "
@@ -194,7 +196,7 @@ def _needed(part: dict[str, Any], path: dict[str, Any]) -> list[dict[str, Any]]:
             and i["src"] == path["router_ip"] and i["mtu"] == path["narrow"]]
 
 
-def part_results(f: dict[str, Any]) -> dict[str, bool]:
+def part_results(f: Mapping[str, Any]) -> dict[str, bool]:
     """Did each run show what PMTU discovery predicts? (pure)"""
     path, size, p = f["path"], f["size"] + 28, f["parts"]
     narrow = path["narrow"]
@@ -242,6 +244,7 @@ def judge_p1(ev: Evidence) -> Verdict:
         else "Linux's default did not behave as predicted",
     ]
     said += [x for x in [refragmented(parts["want"], path)] if x]
+    status: Status
     if all(ok.values()):
         status = "holds"
     elif any(ok.values()):

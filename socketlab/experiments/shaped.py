@@ -28,7 +28,7 @@ from socketlab.act.programs import (
     tcp_client_argv,
     udp_client_argv,
 )
-from socketlab.experiments.base import Evidence, Experiment, Verdict
+from socketlab.experiments.base import Evidence, Experiment, Status, Verdict
 from socketlab.experiments.stats import wilson
 from socketlab.observe.analysis import Pkt, tcp_flow, udp_datagrams
 from socketlab.observe.observation import Context, Observation, events_of, ladder_files, observe
@@ -337,7 +337,7 @@ def judge_s2(ev: Evidence) -> Verdict:
              f"when the server's own SYN-ACK retransmission arrived at +{synack:.3f} s, before "
              f"the client resent its SYN ({len(syns)} SYN(s) in its capture)")
     whole = f["received"] == f["sent"] and f["sent"]
-    status = "holds" if resent and 0.8 <= back <= 1.5 and whole else "holds in part"
+    status: Status = "holds" if resent and 0.8 <= back <= 1.5 and whole else "holds in part"
     return Verdict("S2", status, f"{text}, {cause}; the exchange then carried "
                    f"{f['received']!r} whole")
 

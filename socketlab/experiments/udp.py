@@ -161,7 +161,7 @@ def run_c5(ctx: Context) -> Evidence:
     opts = Options(proto="udp", count=2)
     obs = observe(ctx, lambda: run_pair(ctx.lab, opts), name="udp")
     run, cfg = obs.result, ctx.lab.config
-    facts = {
+    facts: dict[str, Any] = {
         "sent_datagrams": [s["data"] for s in fields_of(run.client_events, "sent")],
         "recvfrom_returns": [r["data"] for r in fields_of(run.server_events, "recvfrom")],
         "bufsize": opts.bufsize,

@@ -132,6 +132,8 @@ class LabConfig:
             "topology": env.get("SOCKETLAB_TOPOLOGY", ""),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
+        # Right: values' keys are LabConfig's fields, each value of that field's type (parsed
+        # above, or given by the caller under the field's name); mypy cannot follow **values.
         return cls(**values)  # type: ignore[arg-type]
 
     @classmethod
@@ -148,7 +150,7 @@ class LabConfig:
         if "subnet" in changes:
             changes.setdefault("server_ip", "")
             changes.setdefault("client_ip", "")
-        return replace(self, **changes)  # type: ignore[arg-type]
+        return replace(self, **changes)  # type: ignore[arg-type]  # as in from_env: fields by name
 
     def compose_env(self, mode: str = "idle") -> dict[str, str]:
         """The variables docker-compose.yml reads for this lab."""

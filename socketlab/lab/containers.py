@@ -10,7 +10,7 @@ import io
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from socketlab.lab.composefile import (
     INSTRUMENTS_LABEL,
@@ -56,7 +56,7 @@ def configured_address(attrs: Mapping) -> str:
     for _name, settings in first:
         given = (settings.get("IPAMConfig") or {}).get("IPv4Address")
         if settings.get("IPAddress") or given:
-            return settings.get("IPAddress") or given
+            return str(settings.get("IPAddress") or given)
     return "-"
 
 
@@ -107,7 +107,7 @@ class _ChunkReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buf) -> int:  # type: ignore[override]
+    def readinto(self, buf) -> int:  # buf: a writable buffer (memoryview, bytearray)
         while not self._rest:
             self._rest = next(self._chunks, b"")
             if not self._rest:
@@ -117,7 +117,10 @@ class _ChunkReader(io.RawIOBase):
         return n
 
 
-def in_parallel(action: Callable[[object], object], items: Iterable[object]) -> None:
+T = TypeVar("T")
+
+
+def in_parallel(action: Callable[[T], object], items: Iterable[T]) -> None:
     """Apply `action` to every item at once (threads: the work is waiting on the engine)."""
     from concurrent.futures import ThreadPoolExecutor  # here: a run on a running lab needs none
 

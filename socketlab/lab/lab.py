@@ -21,6 +21,7 @@ import ipaddress
 import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 from socketlab.errors import ConfigError, ImageError, LabError, LabNotRunning
 from socketlab.lab import seal, shapespec, signals
@@ -32,7 +33,14 @@ from socketlab.lab.existing import differences, exists_error
 from socketlab.lab.process import ExecResult, RunningExec
 from socketlab.lab.topology import Topology
 
+if TYPE_CHECKING:
+    import docker
+
+    from socketlab.lab.compose import Compose
+    from socketlab.lab.engine_compose import ComposeEngine
+
 __all__ = ["LAB_LABEL", "Lab"]
+L = TypeVar("L", bound="Lab")  # Lab.running() makes a lab of the class it is asked of
 SETUP_S = 20.0  # the most a host's lab-host may take to set its network up
 
 
@@ -51,8 +59,8 @@ class Lab:
         self.progress(message)
 
     @classmethod
-    def running(cls, project: str, *, client=None, engine: Engine | None = None,
-                progress: Callable[[str], None] | None = None) -> Lab:
+    def running(cls: type[L], project: str, *, client: docker.DockerClient | None = None,
+                engine: Engine | None = None, progress: Callable[[str], None] | None = None) -> L:
         """The lab `project` as it runs now: its topology and settings read from its
         containers, so `run` and `exec` work whatever it was started with."""
         engine = engine or make_engine("compose", project, client=client)
@@ -73,13 +81,21 @@ class Lab:
 
     # -- compose-engine specifics, for the callers that need them ----------------------------
     @property
-    def client(self):
+    def client(self) -> docker.DockerClient:
         """The Docker SDK's client of the engine (image builds, run metadata)."""
-        return self.engine.client  # type: ignore[attr-defined]
+        return self._compose_engine().client
 
     @property
-    def compose(self):
-        return self.engine.compose  # type: ignore[attr-defined]
+    def compose(self) -> Compose:
+        return self._compose_engine().compose
+
+    def _compose_engine(self) -> ComposeEngine:
+        from socketlab.lab.engine_compose import ComposeEngine  # the engine's own module: loaded
+
+        if not isinstance(self.engine, ComposeEngine):
+            raise ConfigError(f"the {self.engine.name} engine has no Docker client of its own",
+                              hint="this needs a lab on Docker (compose or swarm)")
+        return self.engine
 
     # -- the topology ----------------------------------------------------------------------
     @property
@@ -111,11 +127,12 @@ class Lab:
     def _adopt(self, topo: Topology) -> None:
         """Use a placed topology; the settings then say where its server and client are."""
         self._topology = topo = topo.with_mounts(self.config.folders())
-        changes: dict[str, object] = {"subnet": topo.networks[0].subnet}
+        subnet = topo.networks[0].subnet or self.config.subnet  # placed: it has one
+        self.config = dataclasses.replace(self.config, subnet=subnet)
         if self.config.topology:
             server, client = topo.role_host("server"), topo.role_host("client")
-            changes.update(server_ip=server.ip if server else "", client_ip=client.ip if client else "")
-        self.config = dataclasses.replace(self.config, **changes)
+            self.config = dataclasses.replace(self.config, server_ip=server.ip if server else "",
+                                              client_ip=client.ip if client else "")
 
     # -- lifecycle --------------------------------------------------------------------------
     # A lab is started whole or not at all, and removed whole: a failed or interrupted start

@@ -90,7 +90,7 @@ def load_yaml(text: str, source: str) -> Any:
 
 
 def _loader_class(yaml: Any) -> type:
-    class CountingLoader(yaml.SafeLoader):  # type: ignore[misc,name-defined]  # PyYAML ships no types here
+    class CountingLoader(yaml.SafeLoader):  # yaml: the module, passed in (imported on first use)
         """The safe loader, counting aliases as it composes (a bomb stops at MAX_ALIASES)."""
 
         aliases = 0

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from xml.sax.saxutils import escape
 
-from socketlab.observe.analysis import UNREACH, Pkt, Segment, match_captures, tcp_flow
+from socketlab.observe.analysis import Pkt, Segment, match_captures, tcp_flow
 
 Event = tuple[str, float, str]
 _FLAG_NAMES = {"S": "SYN", "F": "FIN", "R": "RST", "P": "PSH", "A": "ACK", "U": "URG",
@@ -205,7 +205,7 @@ def _label(p: Pkt) -> str:
         frag = f" (frag off=0 len={p.ip_payload} MF)" if p.mf else ""
         return f"UDP len={p.udp_len}{frag} {_quoted(p.payload)}".rstrip()
     if p.proto == "icmp":
-        label = f"ICMP {UNREACH.get(p.icmp_code, 'unreachable')}" if p.icmp_type == 3 \
+        label = f"ICMP {p.icmp_error}" if p.icmp_type == 3 \
             else f"ICMP type={p.icmp_type} code={p.icmp_code}"
         if p.icmp_mtu:
             label += f" mtu={p.icmp_mtu}"

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from rich.console import JustifyMethod
 from rich.table import Table
 from rich.text import Text
 
@@ -169,10 +170,12 @@ def _docker_exec_argv(lab: Lab) -> list[str] | None:
     """`docker exec CONTAINER true` in the lab's server (None without the docker CLI)."""
     import shutil
 
+    from socketlab.lab.engine_compose import ComposeEngine
+
     docker = shutil.which("docker")
-    if docker is None:
+    if docker is None or not isinstance(lab.engine, ComposeEngine):
         return None
-    return [docker, "exec", lab.engine._id("server"), "true"]  # the compose engine's container
+    return [docker, "exec", lab.engine.container_id("server"), "true"]
 
 
 def analysis(*, packets: int = 50_000, repeat: int = 3,
@@ -297,9 +300,10 @@ def render_value(f: Figure) -> str:
 
 def render(figures: list[Figure], title: str = "lifecycle") -> Table:
     table = Table(title=f"socketlab bench {title} (medians)", title_justify="left")
-    for column, justify in (("figure", "left"), ("measured", "right"), ("target", "left"),
-                            ("", "left")):
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
+        ("figure", "left"), ("measured", "right"), ("target", "left"), ("", "left"))
+    for column, justify in columns:
+        table.add_column(column, justify=justify)
     notes = any(f.note for f in figures)
     if notes:
         table.add_column("note", overflow="fold")
