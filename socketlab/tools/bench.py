@@ -309,6 +309,6 @@ def render(figures: list[Figure], title: str = "lifecycle") -> Table:
         table.add_column("note", overflow="fold")
     for f in figures:
         mark = Text() if f.met is None else (Text("met", "green") if f.met else Text("not met", "red"))
-        row = [f.name, render_value(f), f.target and f"{f.target} {f.unit}", mark]
+        row: list[str | Text] = [f.name, render_value(f), f.target and f"{f.target} {f.unit}", mark]
         table.add_row(*row, *([f.note] if notes else []))
     return table
