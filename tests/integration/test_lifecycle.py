@@ -53,13 +53,15 @@ def test_two_ups_of_one_name_at_once_one_wins_the_other_refuses_naming_the_diffe
 
     config = lab_config("-twice")
     lab = Lab(config, client=docker_client)
-    with claim_subnets(lambda: lab.engine.subnets_in_use().values(), 2) as (first, second):
-        pass  # two subnets free now (nothing else on this machine picks from the top of it)
     try:
-        ups = [subprocess.Popen([sys.executable, "-m", "socketlab", "-p", config.project, "up",
-                                 "--subnet", subnet], text=True, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE) for subnet in (first, second)]
-        done = [(p.wait(120), *p.communicate()) for p in ups]
+        # Two free subnets, held while both start (a lab on subnet auto waits for them; these
+        # two, on subnets given, take no claim of their own).
+        with claim_subnets(lambda: lab.engine.subnets_in_use().values(), 2) as (first, second):
+            ups = [subprocess.Popen([sys.executable, "-m", "socketlab", "-p", config.project,
+                                     "up", "--subnet", subnet], text=True,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                   for subnet in (first, second)]
+            done = [(p.wait(120), *p.communicate()) for p in ups]
         codes = sorted(code for code, _out, _err in done)
         assert codes == [0, 2], done
         won = next(i for i, (code, _o, _e) in enumerate(done) if code == 0)
