@@ -31,7 +31,7 @@ start here:
                               a lone SYN, made with scapy in the client: what answers?
   socketlab shape client --delay 100ms --loss 5%
                               impair the client's link (socketlab shape client --clear)
-  socketlab experiments       check the post's claims in a fresh lab; writes a report
+  socketlab experiments       check the post's claims in the lab (else a fresh one); a report
   socketlab down              remove the lab (socketlab ls: every lab on this engine)
 
 across machines:

@@ -18,8 +18,8 @@ if TYPE_CHECKING:
 
 def register(command) -> None:
     # {claims}: what the registry holds, filled in when a help is shown (app._Filled)
-    exps = command("experiments", "check the post's claims {claims} in a fresh lab; "
-                   "write a report", experiments)
+    exps = command("experiments", "check the post's claims {claims} in the running lab "
+                   "(else a fresh one); write a report", experiments)
     exps.add_argument("ids", nargs="*", metavar="ID", help="claims to check (default: all), e.g. C4")
     one = command("experiment", "check one claim of the post, with its evidence", experiment)
     one.add_argument("ids", nargs=1, metavar="ID", help="e.g. C4")
