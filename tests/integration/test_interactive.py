@@ -129,6 +129,17 @@ def test_input_that_ends_right_after_exit_is_no_error(lab, terminal, argv):
         assert code == 0, seen
 
 
+@pytest.mark.parametrize("argv", [("shell", "client"), ("exec", "-it", "client", "bash")])
+def test_keys_typed_before_the_shell_is_up_reach_it(lab, terminal, argv):
+    """Typed at once, while socketlab still starts (as `printf 'exit\\n' | script -c ...`
+    types): kept, not flushed when the terminal goes raw, so the shell runs them and ends."""
+    for _ in range(3):
+        term = terminal(*argv)
+        term.type("echo typed-$((40+2)); exit 3\r")  # no wait for a prompt
+        term.read_until(b"typed-42", timeout=30)
+        assert term.proc.wait(30) == 3
+
+
 def test_exec_streams_output_as_the_command_prints_it(lab):
     """The first line arrives while the command is still waiting for its input: streamed."""
     proc = socketlab(lab, "exec", "-i", "client", "sh", "-c", 'echo first; read -r x; echo "got $x"',
