@@ -29,7 +29,7 @@ def options(cmd: argparse.ArgumentParser) -> None:
 def _students(args: argparse.Namespace, err: Console) -> list[str]:
     from socketlab.exercises.model import ExerciseError, check_student
 
-    students = []
+    students: list[str] = []
     if args.roster:
         from socketlab.exercises.roster import read_roster
 
@@ -62,6 +62,12 @@ def start(args: argparse.Namespace, out: Console, err: Console) -> int:
     if args.pdf and find_browser() is None:
         raise ExerciseError("--pdf needs chromium (or google-chrome) on PATH",
                             hint="apt-get install chromium, or leave out --pdf")
+    fixed = [o for o, k in (("--subnet", "subnet"), ("--server-ip", "server_ip"),
+                            ("--client-ip", "client_ip")) if getattr(args, k, None)]
+    if args.jobs > 1 and fixed:
+        raise ExerciseError(f"{', '.join(fixed)} with --jobs {args.jobs}: each lab takes a free "
+                            "subnet of its own", hint=f"leave out {', '.join(fixed)}, or use "
+                                                      "--jobs 1")
     if args.jobs > 1 and common.engine_of(args) != "compose":
         raise ExerciseError("--jobs works with the compose engine only",
                             hint="leave out --jobs (or --engine swarm)")
@@ -102,8 +108,14 @@ def _lab_maker(args: argparse.Namespace, first: Any):
 
 
 def _run(args: argparse.Namespace, first: Any, todo: list[str], seed: str, err: Console):
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                               TimeElapsedColumn, TimeRemainingColumn)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     from socketlab.exercises import classroom
 
@@ -128,7 +140,7 @@ def _run(args: argparse.Namespace, first: Any, todo: list[str], seed: str, err: 
 def _report(args: argparse.Namespace, result: Any, skipped: int, out: Console,
             err: Console) -> int:
     made = len(result.done)
-    out.print(f"{made} worksheets made in {result.seconds:.0f} s with --jobs {args.jobs} "
+    out.print(f"{made} worksheet{'s' if made != 1 else ''} made in {result.seconds:.0f} s with --jobs {args.jobs} "
               f"({result.per_minute:.1f} students per minute), {skipped} already there, "
               f"in {args.dir}", markup=False, soft_wrap=True)
     for d in result.failed:

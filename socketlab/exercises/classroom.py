@@ -88,7 +88,8 @@ def prepare(make_lab: Callable[[int], Any], name: str, students: Sequence[str], 
     pending: queue.Queue[str] = queue.Queue()
     for s in students:
         pending.put(s)
-    result, lock, errors = Prepared(), threading.Lock(), []
+    result, lock = Prepared(), threading.Lock()
+    errors: list[Exception] = []
     began = time.monotonic()
 
     def worker(index: int, ended: threading.Event) -> None:

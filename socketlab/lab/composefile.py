@@ -200,6 +200,9 @@ def render(topo: Topology, *, lab_image: str, settings: Mapping[str, str] | None
                                    **_mapping(spec.get("environment")),
                                    "SOCKETLAB_ROUTES": routes_env(routes[h.name])}
             spec["command"] = _behind_lab_host(h.role, spec.get("command"))
+        elif not h.unsealed:  # an image of its own runs as it says, root as a rule: a packet
+            # socket (NET_RAW) would send frames around the seal its sidecar holds in iptables
+            spec["cap_drop"] = sorted({*(spec.get("cap_drop") or []), "NET_RAW"})
         if h.mounts:
             spec["volumes"] = [*(spec.get("volumes") or []),
                                *(f"{local}:{dest}:ro" for local, dest in h.mounts)]

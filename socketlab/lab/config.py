@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from socketlab.errors import ConfigError
+from socketlab.lab.bounds import host_path, system_folder
 from socketlab.lab.topology import lab_subnet
 
 DEFAULT_SUBNET = "192.168.33.0/24"
@@ -104,9 +105,13 @@ class LabConfig:
             if not folder.is_dir():
                 raise ConfigError(f"mount {spec!r}: {local} is not a folder",
                                   hint="give a folder of this machine, e.g. --mount ./myprog:/work")
+            if system_folder(str(folder)):
+                raise ConfigError(f"mount {spec!r}: {folder} is {system_folder(str(folder))}",
+                                  hint="mount a folder of your own, e.g. --mount ./myprog:/work")
             dest = dest or DEFAULT_MOUNT
-            if not dest.startswith("/") or dest == "/":
-                raise ConfigError(f"mount {spec!r}: {dest!r} is not a path in the host",
+            problem = host_path(dest)
+            if problem:
+                raise ConfigError(f"mount {spec!r}: {problem}",
                                   hint="give an absolute path such as /work")
             found.append((str(folder), dest))
         return tuple(found)

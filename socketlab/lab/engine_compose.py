@@ -173,7 +173,9 @@ class ComposeEngine(Engine):
                      timeout: float = 120) -> None:
         from socketlab.lab import compose as compose_cli
 
-        argv = self.compose.argv(self.project, file, *args, project_dir=project_dir)
+        no_env = file.with_name("no.env")  # compose reads nothing of the topology's .env: the
+        no_env.touch()  # file is already interpolated, and its DOCKER_HOST must not steer compose
+        argv = self.compose.argv(self.project, file, *args, project_dir=project_dir, env_file=no_env)
         compose_cli.run_compose(argv, env, timeout=timeout)
 
     def start(self) -> None:

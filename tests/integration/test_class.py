@@ -85,3 +85,30 @@ def test_a_class_interrupted_at_a_random_moment_resumes_each_student_once(
     finally:
         for lab in labs:
             lab.down()
+
+
+def test_the_pdf_holds_every_event_a_question_needs(tmp_path: Path):
+    """The loss worksheet has more events than the HTML folds; its PDF (headless Chromium)
+    still holds each of them, read back as text (pypdf), and none of the held-back sizes."""
+    import shutil
+
+    from pypdf import PdfReader
+
+    from socketlab.exercises.render import find_browser, to_html, write_pdf
+
+    if find_browser() is None and os.environ.get("CI") != "true":
+        pytest.skip("no chromium on PATH")
+    data = Path(__file__).parent.parent / "data" / "exercises"
+    course = Path(shutil.copytree(data, tmp_path / "course"))
+    ws = load(course, "loss", "alice", seed="test-course")
+    (ws.folder / "worksheet.html").write_text(to_html(ws), encoding="utf-8")  # today's page
+    text = "".join(page.extract_text() for page in PdfReader(write_pdf(ws)).pages)
+    flat = re.sub(r"\s+", "", text)
+    events = [(h, e) for h, evs in ws.events.items() for e in evs]
+    assert len(events) > 30  # more than the HTML folds
+    missing = [f"{h} {e['event']} {e['t']:.6f}" for h, e in events
+               if f"{e['t']:.6f}" not in flat]
+    assert not missing, f"{len(missing)} events not in the PDF: {missing[:5]}"
+    assert len(re.findall(r"recvfrom", flat)) >= len(ws.material().all_events("server",
+                                                                              "recvfrom"))
+    assert not re.search(r"recvfromn=", flat)  # the sizes the server read are held back

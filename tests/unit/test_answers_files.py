@@ -61,6 +61,7 @@ def test_summary_skips_what_is_not_an_answers_file_and_marks_the_rest(tmp_path):
     subs = tmp_path / "subs"
     subs.mkdir()
     odd = odd_files(subs)
+    del odd["folder"]  # a folder under the summary's is a submitter's: looked into (empty here)
     alice = load(DATA, "handshake", "alice", seed=SEED)
     (subs / "alice.toml").write_text(answers_text(alice, {q: a.value for q, a in alice.key().items()}))
 

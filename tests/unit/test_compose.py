@@ -313,3 +313,13 @@ def test_the_probe_runs_in_a_session_of_its_own():
     detect(run=run, environ={})
 
     assert seen["start_new_session"] is True
+
+
+def test_a_rendered_file_is_run_with_an_env_file_of_its_own():
+    c = Compose(("docker-compose",), "1.29.2")
+
+    argv = c.argv("lab1", Path("/tmp/x/compose.yml"), "up", project_dir=Path("/home/me/lab"),
+                  env_file=Path("/tmp/x/no.env"))
+
+    assert argv == ["docker-compose", "-p", "lab1", "-f", "/tmp/x/compose.yml",
+                    "--project-directory", "/home/me/lab", "--env-file", "/tmp/x/no.env", "up"]
