@@ -144,7 +144,7 @@ def test_a_seal_broken_after_up_is_seen_by_status(lab):
 def test_each_way_root_could_undo_the_seal_is_named_by_the_check(lab, tamper, seen):
     lab.exec("client", tamper)
     try:
-        assert {r["host"]: r["sealed"] for r in lab.status()}["client"] == f"NO: {seen}"
+        assert {r["name"]: r["sealed"] for r in lab.status()}["client"] == f"NO: {seen}"
     finally:
         lab.exec("client", ["lab-seal"])  # sealing again puts it all back
     assert lab.exec("client", ["lab-seal", "--check"]).stdout == "lab-seal: sealed\n"
