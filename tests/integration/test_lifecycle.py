@@ -22,6 +22,14 @@ from tests.conftest import lab_config, project_name
 pytestmark = pytest.mark.integration
 
 
+@pytest.fixture(autouse=True)
+def no_settings_from_the_shell(monkeypatch):
+    """The commands here ask only what each test gives them: a SOCKETLAB_SUBNET exported in
+    the caller's shell would otherwise be asked of the test's lab, and refused."""
+    for name in ("SOCKETLAB_SUBNET", "SOCKETLAB_SERVER_IP", "SOCKETLAB_CLIENT_IP", "SOCKETLAB_PORT"):
+        monkeypatch.delenv(name, raising=False)
+
+
 def cli(*argv: str) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     code = main(list(argv), out=out, err=err)
