@@ -16,7 +16,7 @@ def register(command) -> None:
     doc.add_argument("--json", action="store_true", help="print the checks as JSON")
     bench_ = command("bench", "measure socketlab (prints a table)", bench)
     bench_.add_argument("what", choices=["lifecycle", "analysis", "capture", "shaping", "swarm", "scale",
-                                                 "class"])
+                                         "class", "plugin"])
     bench_.add_argument("--backend", choices=["netem", "engine"],
                         help="shaping: this backend only (default: both; netem in a user-mode "
                              "kernel where this one has none)")
@@ -88,6 +88,10 @@ def bench(args: argparse.Namespace, out: Console, err: Console) -> int:
 
         figures = shaping(common.config_from(args), progress=common.progress(err),
                           backend=args.backend)
+    elif args.what == "plugin":
+        from socketlab.tools.bench_plugin import plugin
+
+        figures = plugin(common.config_from(args), repeat=args.repeat, progress=common.progress(err))
     elif args.what == "scale":
         from socketlab.tools.bench_scale import scale
 

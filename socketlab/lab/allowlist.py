@@ -209,7 +209,8 @@ def _one(table: Mapping[str, Key], key: str, value: Any, ctx: Context, what: str
         return
     problem = rule.check(ctx, value)
     if problem is not None:
-        raise ConfigError(f"{what} {problem or rule.why}", hint=hint)
+        said = f"{what} {problem or rule.why}"  # one line, whatever the file's text holds
+        raise ConfigError(said.replace("\r", "\\r").replace("\n", "\\n"), hint=hint)
 
 
 def table_markdown() -> str:

@@ -77,6 +77,7 @@ def load_yaml(text: str, source: str) -> Any:
     import yaml  # here: a command on a running lab reads its topology from the engine, no file
 
     loader = _loader_class(yaml)(text)
+    loader.name = source  # what its messages name (else "<unicode string>")
     try:
         node = loader.get_single_node()
         if node is None:

@@ -44,8 +44,8 @@ def class_figures(config: LabConfig, *, jobs: Sequence[int] = JOBS, students: in
             continue
         rates[n] = done.per_minute
         figures.append(Figure(f"--jobs {n}: students per minute", done.per_minute, "/min",
-                              note=f"{students} students in {done.seconds:.1f} s, labs' start "
-                                   f"and removal included; {os.cpu_count()} cores"))
+                              note=f"one run: {students} students in {done.seconds:.1f} s, labs' "
+                                   f"start and removal included; {os.cpu_count()} cores"))
     if rates:
         best = max(rates, key=lambda k: rates[k])
         figures.append(Figure(f"best: --jobs {best}, 120 students in", 120 / rates[best], "min",

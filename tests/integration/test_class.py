@@ -72,6 +72,9 @@ def test_a_class_interrupted_at_a_random_moment_resumes_each_student_once(
         there = sorted(p.name.removeprefix("handshake-") for p in course.glob("*")) \
             if course.exists() else []
         assert there == sorted(first), f"{seen}: folders {there}, said made {first}"
+        planted = [s for s in STUDENTS if s not in first]  # as a SIGKILLed run leaves them
+        for s in planted:
+            (course / f".handshake-{s}-killed").mkdir(parents=True)
         code, out, err = socketlab(argv)
         assert code == 0, f"{seen}: second run: {err}"
         second = made(err)
@@ -79,6 +82,9 @@ def test_a_class_interrupted_at_a_random_moment_resumes_each_student_once(
         assert sorted(first + second) == STUDENTS, seen
         if first:
             assert f"{len(first)} already prepared with this course seed, skipped" in err, seen
+        if planted:
+            assert f"removed {len(planted)} half-made folder" in err, seen
+        assert not list(course.glob(".*")), seen
         for s in STUDENTS:
             assert load(course, "handshake", s, seed=COURSE).key()  # whole and sealed
         assert [lab.leftovers() for lab in labs] == [[], []], seen

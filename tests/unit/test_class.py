@@ -100,6 +100,23 @@ def test_start_from_a_roster_all_done_starts_no_lab(course, tmp_path, capsys):
     assert "nothing to do" in out
 
 
+def test_half_made_folders_of_a_killed_run_are_removed_before_a_lab_starts(course, capsys):
+    (course / ".handshake-carol-x1y2").mkdir()
+    (course / ".handshake-carol-x1y2" / "client.pcap").write_bytes(b"half")
+    (course / ".handshake-alice-zz").mkdir()  # alice is done: hers is not touched
+    code = main(["exercise", "start", "handshake", "--student", "carol", "--student", "x y",
+                 "--dir", str(course), "--seed", SEED])
+    assert code == 64  # refused (a bad id) before anything is removed
+    assert (course / ".handshake-carol-x1y2").exists()
+    code = main(["exercise", "start", "handshake", "--student", "alice", "--dir", str(course),
+                 "--seed", SEED, "--roster", str(course / "nosuch.csv")])
+    assert code == 64
+    from socketlab.exercises.classroom import stale
+
+    assert stale(course, "handshake", ["carol"]) == [course / ".handshake-carol-x1y2"]
+    assert stale(course, "handshake", ["dan"]) == []
+
+
 def test_start_refuses_a_changed_seed_and_no_students(course, tmp_path, capsys):
     roster = write(tmp_path, "id\nalice\ncarol\n")
     base = ["exercise", "start", "handshake", "--dir", str(course)]
@@ -246,3 +263,15 @@ def test_check_feedback_file(course, tmp_path, capsys):
     assert code == 1
     assert "your answers to q1 are inside comments" in capsys.readouterr().err
     assert "q1: your answer is inside a comment" in (tmp_path / "fb.txt").read_text()
+
+
+def test_resuming_with_pdf_prints_the_pdfs_that_are_missing(course, capsys):
+    from socketlab.exercises.render import find_browser
+
+    if find_browser() is None:
+        pytest.skip("no chromium on PATH")
+    code = main(["exercise", "start", "handshake", "--student", "alice", "--dir", str(course),
+                 "--seed", SEED, "--pdf"])
+    assert code == 0
+    assert "(printed now)" in capsys.readouterr().err
+    assert (course / "handshake-alice" / "worksheet.pdf").read_bytes().startswith(b"%PDF")

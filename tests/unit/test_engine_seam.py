@@ -42,7 +42,7 @@ class FakeEngine(Engine):
         self.settings: dict[str, str] = {}
         self.setup_code = 0  # what `lab-ready --setup` answers
 
-    def create(self, topology, settings, *, lab_image):
+    def create(self, topology, settings, *, lab_image, labels=None):
         self.calls.append(("create", lab_image))
         self.topo, self.settings = topology, dict(settings)
         self.nets = {n.name: n.subnet for n in topology.networks}

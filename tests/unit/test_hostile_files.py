@@ -36,9 +36,21 @@ def test_the_suite_has_at_least_forty_cases_each_saying_what_it_tries():
         header(path)
 
 
-@pytest.mark.parametrize("path", CASES, ids=lambda p: p.stem)
-def test_a_hostile_file_is_refused_in_one_line_naming_what(path):
-    _tries, refused = header(path)
+def in_a_copy(case: Path, tmp_path: Path) -> Path:
+    """The case in a copy of the suite's folder, with parts/to-root -> / made there: a link
+    to / is never kept in the project (pytest, an sdist or a backup would walk the machine)."""
+    import shutil
+
+    copy = tmp_path / "hostile"
+    shutil.copytree(HOSTILE, copy, symlinks=True)
+    (copy / "parts" / "to-root").symlink_to("/")
+    return copy / case.name
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda p: p.stem)
+def test_a_hostile_file_is_refused_in_one_line_naming_what(case, tmp_path):
+    _tries, refused = header(case)
+    path = in_a_copy(case, tmp_path)
 
     with pytest.raises(ConfigError) as info:
         read_topology(path, ENV, lab_image=LAB)
@@ -195,3 +207,24 @@ def test_an_included_file_is_taken_in_and_nothing_of_include_reaches_compose():
     assert topo.names == ("server", "client")
     assert "include" not in doc
     assert doc["services"]["client"]["pids_limit"] == 128
+
+
+def test_more_aliases_than_a_topology_needs_are_refused_naming_the_file(tmp_path):
+    path = tmp_path / "many.yml"
+    path.write_text("x-a: &a 1\nx-list: [" + ", ".join(["*a"] * 1001) + "]\n"
+                    f"services:\n  server: {{image: {LAB}}}\n")
+
+    with pytest.raises(ConfigError, match=r"many\.yml: more than 1000 YAML aliases"):
+        read_topology(path, ENV, lab_image=LAB)
+
+
+def test_a_value_with_a_line_break_is_still_refused_in_one_line(tmp_path):
+    path = tmp_path / "t.yml"
+    path.write_text(f'services:\n  server:\n    image: {LAB}\n    volumes: ["/etc\\nhint: all fine:/x"]\n'
+                    '    mem_limit: "8g\\n"\n')
+
+    with pytest.raises(ConfigError) as info:
+        read_topology(path, ENV, lab_image=LAB)
+
+    assert "\n" not in str(info.value)
+    assert "volumes: /etc\\nhint (/etc\\nhint) is neither beside" in str(info.value)
