@@ -70,7 +70,7 @@ def up(args: argparse.Namespace, out: Console, err: Console) -> int:
     lab.topology  # noqa: B018  # a topology file that is refused is refused before any build
     ensure_image(lab, err)
     try:
-        lab.up()
+        lab.up(kept=True)  # the lab outlives this command: no reaper takes it before `down`
     except LabExists as e:
         running = e.running and common.running_lab(args, err)
         if not running or differences(lab.config, running.config, common.asked(args)):

@@ -30,7 +30,7 @@ from socketlab.lab.composefile import LAB_LABEL, read_topology
 from socketlab.lab.config import DEFAULT_PORT, DEFAULT_SUBNET, LAB_IMAGE, LabConfig
 from socketlab.lab.engine import Engine, make_engine
 from socketlab.lab.existing import differences, exists_error
-from socketlab.lab.owner import Owner
+from socketlab.lab.owner import Owner, kept_labels
 from socketlab.lab.process import ExecResult, RunningExec
 from socketlab.lab.topology import Topology
 
@@ -55,6 +55,7 @@ class Lab:
         self.engine = engine or make_engine("compose", self.config.project, client=client,
                                             compose=compose, progress=self._say)
         self._topology: Topology | None = None
+        self._kept = False  # up(kept=True): meant to outlive this process
 
     def _say(self, message: str) -> None:
         self.progress(message)
@@ -146,8 +147,11 @@ class Lab:
         if isinstance(exc, KeyboardInterrupt) and not signals.outcome_of(exc):
             raise signals.Interrupted(self._gone(removed=True)) from exc
 
-    def up(self) -> Lab:
+    def up(self, *, kept: bool = False) -> Lab:
         """Start every host (idle) on the lab's networks; return once all are running.
+        kept: the lab is meant to outlive this process (`socketlab up`, until `down`): it names
+        no owner process, so the reaper (socketlab.lab.reaper) never removes it as a gone
+        owner's; otherwise it is this process's, and removed by the next reap once it is gone.
 
         A lab of this name that is already there (running or not) is left exactly as it is:
         LabExists says how it differs from this one; so is one that another process is
@@ -155,6 +159,7 @@ class Lab:
         else that stops the start (an error, SIGINT or SIGTERM) removes what the start had
         created, then goes on; an interruption then says, as Interrupted, that nothing of
         the lab is left."""
+        self._kept = kept
         topo = self.topology  # a broken topology file fails here, before anything is done
         shaping = shapespec.env_shaping(os.environ)  # a bad SOCKETLAB_SHAPE_*: nothing starts
         self._check_image()
@@ -268,7 +273,8 @@ class Lab:
         hosts = ", ".join(f"{h.name} {h.ip}" for h in self.topology.hosts)
         subnets = ", ".join(n.subnet or "?" for n in self.topology.networks)
         self.progress(f"starting lab {self.config.project!r} on {subnets} ({hosts})")
-        owner = Owner.me(self.config.ttl).labels()  # for the reaper (socketlab.lab.reaper)
+        owner = kept_labels(self.config.ttl) if self._kept else \
+            Owner.me(self.config.ttl).labels()  # for the reaper (socketlab.lab.reaper)
         with signals.deferred():  # the engine runs to its end: no half-made network to chase
             self.engine.create(self.topology, self._settings(self.config), lab_image=self.config.image,
                                labels=owner)

@@ -6,7 +6,8 @@ used again by another process is told apart), and, if the lab was given a time t
 expires. `stale` is the reaper's one rule, a pure function of those labels and what it sees of
 this machine's processes:
 
-    a lab without owner labels .......................... left alone (someone else's, older)
+    a lab without owner labels .......................... left alone (someone else's, older,
+                                                          or kept: made by `socketlab up`)
     expired (its time to live has passed) ............... stale, whoever owns it
     owned on another host (or another boot of it) ....... left alone (we cannot see that process)
     owned here, its process gone, or a zombie ........... stale
@@ -16,6 +17,7 @@ this machine's processes:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import time
@@ -70,7 +72,12 @@ class Owner:
 
     @classmethod
     def from_labels(cls, labels: Mapping[str, str]) -> Owner | None:
-        """The owner a lab's labels name; None if they name none (or not readably)."""
+        """The owner a lab's labels name; None if they name none (or not readably). A kept lab
+        with a time to live (kept_labels) names no process: only when it expires."""
+        if HOST_LABEL not in labels and EXPIRES_LABEL in labels:
+            with contextlib.suppress(ValueError):
+                return cls("", "", 0, "", float(labels[EXPIRES_LABEL]))  # no host: never "gone"
+            return None
         try:
             expires = labels.get(EXPIRES_LABEL)
             return cls(labels[HOST_LABEL], labels.get(BOOT_LABEL, ""), int(labels[PID_LABEL]),
@@ -80,6 +87,13 @@ class Owner:
 
     def __str__(self) -> str:
         return f"process {self.pid} on {self.host}"
+
+
+def kept_labels(ttl: float = 0.0, *, now: Callable[[], float] = time.time) -> dict[str, str]:
+    """The labels of a lab meant to outlive the process that makes it (`socketlab up`, until
+    `socketlab down`): no owner process, so the reaper never takes it for a gone owner's; only
+    its time to live, if it has one."""
+    return {EXPIRES_LABEL: f"{now() + ttl:.0f}"} if ttl > 0 else {}
 
 
 def stale(owner: Owner | None, machine: Machine, now: float) -> str | None:

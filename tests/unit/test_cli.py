@@ -449,7 +449,7 @@ def lab_already_running(fake_lab, monkeypatch) -> type[FakeLab]:
 
     there = LabConfig(subnet="192.168.131.0/24")
 
-    def up(self):
+    def up(self, *, kept: bool = False):
         raise exists_error(self.config.project, differences(self.config, there))
 
     monkeypatch.setattr(cli_lab, "ensure_image", lambda _lab, _err: None)

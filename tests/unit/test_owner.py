@@ -12,7 +12,7 @@ import pytest
 
 from socketlab.lab.composefile import LAB_LABEL, render
 from socketlab.lab.engine_compose import PROJECT_LABEL
-from socketlab.lab.owner import Machine, Owner, boot_id, process_start, stale
+from socketlab.lab.owner import PID_LABEL, Machine, Owner, boot_id, kept_labels, process_start, stale
 from socketlab.lab.reaper import reap, stale_labs
 
 NOW = 1_000_000.0
@@ -166,3 +166,15 @@ def test_a_time_to_live_is_read_from_the_environment_and_checked():
         LabConfig.from_env({"SOCKETLAB_TTL": "soon"})
     with pytest.raises(ConfigError, match="negative"):
         LabConfig(ttl=-1)
+
+
+# -- a kept lab (`socketlab up`): meant to outlive the process that made it --------------------------
+@pytest.mark.parametrize(("ttl", "at", "gone"), [
+    (0.0, NOW + 10**9, False),  # no time to live: left until `down`, whoever is gone
+    (60.0, NOW + 59, False),    # not yet expired
+    (60.0, NOW + 61, True),     # expired: any socketlab may remove it
+])
+def test_a_kept_lab_is_never_a_gone_owners(ttl, at, gone):
+    labels = kept_labels(ttl, now=lambda: NOW)
+    assert PID_LABEL not in labels  # it names no process whose end could make it stale
+    assert (stale(Owner.from_labels(labels), HERE, at) is not None) == gone
