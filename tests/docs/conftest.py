@@ -1,0 +1,74 @@
+"""The documentation's examples run against a real engine: each page in a fresh copy of the
+checkout, with a lab name, subnet and pytest prefix of its own (the environment does the
+isolation; the commands stay as the page writes them)."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.docs.pages import ROOT
+
+EXECUTED: list[tuple[str, int, int, float]] = []  # page, blocks run, commands run, seconds
+# A pool of its own for the pages' labs (the tests' `auto` labs take the lowest free /24 of
+# 192.168.128.0/17; the pages take from the top, so the two rarely meet).
+POOL = "192.168.224.0/19"
+_COPY_IGNORE = shutil.ignore_patterns(".git", ".venv", "runs", "exercises", "__pycache__", "site",
+                                      "socketlab-artifacts", ".pytest_cache", "*.egg-info", "dist")
+
+
+def free_subnet(docker_client) -> ipaddress.IPv4Network:
+    from socketlab.lab.subnets import docker_subnets, host_routes, pick
+
+    return ipaddress.IPv4Network(pick([*docker_subnets(docker_client), *host_routes()], POOL))
+
+
+@pytest.fixture
+def page_env(tmp_path, docker_client, lab_image, request):
+    """A copy of the checkout to run a page in, and the environment that isolates it."""
+    work = tmp_path / "checkout"
+    shutil.copytree(ROOT, work, ignore=_COPY_IGNORE, symlinks=True)
+    tag = f"doc{os.getpid()}x{request.node.callspec.indices['page']}"
+    subnet = free_subnet(docker_client)
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PYTEST_", "SOCKETLAB_", "COMPOSE_")) or k == "SOCKETLAB_IMAGE"}
+    env.update(
+        SOCKETLAB_PROJECT=tag, COMPOSE_PROJECT_NAME=tag, SOCKETLAB_PYTEST_PREFIX=f"{tag}-pytest",
+        SOCKETLAB_SUBNET=str(subnet), SOCKETLAB_SERVER_IP=str(subnet[5]),
+        SOCKETLAB_CLIENT_IP=str(subnet[6]), SOCKETLAB_SUBNET_POOL=POOL,
+        SOCKETLAB_VENV=str(Path(sys.executable).parents[1]),  # the checkout's own venv, not a new one
+        COLUMNS="80", NO_COLOR="1", TERM="dumb", PYTHONDONTWRITEBYTECODE="1",
+    )
+    env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '/usr/bin:/bin')}"
+    try:
+        yield work, env
+    finally:
+        clean(tag, env, work, docker_client)
+
+
+def clean(tag: str, env: dict, work: Path, docker_client) -> None:
+    """Whatever a page left (it should have said `down` itself), removed, then checked."""
+    subprocess.run([sys.executable, "-m", "socketlab", "down"], cwd=work, env=env,
+                   capture_output=True, timeout=120)
+    label = f"com.docker.compose.project={tag}"
+    left = [c.name for c in docker_client.containers.list(all=True, filters={"label": label})]
+    left += [n.name for n in docker_client.networks.list(filters={"label": label})]
+    assert not left, f"the page left these behind: {left}"
+
+
+def pytest_terminal_summary(terminalreporter):
+    if EXECUTED:
+        blocks = sum(b for _, b, _, _ in EXECUTED)
+        cmds = sum(c for _, _, c, _ in EXECUTED)
+        secs = sum(s for *_, s in EXECUTED)
+        terminalreporter.write_sep("=", "socketlab docs: the examples run")
+        for page, b, c, s in EXECUTED:
+            terminalreporter.write_line(f"{page}: {b} blocks, {c} commands, {s:.1f} s")
+        terminalreporter.write_line(f"in all: {blocks} blocks ({cmds} commands) in {len(EXECUTED)} "
+                                    f"pages, {secs:.0f} s")
