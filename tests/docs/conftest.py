@@ -19,6 +19,7 @@ EXECUTED: list[tuple[str, int, int, float]] = []  # page, blocks run, commands r
 # A pool of its own for the pages' labs (the tests' `auto` labs take the lowest free /24 of
 # 192.168.128.0/17; the pages take from the top, so the two rarely meet).
 POOL = "192.168.224.0/19"
+_PLAIN_COMPOSE = "$ docker-compose "
 _COPY_IGNORE = shutil.ignore_patterns(".git", ".venv", "runs", "exercises", "__pycache__", "site",
                                       "socketlab-artifacts", ".pytest_cache", "*.egg-info", "dist")
 
@@ -40,12 +41,15 @@ def page_env(tmp_path, docker_client, lab_image, request):
            if not k.startswith(("PYTEST_", "SOCKETLAB_", "COMPOSE_")) or k == "SOCKETLAB_IMAGE"}
     env.update(
         SOCKETLAB_PROJECT=tag, COMPOSE_PROJECT_NAME=tag, SOCKETLAB_PYTEST_PREFIX=f"{tag}-pytest",
-        SOCKETLAB_SUBNET=str(subnet), SOCKETLAB_SERVER_IP=str(subnet[5]),
-        SOCKETLAB_CLIENT_IP=str(subnet[6]), SOCKETLAB_SUBNET_POOL=POOL,
+        SOCKETLAB_SUBNET=str(subnet), SOCKETLAB_SUBNET_POOL=POOL,
         SOCKETLAB_VENV=str(Path(sys.executable).parents[1]),  # the checkout's own venv, not a new one
         COLUMNS="80", NO_COLOR="1", TERM="dumb", PYTHONDONTWRITEBYTECODE="1",
     )
     env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '/usr/bin:/bin')}"
+    if _PLAIN_COMPOSE in request.node.callspec.params["page"].read_text():
+        # Plain Compose cannot derive the hosts' addresses from the subnet as socketlab does:
+        # a page that runs it gets them too (elsewhere they would be settings asked for).
+        env.update(SOCKETLAB_SERVER_IP=str(subnet[5]), SOCKETLAB_CLIENT_IP=str(subnet[6]))
     try:
         yield work, env
     finally:
