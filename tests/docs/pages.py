@@ -166,8 +166,12 @@ def output_matches(expected: tuple[str, ...] | list[str], actual: list[str]) -> 
     return match(0, 0)
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
 def output_lines(text: str) -> list[str]:
-    lines = [line.rstrip() for line in text.splitlines()]
+    """A command's output as a page shows it: lines, no colours, no trailing blanks."""
+    lines = [line.rstrip() for line in _ANSI.sub("", text).splitlines()]
     while lines and not lines[-1]:
         lines.pop()
     return lines
