@@ -205,8 +205,7 @@ def lint(page: Path) -> list[str]:
             except ValueError as e:
                 problems.append(str(e))
         if block.skip:
-            before = [ln for ln in lines[max(0, block.line - 8):block.line - 2]
-                      if ln.strip() and not ln.strip().startswith("<!--")]
-            if not before:
+            before = [ln.strip() for ln in lines[:block.line - 2] if ln.strip()]
+            if not before or before[-1].startswith(("```", "~~~", "<!--", "#", "|")):
                 problems.append(f"{block.where}: skipped with no sentence before it saying why")
     return problems
