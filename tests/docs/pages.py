@@ -156,7 +156,7 @@ def output_matches(expected: tuple[str, ...] | list[str], actual: list[str]) -> 
     """The actual lines as the page shows them: line by line, `...` lines matching any run."""
     exp = list(expected)
 
-    @functools.lru_cache(maxsize=None)
+    @functools.cache
     def match(i: int, j: int) -> bool:
         if i == len(exp):
             return j == len(actual)

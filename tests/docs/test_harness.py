@@ -37,7 +37,8 @@ def test_a_page_reads_as_blocks_and_commands(tmp_path):
     first = commands(found[0])
     assert [c.cmd for c in first] == ["./scripts/lab up", "./scripts/lab run tcp \n--count 2"]
     assert first[0].expected == ("lab 'x' on 192.168.33.0/24", "...")
-    assert first[0].line == 4 and first[1].line == 7
+    assert first[0].line == 4
+    assert first[1].line == 7
     assert lint(page) == []
 
 
