@@ -21,7 +21,7 @@ EXECUTED: list[tuple[str, int, int, float]] = []  # page, blocks run, commands r
 POOL = "192.168.224.0/19"
 _PLAIN_COMPOSE = "$ docker-compose "
 _COPY_IGNORE = shutil.ignore_patterns(".git", ".venv", "runs", "exercises", "__pycache__", "site",
-                                      "socketlab-artifacts", ".pytest_cache", "*.egg-info", "dist")
+                                      "socketlab-artifacts", ".pytest_cache", ".ruff_cache", "*.egg-info", "dist")
 
 
 def free_subnet(docker_client) -> ipaddress.IPv4Network:
