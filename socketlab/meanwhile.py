@@ -19,22 +19,22 @@ T = TypeVar("T")
 
 class Meanwhile(Generic[T]):
     def __init__(self, work: Callable[[], T]) -> None:
-        self._done: list[tuple[T | None, BaseException | None]] = []
+        self._value: list[T] = []  # filled by the thread: its one result, or
+        self._error: list[BaseException] = []  # what it raised
         self._thread = threading.Thread(target=self._run, args=(work,), daemon=True)
         self._thread.start()
 
     def _run(self, work: Callable[[], T]) -> None:
         try:
-            self._done.append((work(), None))
+            self._value.append(work())
         except BaseException as e:  # noqa: BLE001  (raised in the caller's thread, by answer)
-            self._done.append((None, e))
+            self._error.append(e)
 
     def answer(self) -> T:
         self._thread.join()
-        value, error = self._done[0]
-        if error is not None:
-            raise error
-        return value  # type: ignore[return-value]
+        if self._error:
+            raise self._error[0]
+        return self._value[0]
 
 
 def load_meanwhile(*modules: str) -> Meanwhile[None]:

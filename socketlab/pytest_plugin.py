@@ -41,9 +41,14 @@ import signal
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from collections.abc import Generator
+
+    import pluggy
 
 ARTIFACTS = "socketlab-artifacts"
 PROPERTY = "socketlab"  # JUnit property names start with it: socketlab pcap (client), ...
@@ -76,7 +81,8 @@ def _interrupt(_signum: int, _frame: object) -> None:
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo
+                              ) -> Generator[None, pluggy.Result[pytest.TestReport], None]:
     """Any failing phase marks the test; after teardown its files are kept (and named in the
     teardown report's properties) or removed."""
     if call.when == "teardown":

@@ -25,7 +25,7 @@ from typing import Any
 from socketlab.errors import ConfigError, LabTimeout, ProgramFailed
 from socketlab.lab.config import PROTOCOLS
 from socketlab.lab.lab import Lab
-from socketlab.lab.process import RunningExec, as_program
+from socketlab.lab.process import PlacedHosts, Running, as_program
 from socketlab.observe.events import Event, parse_output
 
 PROGRAMS_DIR = "/lab/programs"
@@ -147,7 +147,7 @@ def command_argv(command: str | Sequence[str]) -> list[str]:
     return argv
 
 
-def roles(lab: Lab) -> tuple[str, str]:
+def roles(lab: PlacedHosts) -> tuple[str, str]:
     """The lab's server and client hosts (by role, from its topology)."""
     found = []
     for role in ("server", "client"):
@@ -209,7 +209,7 @@ def run_commands(lab: Lab, proto: str, server: str | Sequence[str] | None,
                         command_argv(client), ready="port")
 
 
-def run_programs(lab: Lab, opts: Options, server: Sequence[str] | None, client: Sequence[str],
+def run_programs(lab: PlacedHosts, opts: Options, server: Sequence[str] | None, client: Sequence[str],
                  *, after_client: Callable[[], Any] | None = None,
                  progress: Callable[[str], None] | None = None, ready: str = "event") -> PairRun:
     """Any server program, then any client program once the server is ready: it has printed
@@ -252,7 +252,7 @@ def run_programs(lab: Lab, opts: Options, server: Sequence[str] | None, client: 
                    server_output=proc.stdout if proc else "", client_output=client_proc.stdout)
 
 
-def _report_while_running(client: RunningExec, server: RunningExec | None,
+def _report_while_running(client: Running, server: Running | None,
                           progress: Callable[[str], None] | None, start: float) -> None:
     """Until the client ends (within its budget), say every PROGRESS_EVERY_S how many lines
     each program has printed so far (its events: sent, recv, ...)."""
@@ -271,7 +271,7 @@ def _report_while_running(client: RunningExec, server: RunningExec | None,
         progress(f"{time.monotonic() - start:.0f} s: {', '.join(counts)} so far")
 
 
-def _events_so_far(proc: RunningExec) -> int:
+def _events_so_far(proc: Running) -> int:
     """The lines a running program has printed up to now (read without waiting)."""
     with contextlib.suppress(LabTimeout):
         proc.wait_for(lambda _line: False, 0.001)
@@ -287,7 +287,7 @@ def _as_run(argv: Sequence[str]) -> list[str]:
     return as_program(argv)
 
 
-def _server_end(proc: RunningExec | None, proto: str, client_exit: int) -> int | None:
+def _server_end(proc: Running | None, proto: str, client_exit: int) -> int | None:
     if proc is None:
         return None
     if client_exit != 0:  # the server would wait for a client that never comes
@@ -298,7 +298,7 @@ def _server_end(proc: RunningExec | None, proto: str, client_exit: int) -> int |
         raise ProgramFailed(f"the {proto} server did not finish", hint=e.hint) from None
 
 
-def _kill(*procs: RunningExec | None) -> None:
+def _kill(*procs: Running | None) -> None:
     """End programs at once, whatever state they are in (a second signal waits for this)."""
     from socketlab.lab import signals
 
@@ -309,7 +309,7 @@ def _kill(*procs: RunningExec | None) -> None:
                     proc.signal("TERM")  # `timeout` passes it on to the program's whole group
 
 
-def _await_server(lab: Lab, host: str, opts: Options, proc: RunningExec, ready: str) -> None:
+def _await_server(lab: PlacedHosts, host: str, opts: Options, proc: Running, ready: str) -> None:
     """Until the server started as `proc` is ready; ProgramFailed if it never is."""
     try:
         if ready == "port":
@@ -328,7 +328,7 @@ def _await_server(lab: Lab, host: str, opts: Options, proc: RunningExec, ready: 
                                  "the lab on another port (`socketlab up --port N`)")
 
 
-def _port_open(lab: Lab, host: str, proc: RunningExec, port: int, proto: str) -> str | None:
+def _port_open(lab: PlacedHosts, host: str, proc: Running, port: int, proto: str) -> str | None:
     """Wait in the host until the server's port is open (lab-ready --wait reads /proc/net);
     "listening" when it is, None if the server ended first, an error line if it never opened."""
     pid = proc.wait_pid(READY_TIMEOUT_S)

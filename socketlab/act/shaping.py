@@ -28,6 +28,7 @@ from typing import Any
 from socketlab.errors import ConfigError, LabError
 from socketlab.lab import signals
 from socketlab.lab.lab import Lab
+from socketlab.lab.process import PlacedHosts
 from socketlab.lab.shapespec import labshape
 
 DIRECTIONS = ("egress", "ingress")
@@ -70,7 +71,7 @@ def parse(spec: str, faults: list | None = None) -> Any:
 
 
 def check_request(host: str, direction: str | None, backend: str = "auto",
-                  lab: Lab | None = None) -> None:
+                  lab: PlacedHosts | None = None) -> None:
     """The request is one the lab can do (the host is one of its hosts: asked of its topology)."""
     if lab is not None:
         lab.topology.host(host)  # UnknownHost names the lab's hosts
@@ -103,7 +104,7 @@ def apply_argv(impairment: Any, direction: str, backend: str, for_s: float | Non
     return [*argv, impairment.to_spec()]
 
 
-def shape(lab: Lab, host: str, spec: str | Any, direction: str = "egress",
+def shape(lab: PlacedHosts, host: str, spec: str | Any, direction: str = "egress",
           backend: str = "auto", *, faults: list | None = None, for_s: float | None = None) -> Shaped:
     """Replace `host`'s shaping of `direction` by `spec` (text or an Impairment); with
     `for_s`, a timer in the host reverts it after that many seconds (whatever this side does).
@@ -135,7 +136,7 @@ def shape(lab: Lab, host: str, spec: str | Any, direction: str = "egress",
     return done
 
 
-def wait_reverted(lab: Lab, done: Shaped, *, slack: float = 15.0) -> str:
+def wait_reverted(lab: PlacedHosts, done: Shaped, *, slack: float = 15.0) -> str:
     """Wait until the host has reverted a bounded shaping: "reverted", or "replaced" (another
     shaping took its place first), or "still there" (not gone `slack` s after its time)."""
     if done.for_s is None:
@@ -214,14 +215,14 @@ def _last_line(text: str) -> str:
     return lines[-1] if lines else "no output"
 
 
-def _run(lab: Lab, host: str, argv: list[str]) -> str:
+def _run(lab: PlacedHosts, host: str, argv: list[str]) -> str:
     result = lab.exec(host, argv, timeout=60, instruments=True)
     if result.exit_code != 0:
         raise ShapeFailed(f"{host}: `{' '.join(argv)}` failed: {_last_line(result.stderr or result.stdout)}")
     return result.stdout
 
 
-def clear(lab: Lab, host: str, direction: str | None = None) -> None:
+def clear(lab: PlacedHosts, host: str, direction: str | None = None) -> None:
     """Remove the host's shaping (both directions by default): qdiscs, ifb, rules, lab-nfq."""
     check_request(host, direction, lab=lab)
     with signals.deferred(raise_after=False) as held:  # the host's clear is whole either way
@@ -236,7 +237,8 @@ def shaped(lab: Lab, host: str, spec: str = "", direction: str = "egress", *,
            faults: list | None = None, backend: str = "auto",
            progress: Callable[[str], None] = lambda _msg: None) -> Iterator[dict[str, Any]]:
     """Shape `host` for the block; cleared in `finally`. The record it yields gets, on the way
-    out, lab-nfq's log of this shaping (`nfq_faults`: the faults that fired, `nfq_summary`)
+    out, lab-nfq's log of this shaping (`nfq_faults`: the faults that fired, `nfq_losses`: the
+    packets lost at random, `nfq_summary`)
     and `left`: what `lab-shape show` still reports after the clear (empty: nothing)."""
     check_request(host, direction, backend, lab)  # refused before anything is touched,
     impairment = parse(spec, faults)               # the host's shaping as it was included
@@ -256,7 +258,8 @@ def shaped(lab: Lab, host: str, spec: str = "", direction: str = "egress", *,
 
 
 def nfq_records(log: str) -> dict[str, Any]:
-    """lab-nfq's JSON lines since its last start (pure): the faults that fired, its summary."""
+    """lab-nfq's JSON lines since its last start (pure): the faults that fired, the packets
+    it lost at random, its summary."""
     lines = []
     for text in log.splitlines():
         try:
@@ -267,6 +270,7 @@ def nfq_records(log: str) -> dict[str, Any]:
     mine = lines[starts[-1]:] if starts else []
     summary = next((r for r in reversed(mine) if r.get("event") == "summary"), None)
     return {"nfq_faults": [r for r in mine if r.get("event") == "fault"],
+            "nfq_losses": [r for r in mine if r.get("event") == "loss"],
             "nfq_summary": summary}
 
 
@@ -280,19 +284,19 @@ def shaping_left(show: str) -> list[str]:
     return left
 
 
-def show(lab: Lab, host: str) -> str:
+def show(lab: PlacedHosts, host: str) -> str:
     """What is in place in the host, with tc's and iptables' counters."""
     check_request(host, None, lab=lab)
     return _run(lab, host, ["lab-shape", "show"])
 
 
-def backends(lab: Lab, host: str) -> str:
+def backends(lab: PlacedHosts, host: str) -> str:
     """Which backend can serve which parameter in that host (probed there, for real)."""
     check_request(host, None, lab=lab)
     return _run(lab, host, ["lab-shape", "backends"])
 
 
-def plan(lab: Lab, host: str, spec: str, direction: str = "egress", backend: str = "auto",
+def plan(lab: PlacedHosts, host: str, spec: str, direction: str = "egress", backend: str = "auto",
          faults: list | None = None) -> str:
     """The commands an apply would run in the host (nothing is changed)."""
     check_request(host, direction, backend, lab)

@@ -11,7 +11,7 @@ import enum
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from socketlab.errors import ConfigError
 from socketlab.lab.config import LabConfig
@@ -73,7 +73,8 @@ def config_from(args: argparse.Namespace) -> LabConfig:
                               port=getattr(args, "port", None),
                               offloads=getattr(args, "offloads", None),
                               topology=getattr(args, "topology", None),
-                              mounts=tuple(getattr(args, "mount", None) or ()) or None)
+                              mounts=tuple(getattr(args, "mount", None) or ()) or None,
+                              unsealed=tuple(getattr(args, "unsealed", None) or ()) or None)
 
 
 # option -> (LabConfig setting, its environment variable)
@@ -138,8 +139,14 @@ class LaterConsole:
     whose first words come after a wait (`run`, once its exchange is over) loads it during
     that wait (see `load_meanwhile`), not before anything has started."""
 
-    def __init__(self, **settings: object) -> None:
-        self._settings, self._console = settings, None
+    def __init__(self, **settings: Any) -> None:  # rich Console's own keyword arguments
+        self._settings = settings
+        self._console: Console | None = None
+
+    def resolved(self) -> Console:
+        """The Console itself, for what takes one whole (rich's Progress, Live)."""
+        self.size  # noqa: B018  (made on this first use)
+        return self._console  # type: ignore[return-value]  (set by the line above)
 
     def __getattr__(self, name: str):
         if self._console is None:

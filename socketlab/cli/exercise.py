@@ -17,7 +17,7 @@ import os
 from rich.console import Console
 from rich.table import Table
 
-from socketlab.cli import common
+from socketlab.cli import common, exercise_start
 
 
 def register(command) -> None:
@@ -27,7 +27,9 @@ def register(command) -> None:
     shared = [command.shared] if hasattr(command, "shared") else []  # -p, --debug after ACTION
 
     def action(name: str, help_: str, handler) -> argparse.ArgumentParser:
-        cmd = sub.add_parser(name, help=help_, description=help_, parents=shared)
+        # check, key and summary read folders and files, never a lab: no -p, --engine, --place
+        parents = shared if name in ("list", "start") else [debug_only()]
+        cmd = sub.add_parser(name, help=help_, description=help_, parents=parents)
         cmd.set_defaults(handler=handler)
         if name != "list":
             cmd.add_argument("--dir", default="exercises",
@@ -36,14 +38,9 @@ def register(command) -> None:
         return cmd
 
     action("list", "the exercises, their questions and what differs per student", list_)
-    start_ = action("start", "run an exercise in a fresh lab: one worksheet folder per student",
-                    start)
-    start_.add_argument("name", metavar="NAME")
-    start_.add_argument("--student", action="append", required=True, metavar="ID",
-                        help="the student's id (repeat for several; each gets their own run)")
-    start_.add_argument("--pdf", action="store_true",
-                        help="also print each worksheet to PDF (needs chromium)")
-    common.topology_options(start_)
+    exercise_start.options(action("start", "run an exercise in fresh labs: one worksheet "
+                                           "folder per student (resumable)",
+                                  exercise_start.start))
     check_ = action("check", "mark an answers file against the student's own capture "
                              "(exit 0 only with full marks)", check)
     check_.add_argument("name", metavar="NAME")
@@ -64,7 +61,28 @@ def _help(args: argparse.Namespace, out: Console, err: Console) -> int:
     return common.ExitCode.USAGE
 
 
-def _seed(args: argparse.Namespace) -> str:
+def debug_only() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show tracebacks")
+    return parent
+
+
+def no_lab(args: argparse.Namespace) -> None:
+    """check, key and summary never reach a lab: -p, --engine or --place before the command
+    would do nothing there, so they are refused rather than ignored."""
+    from socketlab.exercises.model import ExerciseError
+
+    given = [o for o, k in (("-p", "project"), ("--engine", "engine"), ("--place", "place"))
+             if getattr(args, k, None)]
+    if given:
+        raise ExerciseError(f"exercise {args.action} reads worksheet folders, not a lab: "
+                            f"{', '.join(given)} would do nothing there",
+                            hint="leave out " + ", ".join(given) + "; --dir names the course's "
+                                 "folder")
+
+
+def seed_of(args: argparse.Namespace) -> str:
     from socketlab.exercises.sheet import DEFAULT_SEED
 
     return args.seed or os.environ.get("SOCKETLAB_COURSE_SEED") or DEFAULT_SEED
@@ -80,50 +98,13 @@ def list_(args: argparse.Namespace, out: Console, err: Console) -> int:
     return common.ExitCode.OK
 
 
-def start(args: argparse.Namespace, out: Console, err: Console) -> int:
-    from socketlab.cli.lab import ensure_image
-    from socketlab.exercises import sheet
-    from socketlab.exercises.catalogue import get
-    from socketlab.exercises.model import ExerciseError, check_student
-    from socketlab.exercises.render import find_browser
-
-    get(args.name)  # everything refused before a lab starts
-    students = [check_student(s) for s in args.student]
-    if len(set(students)) != len(students):
-        raise ExerciseError("a student id is given twice", hint="give each --student once")
-    taken = [str(sheet.folder_for(args.dir, args.name, s)) for s in students
-             if sheet.folder_for(args.dir, args.name, s).exists()]
-    if taken:
-        raise ExerciseError(f"{', '.join(taken)} already exist: a worksheet is never overwritten",
-                            hint="hand out the ones there, remove them first, or use another --dir")
-    if args.pdf and find_browser() is None:
-        raise ExerciseError("--pdf needs chromium (or google-chrome) on PATH",
-                            hint="apt-get install chromium, or leave out --pdf")
-    seed = _seed(args)
-    if seed == sheet.DEFAULT_SEED:
-        err.print("[yellow]note:[/] no course seed (--seed or SOCKETLAB_COURSE_SEED): anyone "
-                  "with socketlab can derive these runs and their key", markup=True)
-    lab = common.lab_for(args, err)
-    ensure_image(lab, err)
-    with lab:
-        for student in students:
-            ws = sheet.start(lab, args.name, student, seed=seed, base_dir=args.dir,
-                             progress=lab.progress)
-            out.print(f"{student}: {ws.folder / 'worksheet.html'} (and worksheet.md, the pcaps, "
-                      "answers.toml)", markup=False, soft_wrap=True)
-            if args.pdf:
-                from socketlab.exercises.render import write_pdf
-
-                out.print(f"{student}: {write_pdf(ws)}", markup=False, soft_wrap=True)
-    return common.ExitCode.OK
-
-
 def check(args: argparse.Namespace, out: Console, err: Console) -> int:
+    no_lab(args)
     from socketlab.exercises.marking import mark, read_answers, show
     from socketlab.exercises.sheet import load
 
     answers = read_answers(args.answers)
-    marking = mark(load(args.dir, args.name, args.student, seed=_seed(args)), answers)
+    marking = mark(load(args.dir, args.name, args.student, seed=seed_of(args)), answers)
     if args.json:
         common.dump_json(out, {"exercise": marking.exercise, "student": marking.student,
                                "score": marking.score, "questions": len(marking.marks),
@@ -141,13 +122,14 @@ def check(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 
 def key(args: argparse.Namespace, out: Console, err: Console) -> int:
+    no_lab(args)
     from pathlib import Path
 
     from socketlab.exercises.marking import answers_text
     from socketlab.exercises.model import ExerciseError
     from socketlab.exercises.sheet import load
 
-    ws = load(args.dir, args.name, args.student, seed=_seed(args))
+    ws = load(args.dir, args.name, args.student, seed=seed_of(args))
     text = answers_text(ws, {qid: a.value for qid, a in ws.key().items()})
     if args.out:
         if Path(args.out).exists():
@@ -161,9 +143,10 @@ def key(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 
 def summary(args: argparse.Namespace, out: Console, err: Console) -> int:
+    no_lab(args)
     from socketlab.exercises.marking import summarise
 
-    s = summarise(args.folder, args.dir, _seed(args))
+    s = summarise(args.folder, args.dir, seed_of(args))
     if args.json:
         common.dump_json(out, {
             "students": [{"exercise": m.exercise, "student": m.student, "score": m.score,

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
 from socketlab.cli import common
 from socketlab.cli.lab import ensure_image
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from socketlab.experiments.base import Result
 
 
 def register(command) -> None:
@@ -32,11 +38,13 @@ def register(command) -> None:
 
 
 def experiments(args: argparse.Namespace, out: Console, err: Console) -> int:
-    """Run the chosen experiments in a fresh lab (one per topology they need), then write the
-    report of the run."""
+    """Run the chosen experiments in a lab per topology they need (the lab of that name that
+    runs now, if it runs that topology: used as it is and left running; else a fresh one,
+    removed after), then write the report of the run."""
     from socketlab.experiments.base import run_experiment, run_meta
     from socketlab.experiments.registry import select
     from socketlab.lab.assets import TOPOLOGIES
+    from socketlab.lab.existing import refuse_unusable, this_or_running
     from socketlab.observe.capture import new_run_dir
 
     chosen = select(args.ids)  # unknown ids are refused before anything starts
@@ -47,18 +55,24 @@ def experiments(args: argparse.Namespace, out: Console, err: Console) -> int:
     # one lab per topology the chosen experiments need, one after the other
     needs = {e.topology: None for e in chosen}
     labs = {t: common.lab_for(args, err, topology=str(TOPOLOGIES / t) if t else None) for t in needs}
+    asked = common.asked(args) | {"topology"}  # a running lab is used only if it runs that topology
     for lab in labs.values():
         lab.topology  # a broken topology file is refused before any lab starts  # noqa: B018
+        refuse_unusable(lab, asked)  # so is a lab of that name that cannot be used
     ensure_image(next(iter(labs.values())), err)
-    run_dir = new_run_dir(out_dir, "experiments")
-    results, meta, number = [], {}, 0
+    run_dir: Path | None = None
+    results: list[Result] = []
+    meta: dict[str, str] = {}
+    number = 0
     for t, lab in labs.items():
-        with lab:
-            meta = meta or run_meta(lab)
+        with this_or_running(lab, asked) as used:
+            run_dir = run_dir or new_run_dir(out_dir, "experiments")  # once a lab is there
+            meta = meta or run_meta(used)
             for exp in (e for e in chosen if e.topology == t):
                 number += 1
-                lab.progress(f"[{number}/{len(chosen)}] {exp.id}: {exp.title}")
-                results.append(run_experiment(exp, lab, run_dir, lab.progress))
+                used.progress(f"[{number}/{len(chosen)}] {exp.id}: {exp.title}")
+                results.append(run_experiment(exp, used, run_dir, used.progress))
+    assert run_dir is not None  # chosen is never empty: select() refuses an empty choice
     return _show_results(args, out, results, run_dir, meta)
 
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from socketlab.cli import common
 from socketlab.errors import LabError, LabExists, LabNotRunning
+from socketlab.lab import seal
 from socketlab.lab.assets import IMAGE_CONTEXT
 from socketlab.lab.docker_api import connect
 from socketlab.lab.existing import differences
@@ -21,7 +22,11 @@ def register(command) -> None:
     build_.add_argument("--force", action="store_true", help="rebuild even if up to date")
     build_.add_argument("--no-cache", action="store_true", help="rebuild every step")
     build_.add_argument("--base", help="base image (default debian:bookworm-slim; env SOCKETLAB_BASE)")
-    common.topology_options(command("up", "start the lab's two hosts and leave them running", up))
+    up_ = command("up", "start the lab's two hosts and leave them running", up)
+    common.topology_options(up_)
+    up_.add_argument("--unsealed", action="append", metavar="HOST",
+                     help="DANGER: let HOST's topology keys through unchecked (privileges, mounts, "
+                          "bounds: see docs/sealed.md); every output then says so; repeat for more")
     down_ = command("down", "remove the lab (hosts and bridge)", down)
     down_.add_argument("--all", action="store_true", help="remove every socketlab lab on this engine")
     down_.add_argument("--json", action="store_true", help="print what was removed as JSON")
@@ -62,6 +67,7 @@ def up(args: argparse.Namespace, out: Console, err: Console) -> int:
     """Start the lab; a lab of that name already there is left as it is (and if it runs
     with every setting asked for, that is success: nothing to do)."""
     lab = common.lab_for(args, err)
+    lab.topology  # noqa: B018  # a topology file that is refused is refused before any build
     ensure_image(lab, err)
     try:
         lab.up()
@@ -133,12 +139,20 @@ def status(args: argparse.Namespace, out: Console, err: Console, lab: Lab | None
         return common.ExitCode.FAILED
     where = f"on {subnet}" if subnet else "(its network is gone)"
     table = Table(title=f"lab {project!r} {where}", title_justify="left")
-    columns = [c for c in ("host", "address", "node", "state", "container") if c in rows[0]]
+    columns = [c for c in ("host", "address", "node", "state", "container", "sealed")
+               if c in rows[0]]
     for column in columns:
         table.add_column(column)
     for row in rows:
-        table.add_row(*(row[k] for k in columns))
+        table.add_row(*(row[k].partition(":")[0] if k == "sealed" else row[k] for k in columns))
     out.print(table)
+    unsealed = [r for r in rows if r.get("sealed", "-") not in ("-", "yes")]
+    for row in unsealed:
+        said = row["sealed"].partition(": ")[2] or row["sealed"]
+        out.print(f"warning: host {row['host']!r} " + (f"is not sealed: {said}" if row["sealed"]
+                  .startswith("NO") else f"runs {row['sealed']}"), markup=False, soft_wrap=True)
+    if any(not r["sealed"].startswith(("yes", seal.UNSEALED_WORDS)) for r in unsealed):
+        running = False  # a lab with a host that lost its seal is not what `up` started
     from socketlab.act.shaping import shaped_lines
 
     for line in shaped_lines(shaping) if running else []:
@@ -168,19 +182,19 @@ def cp(args: argparse.Namespace, out: Console, err: Console) -> int:
         return (host, path) if sep and host in hosts else None
 
     src, dest = remote(args.src), remote(args.dest)
-    if (src is None) == (dest is None):
-        raise ConfigError("give one side as HOST:PATH and the other as a path here",
-                          hint=f"e.g. `socketlab cp ./prog.py client:/work/prog.py`; the lab's "
-                               f"hosts are {', '.join(lab.topology.names)}")
-    if dest is not None:
+    if dest is not None and src is None:
         lab.put(dest[0], Path(args.src), dest[1])
         out.print(f"copied {args.src} to {dest[0]}:{dest[1]}", markup=False)
-    else:
+    elif src is not None and dest is None:
         target = Path(args.dest)
         if target.is_dir():
             target = target / Path(src[1]).name
         lab.get(src[0], src[1], target)
         out.print(f"copied {src[0]}:{src[1]} to {target}", markup=False)
+    else:
+        raise ConfigError("give one side as HOST:PATH and the other as a path here",
+                          hint=f"e.g. `socketlab cp ./prog.py client:/work/prog.py`; the lab's "
+                               f"hosts are {', '.join(lab.topology.names)}")
     return common.ExitCode.OK
 
 

@@ -15,7 +15,7 @@ def register(command) -> None:
     doc = command("doctor", "report Docker, compose, the image and the kernel's features", doctor)
     doc.add_argument("--json", action="store_true", help="print the checks as JSON")
     bench_ = command("bench", "measure socketlab (prints a table)", bench)
-    bench_.add_argument("what", choices=["lifecycle", "analysis", "capture", "shaping", "swarm"])
+    bench_.add_argument("what", choices=["lifecycle", "analysis", "capture", "shaping", "swarm", "scale"])
     bench_.add_argument("--backend", choices=["netem", "engine"],
                         help="shaping: this backend only (default: both; netem in a user-mode "
                              "kernel where this one has none)")
@@ -25,6 +25,8 @@ def register(command) -> None:
                         help="also time a cold image build (no cache) and, with --cold-base, the base")
     bench_.add_argument("--cold-base", action="store_true", help="also time making the Debian base")
     bench_.add_argument("--json", action="store_true", help="print the figures as JSON")
+    bench_.add_argument("--sizes", type=sizes, default=(2, 8, 16, 32, 64), metavar="N,N,...",
+                        help="scale: the lab sizes, in hosts (default 2,8,16,32,64)")
     comp = command("completion", "print the shell completion script for bash or zsh", completion)
     comp.add_argument("shell", choices=["bash", "zsh"])
     comp.epilog = ('bash: eval "$(socketlab completion bash)" in ~/.bashrc, or save it in '
@@ -43,20 +45,34 @@ def completion(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 
 def doctor(args: argparse.Namespace, out: Console, err: Console) -> int:
-    from socketlab.tools.doctor import kernel_checks, render, render_backends, run_checks, shaping_support
+    from socketlab.tools.doctor import kernel_checks, probe, render, render_backends, run_checks
 
-    checks = run_checks(common.config_from(args), COMPOSE_FILE, IMAGE_CONTEXT, common.progress(err))
-    support = shaping_support(common.config_from(args), common.progress(err))  # None: no engine or image
-    checks += kernel_checks(support) if support is not None else []
+    config = common.config_from(args)
+    checks = run_checks(config, COMPOSE_FILE, IMAGE_CONTEXT, common.progress(err))
+    found = probe(config, common.progress(err))  # None: no engine or no image (checks say so)
+    if found is not None:
+        checks += [found.round_trip, *kernel_checks(found.support)]
     ok = all(c.ok or not c.required for c in checks)
     if args.json:
         common.dump_json(out, {"ok": ok, "checks": [dataclasses.asdict(c) for c in checks],
-                               "shaping": dataclasses.asdict(support) if support else None})
+                               "probed_in": found.where if found else None,
+                               "shaping": dataclasses.asdict(found.support) if found else None})
         return common.ExitCode.OK if ok else common.ExitCode.FAILED
     out.print(render(checks))
-    if support is not None:
-        out.print(render_backends(support))
+    if found is not None:
+        out.print(render_backends(found.support))
     return common.ExitCode.OK if ok else common.ExitCode.FAILED
+
+
+def sizes(text: str) -> tuple[int, ...]:
+    """`--sizes 2,8,32`: lab sizes of 2 to 200 hosts."""
+    try:
+        found = tuple(int(n) for n in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of numbers such as 2,8,32") from None
+    if not found or any(not 2 <= n <= 200 for n in found):
+        raise argparse.ArgumentTypeError(f"{text!r}: each size must be 2 to 200 hosts")
+    return found
 
 
 def bench(args: argparse.Namespace, out: Console, err: Console) -> int:
@@ -71,6 +87,11 @@ def bench(args: argparse.Namespace, out: Console, err: Console) -> int:
 
         figures = shaping(common.config_from(args), progress=common.progress(err),
                           backend=args.backend)
+    elif args.what == "scale":
+        from socketlab.tools.bench_scale import scale
+
+        figures = scale(common.config_from(args), sizes=args.sizes, repeat=args.repeat,
+                        progress=common.progress(err))
     elif args.what == "swarm":
         from socketlab.tools.bench_swarm import swarm
 

@@ -15,6 +15,7 @@ An answers file is TOML, the format `exercise key` writes:
 from __future__ import annotations
 
 import math
+import re
 import sys
 from collections import Counter
 from collections.abc import Mapping
@@ -36,7 +37,8 @@ class Answers:
     path: Path
     exercise: str
     student: str
-    values: dict[str, Any]  # question id -> what the student wrote
+    values: dict[str, Any]  # question id -> what the student wrote ("" left out: no answer)
+    commented: tuple[str, ...] = ()  # questions answered only inside a comment (`# q3 = 42`)
 
 
 @dataclass(frozen=True)
@@ -85,8 +87,22 @@ def read_answers(path: str | Path) -> Answers:
                                                for k in ("exercise", "student")):
         raise ExerciseError(f"{path}: `exercise` and `student` must be text and [answers] a table",
                             hint="start from the answers.toml in the worksheet folder")
-    return Answers(path, doc["exercise"], doc["student"],
-                   {str(k).lower(): v for k, v in values.items()})
+    given = {str(k).lower(): v for k, v in values.items() if v != ""}
+    return Answers(path, doc["exercise"], doc["student"], given,
+                   commented_answers(path.read_text(encoding="utf-8"), given))
+
+
+COMMENTED = re.compile(r"^[ \t]*#+[ \t]*(q\d+)[ \t]*=[ \t]*(\S.*?)[ \t]*$", re.I | re.M)
+
+
+def commented_answers(text: str, given: Mapping[str, Any]) -> tuple[str, ...]:
+    """Questions with no answer whose line is there with something typed after `=`, but inside
+    a comment (a student who typed after the `#` of an old template's `# q1 = `)."""
+    found = []
+    for qid, after in COMMENTED.findall(text):
+        if qid.lower() not in given and after not in ('""', "''") and qid.lower() not in found:
+            found.append(qid.lower())
+    return tuple(found)
 
 
 def check_fits(ws: Worksheet, answers: Answers) -> None:
@@ -116,6 +132,9 @@ def mark(ws: Worksheet, answers: Answers) -> Marking:
     for q in ws.exercise.questions:
         given = answers.values.get(q.id)
         right, note = judge(q, given, key[q.id])
+        if given is None and q.id in answers.commented:
+            note = (f"your answer is inside a comment: remove the # before {q.id}; "
+                    f"{_because(key[q.id])}")
         marks.append(Mark(q, given, right, key[q.id], note))
     return Marking(ws.exercise.name, ws.student, tuple(marks))
 
@@ -129,7 +148,7 @@ def judge(q: Question, given: Any, answer: Answer) -> tuple[bool, str]:
         return False, f"{problem}; {_because(answer)}"
     if _equal(q, value, answer):
         return True, ""
-    hint = ""
+    hint = next((f" (that is {what})" for near, what in answer.near if value == near), "")
     if q.kind == "num" and q.unit == "ms" and _equal(q, value * 1000, answer):
         hint = " (that is the answer in seconds; the question asks for milliseconds)"
     return False, f"you answered {show(given)}{hint}; {_because(answer)}"
@@ -158,11 +177,13 @@ def parse(q: Question, given: Any) -> tuple[Any, str]:
     if q.kind == "num":
         if isinstance(given, bool):
             return None, wrong
+        if isinstance(given, str) and q.unit == "%":
+            given = given.strip().removesuffix("%")  # "33.33%" where a percentage is asked
         try:
-            value = float(given)
+            number = float(given)
         except (TypeError, ValueError):
             return None, wrong
-        return (value, "") if math.isfinite(value) else (None, wrong)
+        return (number, "") if math.isfinite(number) else (None, wrong)
     if q.kind == "yesno":
         words = {"yes": True, "y": True, "true": True, "no": False, "n": False, "false": False}
         if isinstance(given, bool):
@@ -206,12 +227,14 @@ def show(value: Any) -> str:
         return "yes" if value else "no"
     if isinstance(value, str):
         return f'"{value}"'
-    if isinstance(value, float):
-        return f"{value:g}"
+    if isinstance(value, float):  # 612.4, 3121280499 (never 3.12128e+09)
+        return repr(value).removesuffix(".0")
     return str(value)
 
 
 # ---------------------------------------------------------------- the key, as a file
+ANSWERS_FILE = "answers.toml"
+
 def toml_value(value: Any) -> str:
     import json
 
@@ -230,7 +253,9 @@ def answers_text(ws: Worksheet, values: Mapping[str, Any] | None) -> str:
     """An answers file for this worksheet: the key's values, or (None) a form to fill in."""
     head = "key" if values is not None else "answers (fill in each line, then hand it in)"
     lines = [f"# socketlab exercise {ws.exercise.name}: {head} for {ws.student}",
-             "# numbers as numbers, text in quotes, yes/no as true/false, lists as [1, 2]",
+             "# write each answer between the quotes of its line, e.g. q1 = \"42\"; lines "
+             "starting with # are not read",
+             f"# check the format before handing in: socketlab exercise validate {ANSWERS_FILE}",
              f'exercise = "{ws.exercise.name}"', f"student = {toml_value(ws.student)}", "",
              "[answers]"]
     for q in ws.exercise.questions:
@@ -239,7 +264,7 @@ def answers_text(ws: Worksheet, values: Mapping[str, Any] | None) -> str:
         if values is not None:
             lines.append(f"{q.id} = {toml_value(values[q.id])}")
         else:
-            lines.append(f"# {q.id} = ")
+            lines.append(f'{q.id} = ""')
     return "\n".join(lines) + "\n"
 
 

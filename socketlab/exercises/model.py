@@ -17,13 +17,15 @@ import random
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from socketlab.act.programs import PairRun
 from socketlab.errors import ConfigError, LabError, ProgramFailed
 from socketlab.observe.capture import Capture, default_filter
 from socketlab.observe.observation import Context, events_of
 from socketlab.observe.pcap import Pkt
+
+T = TypeVar("T")
 
 Kind = Literal["int", "frame", "num", "text", "yesno", "ints", "choice"]
 KIND_WORDS = {"int": "a whole number", "frame": "a frame number", "num": "a number",
@@ -85,6 +87,7 @@ class Answer:
     value: Any  # int, float (ms), str, bool, list[int] or a letter
     evidence: str  # the deciding packet(s) and how the value follows from them
     accept: tuple[Any, ...] = ()  # other right spellings (relative numbers, 8-byte units)
+    near: tuple[tuple[Any, str], ...] = ()  # wrong, but a known slip: (value, what it is)
 
 
 @dataclass(frozen=True)
@@ -183,7 +186,8 @@ def words(rng: random.Random, count: int) -> str:
 
 def seq_answer(m: Material, host: str, pkt: Pkt, value: int, relative: int, what: str
                ) -> Answer:
-    """A sequence or acknowledgement number: absolute and relative (Wireshark's) both right."""
+    """A sequence or acknowledgement number where the question says "raw or relative": both
+    right (the sheet's one rule: a question that names one form wants that form only)."""
     return Answer(value, f"{m.frame(host, pkt)} ({what}) carries {value} (relative {relative})",
                   (relative,))
 
@@ -192,7 +196,7 @@ def ms_between(t0: float, t1: float) -> float:
     return round((t1 - t0) * 1e3, 3)
 
 
-def only(pkts: Sequence[Pkt], what: str) -> Pkt:
+def only(pkts: Sequence[T], what: str) -> T:
     if not pkts:
         raise Unanswerable(f"the capture has no {what}")
     return pkts[0]

@@ -4,16 +4,20 @@ pcaps beside it), and the answers form to fill in. Both are written from the sam
 from __future__ import annotations
 
 import json
+import re
 from html import escape
 from pathlib import Path
 from typing import Any
 
 from socketlab.exercises.marking import answers_text
-from socketlab.exercises.model import KIND_WORDS
+from socketlab.exercises.model import KIND_WORDS, visible
 from socketlab.exercises.sheet import Worksheet
 
 ANSWERS = "answers.toml"
-FOLD = 30  # an events table longer than this is folded away in the HTML (click to open)
+FOLD = 30  # an events table longer than this can be folded in the HTML (open at first, and printed)
+RULE = ("Sequence and acknowledgement numbers: a question that says raw wants the raw number, "
+        "one that says relative wants Wireshark's relative one, one that says \"raw or "
+        "relative\" takes either. Percentages may be written 33.33 or \"33.33%\".")
 TIME_TIP = ("Frame numbers are Wireshark's. The programs' times are seconds since 1970 (UTC); to "
             "compare, set Wireshark's View → Time Display Format → Seconds Since 1970-01-01.")
 
@@ -28,17 +32,19 @@ def write_sheets(ws: Worksheet) -> dict[str, Path]:
 
 
 def captures(ws: Worksheet) -> list[list[str]]:
-    from socketlab.observe.pcap import read_pcap
-
-    return [[f"{h}.pcap", h, ws.hosts[h], str(len(read_pcap(ws.pcap(h)))), digest]
-            for h, digest in ws.pcaps.items()]
+    """The pcaps handed out: file, host, address, SHA-256 (no packet count: questions ask
+    how many datagrams a capture shows)."""
+    return [[f"{h}.pcap", h, ws.hosts[h], digest] for h, digest in ws.pcaps.items()]
 
 
 def event_rows(ws: Worksheet) -> list[list[str]]:
-    """Every event the worksheet shows (questions count them: none is left out)."""
+    """Every event the worksheet shows (questions count them: none is left out), without the
+    fields that answer a question (the exercise's `hide`, applied again here: a worksheet made
+    before a field was held back does not hand it out either)."""
+    shown = visible(ws.events, ws.exercise.hide)
     return [[host, "" if e.get("t") is None else f"{e['t']:.6f}", e["event"],
              " ".join(f"{k}={_value(k, v)}" for k, v in e.items() if k not in ("event", "t"))]
-            for host, events in ws.events.items() for e in events]
+            for host, events in shown.items() for e in events]
 
 
 def _value(key: str, v: Any) -> str:
@@ -76,9 +82,9 @@ def to_markdown(ws: Worksheet) -> str:
     lines = [f"# {ws.exercise.title}", "",
              f"Student **{ws.student}** · exercise `{ws.exercise.name}` · made {ws.created}", "",
              _intro(ws), "", "## Your captures", "",
-             *table(["file", "host", "address", "packets", "SHA-256"],
-                    [[f"[{c[0]}]({c[0]})", c[1], c[2], c[3], f"`{c[4]}`"] for c in captures(ws)]),
-             "", TIME_TIP, ""]
+             *table(["file", "host", "address", "SHA-256"],
+                    [[f"[{c[0]}]({c[0]})", c[1], c[2], f"`{c[3]}`"] for c in captures(ws)]),
+             "", TIME_TIP, "", RULE, ""]
     if ws.notes:
         lines += ["## On the link", "", *(f"- {n}" for n in ws.notes), ""]
     lines += ["## What the programs printed", "",
@@ -98,36 +104,42 @@ _CSS = ("body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;
         ".meta{color:#555}@media print{body{margin:0}}")
 
 
+def code(text: str) -> str:
+    """Escaped for HTML, with `backticks` (as the Markdown has them) set as code."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", escape(text))
+
+
 def to_html(ws: Worksheet) -> str:
     def table(cls: str, head: list[str], rows: list[list[str]]) -> str:
         body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
         return (f'<table class="{cls}"><tr>' + "".join(f"<th>{escape(h)}</th>" for h in head)
                 + f"</tr>{body}</table>")
 
-    caps = [[f'<a href="{escape(c[0])}">{escape(c[0])}</a>', escape(c[1]), escape(c[2]), c[3],
-             f'<span class="hash">{c[4]}</span>'] for c in captures(ws)]
+    caps = [[f'<a href="{escape(c[0])}">{escape(c[0])}</a>', escape(c[1]), escape(c[2]),
+             f'<span class="hash">{c[3]}</span>'] for c in captures(ws)]
     events = [[escape(c) for c in r] for r in event_rows(ws)]
-    questions = "".join(f'<li id="{qid}"><b>{qid}</b>: {escape(text)} '
-                        f'<span class="kind">({escape(what)})</span></li>'
+    questions = "".join(f'<li id="{qid}"><b>{qid}</b>: {code(text)} '
+                        f'<span class="kind">({code(what)})</span></li>'
                         for qid, text, what in question_lines(ws))
-    notes = "".join(f"<li>{escape(n)}</li>" for n in ws.notes)
-    footer = escape(_footer(ws)).replace(f"`{ANSWERS}`", f'<a href="{ANSWERS}">{ANSWERS}</a>')
+    notes = "".join(f"<li>{code(n)}</li>" for n in ws.notes)
+    footer = code(_footer(ws)).replace(f"<code>{ANSWERS}</code>",
+                                       f'<a href="{ANSWERS}"><code>{ANSWERS}</code></a>')
     parts = [f"<!doctype html><html lang=en><head><meta charset=utf-8>"
              f"<title>{escape(ws.exercise.title)}: {escape(ws.student)}</title>"
              f"<style>{_CSS}</style></head><body>",
              f"<h1>{escape(ws.exercise.title)}</h1>",
              f'<p class="meta">Student <b>{escape(ws.student)}</b> · exercise '
              f"<code>{escape(ws.exercise.name)}</code> · made {escape(ws.created)}</p>",
-             f"<p>{escape(_intro(ws))}</p>", "<h2>Your captures</h2>",
-             table("captures", ["file", "host", "address", "packets", "SHA-256"], caps),
-             f"<p>{escape(TIME_TIP)}</p>",
+             f"<p>{code(_intro(ws))}</p>", "<h2>Your captures</h2>",
+             table("captures", ["file", "host", "address", "SHA-256"], caps),
+             f"<p>{escape(TIME_TIP)}</p>", f"<p>{escape(RULE)}</p>",
              f"<h2>On the link</h2><ul>{notes}</ul>" if notes else "",
              "<h2>What the programs printed</h2>",
-             (f"<details><summary>{len(events)} events (open)</summary>" if len(events) > FOLD
+             (f"<details open><summary>{len(events)} events</summary>" if len(events) > FOLD
               else "") + table("events", ["host", "time (s since 1970)", "event", "details"],
                                events) + ("</details>" if len(events) > FOLD else ""),
              f'<h2>Questions</h2><ol class="questions">{questions}</ol>',
-             f"<h2>Answering</h2><p>{footer.replace('`', '')}</p></body></html>"]
+             f"<h2>Answering</h2><p>{footer}</p></body></html>"]
     return "\n".join(p for p in parts if p) + "\n"
 
 

@@ -134,17 +134,24 @@ def lost_share(m: Material) -> Answer:
 
 
 def all_delivered(m: Material) -> Answer:
+    """Counted from the events as the worksheet shows them (their sizes held back): every
+    `recvfrom` but the empty datagram's, which the `stop reason=empty` event follows."""
     captured = [p for p in datagrams(m, "server") if p.udp_len]
-    read = [e for e in m.all_events("server", "recvfrom") if e.get("n")]
-    return Answer(len(read) >= len(captured), f"{m.frames('server', captured, 40)}: "
-                                              f"{len(captured)} datagrams with data reached the "
-                                              f"server's capture; its program read {len(read)}")
+    calls = m.all_events("server", "recvfrom")
+    empty = int(any(e.get("reason") == "empty" for e in m.all_events("server", "stop")))
+    read = len(calls) - empty
+    return Answer(read >= len(captured), f"{m.frames('server', captured, 40)}: "
+                                         f"{len(captured)} datagrams with data reached the "
+                                         f"server's capture; its program printed {len(calls)} "
+                                         f"`recvfrom` events, {empty} of them the empty datagram "
+                                         f"that stopped it: it read {read}")
 
 
 LOSS = Exercise(
     "loss", "Loss on a shaped link, and where it happened",
-    "The client sent {count} UDP datagrams to port {port}: datagram i carries {base} + i bytes, "
-    "so its size names it; the client's link was shaped with {loss}% loss. Both hosts captured.",
+    "The client sent UDP datagrams 1, 2, 3, ... to port {port}, then an empty one: datagram i "
+    "carries {base} + i bytes, so its size names it; the client's link was shaped with {loss}% "
+    "loss. Both hosts captured. The server's `recvfrom` events do not show the sizes it read.",
     vary_loss, run_loss, questions(
         ("How many datagrams with data does client.pcap show?", "int", in_client),
         ("How many datagrams with data does server.pcap show?", "int", in_server),
@@ -155,8 +162,9 @@ LOSS = Exercise(
         ("What share of the datagrams with data was lost, in percent?", "num", lost_share,
          {"unit": "%", "tolerance": 0.5, "tolerance_pct": 0}),
         ("Did every datagram with data in server.pcap reach the server's program (its "
-         "`recvfrom` events)?", "yesno", all_delivered),
-    ), hide={"recvfrom": ("data",), "sent": ("data",)}, varies="loss rate, shaping seed, count, port")
+         "`recvfrom` events, not counting the empty datagram's: see its `stop` event)?", "yesno",
+         all_delivered),
+    ), hide={"recvfrom": ("data", "n"), "sent": ("data",)}, varies="loss rate, shaping seed, count, port")
 
 
 # ---------------------------------------------------------------- first SYN-ACK dropped

@@ -84,8 +84,9 @@ def folder_for(base_dir: str | Path, exercise: str, student: str) -> Path:
 
 def start(lab: Any, name: str, student: str, *, seed: str = DEFAULT_SEED,
           base_dir: str | Path = "exercises",
-          progress: Callable[[str], None] = lambda _m: None) -> Worksheet:
-    """Run exercise `name` for `student` in the (running) lab and write the worksheet folder."""
+          progress: Callable[[str], None] = lambda _m: None, pdf: bool = False) -> Worksheet:
+    """Run exercise `name` for `student` in the (running) lab and write the worksheet folder
+    (with `pdf`, worksheet.pdf too, printed before the folder is renamed into place)."""
     exercise, student = get(name), check_student(student)
     final = folder_for(base_dir, name, student)
     if final.exists():
@@ -111,6 +112,10 @@ def start(lab: Any, name: str, student: str, *, seed: str = DEFAULT_SEED,
         from socketlab.exercises.render import write_sheets
 
         write_sheets(ws)
+        if pdf:
+            from socketlab.exercises.render import write_pdf
+
+            write_pdf(ws)
         shutil.rmtree(work / "run")
         work.rename(final)
     except BaseException:

@@ -21,8 +21,9 @@ from socketlab.exercises.model import (
     record,
     words,
 )
-from socketlab.observe.analysis import Segment, TcpFlow, tcp_flow
+from socketlab.observe.analysis import Handshake, Segment, TcpFlow, tcp_flow
 from socketlab.observe.observation import Context
+from socketlab.observe.pcap import Pkt
 
 
 def flow(m: Material, host: str = "client") -> TcpFlow:
@@ -31,6 +32,13 @@ def flow(m: Material, host: str = "client") -> TcpFlow:
     if found is None or found.handshake is None or found.handshake.synack is None:
         raise Unanswerable(f"{host}.pcap has no whole handshake to port {m.port}")
     return found
+
+
+def shake(f: TcpFlow) -> tuple[Handshake, Pkt]:
+    """A flow's handshake and its SYN-ACK (flow() has refused a flow without them)."""
+    if f.handshake is None or f.handshake.synack is None:
+        raise Unanswerable("the capture has no whole handshake")
+    return f.handshake, f.handshake.synack
 
 
 def clock(t: float) -> str:
@@ -58,29 +66,30 @@ def run_handshake(ctx: Context, p: Mapping[str, Any]) -> Recording:
 
 
 def syn_seq(m: Material) -> Answer:
-    syn = flow(m).handshake.syn
+    syn = shake(flow(m))[0].syn
     return Answer(syn.seq, f"{m.frame('client', syn)} is the client's SYN: its raw sequence "
-                           f"number is {syn.seq} (Wireshark's relative 0)")
+                           f"number is {syn.seq} (Wireshark's relative 0)",
+                  near=((0, "the relative number; the question asks for the raw one"),))
 
 
 def synack_ack(m: Material) -> Answer:
-    hs = flow(m).handshake
-    rel = hs.relative(hs.synack)[1]
-    return Answer(hs.synack.ack, f"{m.frame('client', hs.synack)} is the SYN-ACK: it "
-                                 f"acknowledges {hs.synack.ack} (relative {rel}), the SYN's "
+    hs, synack = shake(flow(m))
+    rel = hs.relative(synack)[1]
+    return Answer(synack.ack, f"{m.frame('client', synack)} is the SYN-ACK: it "
+                                 f"acknowledges {synack.ack} (relative {rel}), the SYN's "
                                  f"sequence number {hs.syn.seq} + 1 (a SYN counts as one byte)",
                   (rel,))
 
 
 def syn_mss(m: Material) -> Answer:
-    syn = flow(m).handshake.syn
+    syn = shake(flow(m))[0].syn
     if syn.mss is None:
         raise Unanswerable("the client's SYN carries no MSS option")
     return Answer(syn.mss, f"{m.frame('client', syn)} (the SYN) carries the option MSS={syn.mss}")
 
 
 def synack_wscale(m: Material) -> Answer:
-    synack = flow(m).handshake.synack
+    synack = shake(flow(m))[1]
     if synack.wscale is None:
         return Answer(0, f"{m.frame('client', synack)} (the SYN-ACK) carries no window scale "
                          "option: the server's windows are not scaled (shift 0)")
@@ -100,7 +109,7 @@ def window_after_data(m: Material) -> Answer:
     first = only(client_data(f), "data segment from the client")
     ack = only([s for s in from_server(f) if "A" in s.flags and s.pkt.ts >= first.pkt.ts
                 and s.rel_ack >= first.rel_seq + first.length], "ACK of the client's data")
-    shift = f.handshake.wscales[1]
+    shift = shake(f)[0].wscales[1]
     return Answer(ack.window, f"{m.frame('client', ack.pkt)} acknowledges the data (ack "
                               f"{ack.rel_ack}); its window field {ack.pkt.window} × 2^{shift} = "
                               f"{ack.window} (Wireshark's calculated window size)")
@@ -111,11 +120,11 @@ def client_fin(m: Material) -> Answer:
                "FIN from the client")
     return Answer(fin.rel_seq, f"{m.frame('client', fin.pkt)} is the client's FIN: relative "
                                f"sequence number {fin.rel_seq} (raw {fin.pkt.seq})",
-                  (fin.pkt.seq,))
+                  near=((fin.pkt.seq, "the raw number; the question asks for the relative one"),))
 
 
 def accept_after_ack(m: Material) -> Answer:
-    ack = flow(m, "server").handshake.ack
+    ack = shake(flow(m, "server"))[0].ack
     if ack is None:
         raise Unanswerable("server.pcap has no handshake ACK")
     accepted = m.event("server", "accepted")
@@ -208,11 +217,13 @@ def recv_bytes(m: Material) -> Answer:
 
 def recv_rel_seq(m: Material) -> Answer:
     off, _, _, segs = kth_recv(m)
-    isn = flow(m, "server").handshake.syn.seq
+    isn = shake(flow(m, "server"))[0].syn.seq
     seg = next(s for s in segs if s.rel_seq <= 1 + off < s.rel_seq + s.length)
     return Answer(1 + off, f"recv() call #{m.params['k']} starts at byte {off + 1} of the stream, "
                            f"relative sequence number {1 + off} (raw {(isn + 1 + off) % 2**32}), "
-                           f"inside {m.frame('server', seg.pkt)}", ((isn + 1 + off) % 2**32,))
+                           f"inside {m.frame('server', seg.pkt)}",
+                  near=(((isn + 1 + off) % 2**32, "the raw number; the question asks for the "
+                                                  "relative one"),))
 
 
 def recv_frame(m: Material) -> Answer:

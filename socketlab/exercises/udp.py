@@ -44,6 +44,13 @@ def datagrams(m: Material, host: str) -> list[Pkt]:
             if p.dport == m.port and p.frag_offset == 0]
 
 
+def udp_len(p: Pkt) -> int:
+    """The payload length p's UDP header declares (every datagram() has that header)."""
+    if p.udp_len is None:
+        raise Unanswerable(f"frame {p.index + 1} has no UDP header")
+    return p.udp_len
+
+
 # ---------------------------------------------------------------- truncation
 def vary_truncation(rng: random.Random) -> dict[str, Any]:
     bufsize = rng.randint(3, 8)
@@ -64,14 +71,15 @@ def datagram_count(m: Material) -> Answer:
 
 def first_udp_length(m: Material) -> Answer:
     first = only(datagrams(m, "client"), "datagram from the client")
-    return Answer(first.udp_len + 8, f"{m.frame('client', first)}: UDP length {first.udp_len + 8}"
-                                     f" = 8 bytes of header + {first.udp_len} of payload")
+    size = udp_len(first)
+    return Answer(size + 8, f"{m.frame('client', first)}: UDP length {size + 8}"
+                            f" = 8 bytes of header + {size} of payload")
 
 
 def largest_payload(m: Material) -> Answer:
-    top = max(datagrams(m, "client"), key=lambda p: p.udp_len or 0)
-    return Answer(top.udp_len, f"{m.frame('client', top)} carries the largest payload, "
-                               f"{top.udp_len} bytes (UDP length {top.udp_len + 8})")
+    top = max(datagrams(m, "client"), key=udp_len)
+    return Answer(udp_len(top), f"{m.frame('client', top)} carries the largest payload, "
+                                f"{udp_len(top)} bytes (UDP length {udp_len(top) + 8})")
 
 
 def empty_length(m: Material) -> Answer:
@@ -111,8 +119,9 @@ def first_read_lag(m: Material) -> Answer:
 
 TRUNCATION = Exercise(
     "truncation", "UDP datagrams cut by recvfrom()",
-    "The client sent one datagram of each of the sizes {sizes} (bytes, its message repeated) "
-    "to port {port}, then an empty datagram; the server read each with recvfrom({bufsize}).",
+    "The client sent datagrams of different sizes (its message repeated) to port {port}, then "
+    "an empty datagram; the server read each with recvfrom({bufsize}). The capture tells how "
+    "many and how big.",
     vary_truncation, run_truncation, questions(
         ("How many UDP datagrams did the client send, the empty one included (client.pcap)?",
          "int", datagram_count),
@@ -126,7 +135,8 @@ TRUNCATION = Exercise(
          "return, all datagrams together?", "int", bytes_never_read),
         ("How many milliseconds after the first datagram reached the server (server.pcap) did "
          "the server's first recvfrom() return?", "num", first_read_lag, {"unit": "ms"}),
-    ), hide={"recvfrom": ("data",)}, varies="datagram sizes, receive size, message, port")
+    ), hide={"recvfrom": ("data",), "sent": ("n",)},
+    varies="datagram sizes, receive size, message, port")
 
 
 # ---------------------------------------------------------------- fragments

@@ -59,6 +59,18 @@ class Experiment:
     judge: Callable[[Evidence], Verdict]
     topology: str = ""    # the lab it needs: a file in topologies/ ("" the post's two hosts)
 
+    @classmethod
+    def replayed(cls, id: str, title: str, claim: str, evidence: Evidence, verdict: Verdict) -> Experiment:
+        """An experiment as a run stored it (one no longer in the catalogue): it gives back its
+        evidence, and judges it as it was judged."""
+        def run(_ctx: Context) -> Evidence:
+            return evidence
+
+        def judge(_ev: Evidence) -> Verdict:
+            return verdict
+
+        return cls(id, title, claim, run=run, judge=judge)
+
 
 @dataclass(frozen=True)
 class Result:
@@ -80,12 +92,12 @@ def run_experiment(experiment: Experiment, lab: Lab, run_dir: Path,
 
 def _engine_meta(lab: Lab) -> dict[str, str]:
     """On swarm: which swarm, and which node ran which host."""
-    from socketlab.lab.engine_swarm import is_swarm
+    from socketlab.lab.swarm_lab import SwarmLab
 
-    if not is_swarm(lab):
+    if not isinstance(lab, SwarmLab):
         return {}
-    placement = lab.placement()  # type: ignore[attr-defined]
-    return {"engine": f"swarm ({lab.swarm.source})",  # type: ignore[attr-defined]
+    placement = lab.placement()
+    return {"engine": f"swarm ({lab.swarm.source})",
             "nodes": ", ".join(f"{host} on {node}" for host, node in placement.items())}
 
 

@@ -22,7 +22,7 @@ from socketlab.act.programs import (
     udp_client_argv,
     udp_server_argv,
 )
-from socketlab.experiments.base import Evidence, Experiment, Verdict
+from socketlab.experiments.base import Evidence, Experiment, Status, Verdict
 from socketlab.observe.analysis import Pkt, tcp_flow, udp_datagrams
 from socketlab.observe.counters import delta, snapshot
 from socketlab.observe.events import Event
@@ -295,7 +295,7 @@ def judge_c6(ev: Evidence) -> Verdict:
                 f"server's window {window} (smallest {tcp['window_min']} bytes)")
     if not whole:
         return Verdict("C6", "does not hold", f"{udp_text}, but {tcp_text}")
-    status = "holds" if drops > 0 and closed else "holds in part" if drops or closed \
+    status: Status = "holds" if drops > 0 and closed else "holds in part" if drops or closed \
         else "does not hold"
     return Verdict("C6", status, f"{udp_text}; {tcp_text}")
 

@@ -16,6 +16,7 @@ The verdict reads only what was captured, counted and printed.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from socketlab.act.programs import (
@@ -27,7 +28,7 @@ from socketlab.act.programs import (
     udp_server_argv,
 )
 from socketlab.errors import ConfigError
-from socketlab.experiments.base import Evidence, Experiment, Verdict
+from socketlab.experiments.base import Evidence, Experiment, Status, Verdict
 from socketlab.lab.topology import Topology
 from socketlab.observe.analysis import icmp_errors, tcp_flow
 from socketlab.observe.counters import delta, snapshot
@@ -36,7 +37,7 @@ from socketlab.observe.pcap import Pkt
 
 TOPOLOGY = "router.yml"
 ROUTER_COUNTERS = ("Ip.ForwDatagrams", "Ip.FragOKs", "Ip.FragCreates", "Ip.FragFails",
-                   "Icmp.OutDestUnreachs")
+                   "Ip.ReasmReqds", "Ip.ReasmOKs", "Icmp.OutDestUnreachs")
 UDP_SENDS = {"dont": 1, "do": 3, "want": 3}
 TCP_SEGMENTS = 8  # the client sends this many full-sized segments' worth
 _ROUTE_MTU = re.compile(r"\bmtu (\d+)")
@@ -49,7 +50,8 @@ def path_of(topo: Topology) -> dict[str, Any]:
         raise ConfigError("P1 needs a topology with a client, a server and routers between them",
                           hint="run it on topologies/router.yml")
     mtus = topo.mtu_path(client.name, server.name)
-    hop = dict(topo.routes()[client.name]).get(topo.network(server.networks[0]).subnet)
+    lan = topo.network(server.networks[0]).subnet  # placed: every network has its subnet
+    hop = dict(topo.routes()[client.name]).get(lan) if lan else None
     router = next((h for h in topo.by_role("router") if hop in dict(h.addresses).values()), None)
     if hop is None or router is None or min(mtus) >= mtus[0]:
         raise ConfigError(f"P1 needs a link narrower than the client's on the way to the server "
@@ -152,6 +154,8 @@ def _tcp(ctx: Context, path: dict[str, Any]) -> tuple[dict[str, Any], Any]:
 
 def run_p1(ctx: Context) -> Evidence:
     path = path_of(ctx.lab.topology)
+    nat = ctx.lab.exec(path["router"], ["iptables", "-t", "nat", "-S"], timeout=10, instruments=True)
+    path["router_nat_rules"] = sum(1 for line in nat.stdout.splitlines() if line.startswith("-A"))
     size = (path["first"] + path["narrow"]) // 2 - 28  # an IP packet between the two MTUs
     parts, artifacts = {}, {}
     for mode in ("dont", "do", "want"):
@@ -168,13 +172,31 @@ def run_p1(ctx: Context) -> Evidence:
 
 
 # ---------------------------------------------------------------- the verdict
+def refragmented(part: dict[str, Any], path: dict[str, Any]) -> str:
+    """Why the router made fragments of packets the client had already fragmented, from its
+    own counters (pure): it reassembled them first. "" when it did not."""
+    r = part["router"]
+    client_made = [w for w in part["client_out"] if w["mf"] or w["offset"]]
+    if not (client_made and r.get("Ip.ReasmOKs") and r.get("Ip.FragCreates")):
+        return ""
+    why = (f"; its nat table holds {path['router_nat_rules']} rules (Docker's DNS), which keep "
+           "connection tracking on" if path.get("router_nat_rules") else "")
+    return (f"{path['router']} reassembled the client's {r['Ip.ReasmReqds']} fragments into "
+            f"{r['Ip.ReasmOKs']} datagrams (Ip.ReasmReqds +{r['Ip.ReasmReqds']}, ReasmOKs "
+            f"+{r['Ip.ReasmOKs']}: connection tracking gathers a datagram's fragments before it "
+            f"can match it{why}) and cut them again for the {path['narrow']}-byte link "
+            f"(FragOKs +{r['Ip.FragOKs']}, FragCreates +{r['Ip.FragCreates']}): the fragments "
+            "that reached the server are the router's")
+
+
+
 def _needed(part: dict[str, Any], path: dict[str, Any]) -> list[dict[str, Any]]:
     """The router's "fragmentation needed" answers that name the narrow link's MTU."""
     return [i for i in part["icmp"] if (i["type"], i["code"]) == (3, 4)
             and i["src"] == path["router_ip"] and i["mtu"] == path["narrow"]]
 
 
-def part_results(f: dict[str, Any]) -> dict[str, bool]:
+def part_results(f: Mapping[str, Any]) -> dict[str, bool]:
     """Did each run show what PMTU discovery predicts? (pure)"""
     path, size, p = f["path"], f["size"] + 28, f["parts"]
     narrow = path["narrow"]
@@ -221,6 +243,8 @@ def judge_p1(ev: Evidence) -> Verdict:
         "Linux's default lost its first datagram and fragmented the rest itself" if ok["want"]
         else "Linux's default did not behave as predicted",
     ]
+    said += [x for x in [refragmented(parts["want"], path)] if x]
+    status: Status
     if all(ok.values()):
         status = "holds"
     elif any(ok.values()):

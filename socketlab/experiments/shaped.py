@@ -29,7 +29,7 @@ from socketlab.act.programs import (
     tcp_client_argv,
     udp_client_argv,
 )
-from socketlab.experiments.base import Evidence, Experiment, Verdict
+from socketlab.experiments.base import Evidence, Experiment, Status, Verdict
 from socketlab.experiments.stats import wilson
 from socketlab.observe.analysis import Pkt, tcp_flow, udp_datagrams
 from socketlab.observe.observation import Context, Observation, events_of, ladder_files, observe
@@ -167,7 +167,12 @@ def run_s1(ctx: Context) -> Evidence:
     events = {f"tcp {h}": [e for e in evs if e["event"] != "sent"]
               for h, evs in events_of(tobs.result).items()}
     events |= {f"udp {h}": evs for h, evs in events_of(uobs.result).items()}
-    artifacts = ladder_files(ctx, tobs, "s1-tcp", events_of(tobs.result))
+    # the shaper drops before the client's tap: its log's lost packets are drawn as drops
+    lost = [fault_packet(line, tobs.packets["client"]) for line in tcp_shaping["nfq_losses"]
+            if line.get("proto") == "tcp"]
+    tcp["drawn_lost"] = len(lost)
+    drawn = replace(tobs, packets={**tobs.packets, "client": [*tobs.packets["client"], *lost]})
+    artifacts = ladder_files(ctx, drawn, "s1-tcp", events_of(tobs.result))
     artifacts |= {f"s1-udp capture ({h}, pcap)": str(uobs.capture[h].pcap) for h in uobs.capture.hosts}
     return Evidence("S1", facts, s1_observations(facts), events, artifacts)
 
@@ -332,7 +337,7 @@ def judge_s2(ev: Evidence) -> Verdict:
              f"when the server's own SYN-ACK retransmission arrived at +{synack:.3f} s, before "
              f"the client resent its SYN ({len(syns)} SYN(s) in its capture)")
     whole = f["received"] == f["sent"] and f["sent"]
-    status = "holds" if resent and 0.8 <= back <= 1.5 and whole else "holds in part"
+    status: Status = "holds" if resent and 0.8 <= back <= 1.5 and whole else "holds in part"
     return Verdict("S2", status, f"{text}, {cause}; the exchange then carried "
                    f"{f['received']!r} whole")
 

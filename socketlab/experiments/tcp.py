@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from socketlab.act.programs import (
@@ -201,7 +202,7 @@ def _c3_observations(f: dict[str, Any], events: dict[str, list[dict[str, Any]]]
     return tuple(lines)
 
 
-def _c3_wire_problem(f: dict[str, Any]) -> Verdict | None:
+def _c3_wire_problem(f: Mapping[str, Any]) -> Verdict | None:
     """A verdict when the capture cannot carry the claim, or contradicts it."""
     hs = f["handshake"]
     if f["capture_dropped"] or not hs or not hs["syn"]:

@@ -87,9 +87,14 @@ def run_compose(argv: Sequence[str], env: Mapping[str, str], *, timeout: float =
     return done
 
 
+# Compose v1's last line after any complaint about a file: it never tells the user anything.
+_USELESS = ("For more on the Compose file format versions, see",)
+
+
 def compose_failure(argv: Sequence[str], output: str) -> ComposeError:
     """Turn compose's output into one clear error (known causes get a specific hint)."""
-    lines = [ln.strip() for ln in output.strip().splitlines() if ln.strip()]
+    lines = [ln.strip() for ln in output.strip().splitlines() if ln.strip()
+             and not ln.strip().startswith(_USELESS)]
     last = lines[-1] if lines else "no output"
     if "Pool overlaps" in output or "overlaps with other one" in output:
         return ComposeError(

@@ -8,8 +8,10 @@ as compose does (from the file's `.env`, then the environment, then the lab's se
 takes each service as a host. Its role is the label `io.socketlab.role`, else its name when that
 is server, client or router, else `router` when it sets net.ipv4.ip_forward, else `host`. Its
 instruments are the label `io.socketlab.instruments`, else inline for the lab image and sidecar
-for any other. A file the lab cannot run safely is refused with one line: host networking,
-published ports, privileged hosts, external networks.
+for any other. The file is read with bounds and resolved whole first (socketlab.lab.topofile),
+and then it must pass the allowlist (socketlab.lab.allowlist): anything a host could be widened
+with (privileges, mounts of this machine, raised bounds, host networking, published ports) is
+refused in one line naming the host and the key.
 
 Rendering writes what the lab adds: each network's subnet and each host's address (placed), the
 lab's labels, routes (SOCKETLAB_ROUTES, applied by lab-host), forwarding on routers. A host with
@@ -27,12 +29,15 @@ from __future__ import annotations
 
 import copy
 import os
-import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from socketlab.errors import ConfigError
+from socketlab.lab.allowlist import check_document
+from socketlab.lab.bounds import HOST_LIMITS
+from socketlab.lab.topofile import dotenv, interpolate, read_document, shown
 from socketlab.lab.topology import (
     DEFAULT_MTU,
     INLINE,
@@ -50,87 +55,49 @@ INSTRUMENTS_LABEL = "io.socketlab.instruments"
 SIDECAR_LABEL = "io.socketlab.instruments-for"  # on a sidecar: the host it serves
 INDEX_LABEL = "io.socketlab.index"  # a host's place in the file (hosts are listed in that order)
 NETWORKS_LABEL = "io.socketlab.networks"  # a host's networks, in the file's order
+UNSEALED_LABEL = "io.socketlab.unsealed"  # a host `up --unsealed HOST` let through unchecked
 MTU_OPT = "com.docker.network.driver.mtu"
 NO_HOST_ADDRESS_OPT = "com.docker.network.bridge.inhibit_ipv4"
-_VAR = re.compile(r"\$(?:(\$)|\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}|([A-Za-z_][A-Za-z0-9_]*))")
 
 
 # -- reading ----------------------------------------------------------------------------------
-def read_topology(path: Path, env: Mapping[str, str], *, lab_image: str) -> Topology:
+def read_topology(path: Path, env: Mapping[str, str], *, lab_image: str,
+                  mounts: Iterable[str | Path] = (), unsealed: Iterable[str] = ()) -> Topology:
     """The topology a compose file describes, its variables filled from `.env` beside it,
-    the environment and `env` (in that order, later ones winning)."""
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise ConfigError(f"cannot read the topology {path}: {e.strerror}",
-                          hint="give the path of a compose file") from None
+    the environment and `env` (in that order, later ones winning): read with bounds, resolved
+    whole (includes, extends), then checked against the allowlist (socketlab.lab.allowlist).
+    `mounts`: the folders --mount names (a file may bind them); `unsealed`: --unsealed hosts."""
     values = {**dotenv(path.parent / ".env"), **os.environ, **env}
-    return parse(load_yaml(text, str(path)), values, lab_image=lab_image, source=str(path))
+    doc = read_document(path, values)
+    return _parse_resolved(doc, lab_image=lab_image, source=str(path),
+                           folder=Path(path).resolve().parent, mounts=mounts, unsealed=unsealed,
+                           where=shown(path))
 
 
-def load_yaml(text: str, source: str) -> Any:
-    import yaml  # here: a command on a running lab reads its topology from the engine, no file
-
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        at = f" at line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise ConfigError(f"{source} is not valid YAML{at}: {problem}",
-                          hint="check the file's indentation and quoting") from None
-
-
-def dotenv(path: Path) -> dict[str, str]:
-    """KEY=VALUE lines of a compose `.env` file (comments and blanks skipped)."""
-    values: dict[str, str] = {}
-    try:
-        lines = path.read_text().splitlines()
-    except OSError:
-        return values
-    for line in lines:
-        line = line.strip()
-        if line and not line.startswith("#") and "=" in line:
-            key, _, value = line.partition("=")
-            values[key.strip()] = value.strip().strip("'\"")
-    return values
+def parse(data: Any, env: Mapping[str, str], *, lab_image: str, source: str = "",
+          folder: Path | None = None, mounts: Iterable[str | Path] = (),
+          unsealed: Iterable[str] = ()) -> Topology:
+    """A topology from a compose file's parsed YAML (variables filled from `env`; nothing of
+    another file is followed: read_topology resolves includes and extends)."""
+    if isinstance(data, Mapping):
+        data = interpolate({k: v for k, v in data.items() if not str(k).startswith("x-")}, env,
+                           source or "the compose file")
+    return _parse_resolved(data, lab_image=lab_image, source=source,
+                           folder=folder or (Path(source).resolve().parent if source else Path.cwd()),
+                           mounts=mounts, unsealed=unsealed)
 
 
-def interpolate(value: Any, env: Mapping[str, str], source: str = "") -> Any:
-    """Compose's variable substitution in every string value (keys are left as they are)."""
-    if isinstance(value, str):
-        return _VAR.sub(lambda m: _substitute(m, env, source), value)
-    if isinstance(value, Mapping):
-        return {k: interpolate(v, env, source) for k, v in value.items()}
-    if isinstance(value, list):
-        return [interpolate(v, env, source) for v in value]
-    return value
-
-
-def _substitute(m: re.Match, env: Mapping[str, str], source: str) -> str:
-    dollar, name, op, arg, bare = m.groups()
-    if dollar:
-        return "$"
-    if bare:
-        return env.get(bare, "")
-    value = env.get(name)
-    if op in (":-", ":?") and value == "":
-        value = None
-    if value is not None:
-        return value
-    if op and op.endswith("?"):
-        raise ConfigError(f"{source}: variable {name} is not set: {arg or 'it is required'}",
-                          hint=f"set {name} in the environment or in .env beside the file")
-    return arg if op else ""
-
-
-def parse(data: Any, env: Mapping[str, str], *, lab_image: str, source: str = "") -> Topology:
-    """A topology from a compose file's parsed YAML (variables filled from `env`)."""
-    where = source or "the compose file"
-    if not isinstance(data, Mapping) or not isinstance(data.get("services"), Mapping) \
-            or not data["services"]:
+def _parse_resolved(doc: Any, *, lab_image: str, source: str, folder: Path,
+                    mounts: Iterable[str | Path], unsealed: Iterable[str],
+                    where: str = "") -> Topology:
+    where = where or source or "the compose file"
+    if not isinstance(doc, Mapping) or not isinstance(doc.get("services"), Mapping) \
+            or not doc["services"]:
         raise ConfigError(f"{where} has no services", hint="a topology is a compose file with services:")
-    doc = interpolate({k: v for k, v in data.items() if not str(k).startswith("x-")}, env, where)
+    unsealed = tuple(unsealed)
+    check_document(doc, source=where, folder=folder, mounts=mounts, lab_image=lab_image,
+                   unsealed=unsealed)
+    doc = dict(doc)
     declared = doc.get("networks") or {}
     if not isinstance(declared, Mapping):
         raise ConfigError(f"{where}: networks: must be a mapping of names")
@@ -138,6 +105,8 @@ def parse(data: Any, env: Mapping[str, str], *, lab_image: str, source: str = ""
     hosts = []
     for name, spec in doc["services"].items():
         host = _host(str(name), spec or {}, lab_image, where)
+        if host.name in unsealed:
+            host = replace(host, unsealed=True)
         for net, _ in host.addresses:
             if net == "default" and net not in networks:
                 networks[net] = Network("default")
@@ -170,12 +139,6 @@ def _network(name: str, spec: Mapping, where: str) -> Network:
 def _host(name: str, spec: Mapping, lab_image: str, where: str) -> Host:
     if not isinstance(spec, Mapping):
         raise ConfigError(f"{where}: service {name!r} must be a mapping")
-    refuse = {"network_mode": "uses network_mode: a lab host must stay on the lab's networks",
-              "ports": "publishes ports: lab hosts are not reachable from outside the lab",
-              "privileged": "is privileged: lab hosts get NET_ADMIN at most"}
-    for key, why in refuse.items():
-        if spec.get(key):
-            raise ConfigError(f"{where}: host {name!r} {why}", hint=f"remove {key}: from {name!r}")
     image = spec.get("image")
     if not image:
         raise ConfigError(f"{where}: host {name!r} has no image",
@@ -225,7 +188,8 @@ def render(topo: Topology, *, lab_image: str, settings: Mapping[str, str] | None
         spec["networks"] = {net: {"ipv4_address": ip} for net, ip in h.addresses}
         spec["labels"] = {**_mapping(spec.get("labels")), LAB_LABEL: "1", ROLE_LABEL: h.role,
                           INSTRUMENTS_LABEL: h.instruments, INDEX_LABEL: str(index),
-                          NETWORKS_LABEL: ",".join(h.networks)}
+                          NETWORKS_LABEL: ",".join(h.networks),
+                          **({UNSEALED_LABEL: "1"} if h.unsealed else {})}
         _sealed(spec)
         if h.role == "router":
             spec["sysctls"] = {**_mapping(spec.get("sysctls")), "net.ipv4.ip_forward": "1"}
@@ -262,17 +226,17 @@ def _render_network(n: Network, spec: Mapping, routed: bool) -> dict:
     opts = _mapping(out.get("driver_opts"))
     if n.mtu != DEFAULT_MTU:
         opts[MTU_OPT] = str(n.mtu)
+    out["internal"] = not routed  # whatever the file says: a lab network has no way out
     if routed:  # see the module's notes: no address on this machine, so no way out
-        out["internal"] = False
         opts[NO_HOST_ADDRESS_OPT] = "true"
     if opts:
         out["driver_opts"] = opts
     return out
 
 
-# Every host is bounded, whatever its file says: memory, processes, no new privileges; and
-# its programs may bind any port as the unprivileged user lab-program runs them as.
-HOST_LIMITS = {"mem_limit": "512m", "memswap_limit": "512m", "pids_limit": 256}
+# Every host is bounded, whatever its file says (socketlab.lab.bounds: a file may lower the
+# bounds, never raise them): memory with no swap, processes, no new privileges; and its
+# programs may bind any port as the unprivileged user lab-program runs them as.
 UNPRIVILEGED_PORTS = {"net.ipv4.ip_unprivileged_port_start": "0"}
 
 
@@ -280,6 +244,7 @@ def _sealed(spec: dict) -> dict:
     """A service with the lab's bounds (limits its file sets itself stand)."""
     for key, value in HOST_LIMITS.items():
         spec.setdefault(key, value)
+    spec["memswap_limit"] = spec["mem_limit"]  # no swap: memory and swap together, one bound
     spec["security_opt"] = sorted({*spec.get("security_opt", []), "no-new-privileges:true"})
     if spec.get("network_mode", "").startswith("service:"):
         return spec  # a sidecar shares its host's namespace: the host sets the sysctls

@@ -46,9 +46,12 @@ class LabConfig:
     topology: str = ""  # a compose file of the user's; "" is the bundled docker-compose.yml
     mounts: tuple[str, ...] = ()  # "LOCAL[:DEST]": a folder of this machine, read-only in every
     #                               host that runs the lab image (at DEST, default /work)
+    unsealed: tuple[str, ...] = ()  # hosts `up --unsealed HOST` lets through the allowlist:
+    #                                 the command line's loud opt-in, never the file's
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mounts", tuple(self.mounts))
+        object.__setattr__(self, "unsealed", tuple(self.unsealed))
         self.folders()  # a bad mount is refused here
         if self.subnet == AUTO:
             self._validate_unresolved()
@@ -129,6 +132,8 @@ class LabConfig:
             "topology": env.get("SOCKETLAB_TOPOLOGY", ""),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
+        # Right: values' keys are LabConfig's fields, each value of that field's type (parsed
+        # above, or given by the caller under the field's name); mypy cannot follow **values.
         return cls(**values)  # type: ignore[arg-type]
 
     @classmethod
@@ -145,7 +150,7 @@ class LabConfig:
         if "subnet" in changes:
             changes.setdefault("server_ip", "")
             changes.setdefault("client_ip", "")
-        return replace(self, **changes)  # type: ignore[arg-type]
+        return replace(self, **changes)  # type: ignore[arg-type]  # as in from_env: fields by name
 
     def compose_env(self, mode: str = "idle") -> dict[str, str]:
         """The variables docker-compose.yml reads for this lab."""

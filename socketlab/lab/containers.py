@@ -10,7 +10,7 @@ import io
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from socketlab.lab.composefile import (
     INSTRUMENTS_LABEL,
@@ -18,6 +18,7 @@ from socketlab.lab.composefile import (
     NETWORKS_LABEL,
     ROLE_LABEL,
     SIDECAR_LABEL,
+    UNSEALED_LABEL,
 )
 from socketlab.lab.topology import INLINE, Host, Network
 
@@ -42,7 +43,8 @@ def running_host(container: Mapping, networks: Mapping[str, Network]) -> Host:
     order += [n for n in by_name if n not in order]
     return Host(labels.get(SERVICE_LABEL, container["Names"][0].lstrip("/")),
                 tuple((n, by_name[n]) for n in order), container["Image"],
-                labels.get(ROLE_LABEL, "host"), labels.get(INSTRUMENTS_LABEL, INLINE))
+                labels.get(ROLE_LABEL, "host"), labels.get(INSTRUMENTS_LABEL, INLINE),
+                unsealed=labels.get(UNSEALED_LABEL) == "1")
 
 
 def configured_address(attrs: Mapping) -> str:
@@ -54,7 +56,7 @@ def configured_address(attrs: Mapping) -> str:
     for _name, settings in first:
         given = (settings.get("IPAMConfig") or {}).get("IPv4Address")
         if settings.get("IPAddress") or given:
-            return settings.get("IPAddress") or given
+            return str(settings.get("IPAddress") or given)
     return "-"
 
 
@@ -105,7 +107,7 @@ class _ChunkReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buf) -> int:  # type: ignore[override]
+    def readinto(self, buf) -> int:  # buf: a writable buffer (memoryview, bytearray)
         while not self._rest:
             self._rest = next(self._chunks, b"")
             if not self._rest:
@@ -115,7 +117,10 @@ class _ChunkReader(io.RawIOBase):
         return n
 
 
-def in_parallel(action: Callable[[object], object], items: Iterable[object]) -> None:
+T = TypeVar("T")
+
+
+def in_parallel(action: Callable[[T], object], items: Iterable[T]) -> None:
     """Apply `action` to every item at once (threads: the work is waiting on the engine)."""
     from concurrent.futures import ThreadPoolExecutor  # here: a run on a running lab needs none
 

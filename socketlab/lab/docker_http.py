@@ -21,7 +21,7 @@ import json
 import os
 import socket
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote, urlencode, urlsplit
 
 from socketlab.errors import DockerUnavailable, LabError, LabNotRunning
@@ -76,6 +76,30 @@ class Response:
     def close(self) -> None:
         self.reader.close()
         self.sock.close()
+
+
+class EngineAPI(Protocol):
+    """The Engine API requests the compose engine makes: DockerHTTP (one engine), and the
+    swarm engine's NodesHTTP (each request sent to the node that holds the container)."""
+
+    def containers(self, *, all: bool = False, filters: Filters | None = None) -> list[dict]: ...
+
+    def networks(self, *, filters: Filters | None = None) -> list[dict]: ...
+
+    def inspect_container(self, container: str) -> dict: ...
+
+    def read_file(self, container: str, path: str) -> bytes | None: ...
+
+    def exec_run(self, container: str, cmd: Sequence[str], *, user: str = ""
+                 ) -> tuple[int, bytes, bytes]: ...
+
+    def exec_create(self, container: str, cmd: Sequence[str], *, stdin: bool = False,
+                    tty: bool = False, user: str = "", environment: Sequence[str] = ()) -> str: ...
+
+    def exec_attach(self, exec_id: str, *, tty: bool = False) -> ExecStream: ...
+
+    def start_exec(self, container: str, argv: Sequence[str], *, timeout: float, gated: bool = False,
+                   kill: Callable[[str, str], bool] | None = None) -> RunningExec: ...
 
 
 class DockerHTTP:
@@ -238,10 +262,14 @@ class DockerHTTP:
                  ) -> tuple[int, bytes, bytes]:
         """Run a command to its end: (exit code, stdout, stderr)."""
         exec_id = self.exec_create(container, cmd, user=user)
-        out, err = [], []
+        out: list[bytes] = []
+        err: list[bytes] = []
         with self.exec_attach(exec_id) as stream:
             for o, e in stream.chunks():
-                (out if o is not None else err).append(o if o is not None else e)
+                if o is not None:
+                    out.append(o)
+                elif e is not None:
+                    err.append(e)
         return self.exec_inspect(exec_id)["ExitCode"], b"".join(out), b"".join(err)
 
     def start_exec(self, container: str, argv: Sequence[str], *, timeout: float, gated: bool = False,

@@ -40,13 +40,14 @@ from socketlab.lab.containers import (
     settled,
 )
 from socketlab.lab.docker_api import connect
-from socketlab.lab.docker_http import DockerHTTP
+from socketlab.lab.docker_http import DockerHTTP, EngineAPI
 from socketlab.lab.engine import Container, Engine, Running
 from socketlab.lab.process import ExecResult, RunningExec, bounded
 from socketlab.lab.topology import DEFAULT_MTU, INLINE, Network, Topology
 
 if TYPE_CHECKING:
     import docker
+    from docker.models.containers import Container as DockerContainer
 
     from socketlab.lab import compose as compose_cli
 
@@ -73,7 +74,7 @@ class ComposeEngine(Engine):
         return self._client
 
     @property
-    def http(self) -> DockerHTTP:
+    def http(self) -> EngineAPI:
         """The Engine API without the SDK: reading the running lab and exec (the fast path)."""
         if self._http is None:
             self._http = DockerHTTP.from_env()
@@ -225,10 +226,10 @@ class ComposeEngine(Engine):
                              c.labels.get(SIDECAR_LABEL, "")) for s, c in found}
 
     def networks(self) -> dict[str, str | None]:
-        found = {}
+        found: dict[str, str | None] = {}
         for net in self.client.networks.list(filters=self._filter()):
             attrs = net.attrs
-            name = (attrs.get("Labels") or {}).get(NETWORK_LABEL, net.name)
+            name = (attrs.get("Labels") or {}).get(NETWORK_LABEL) or str(net.name)
             found[name] = next((c["Subnet"] for c in (attrs.get("IPAM") or {}).get("Config") or []
                                 if c.get("Subnet")), None)
         return found
@@ -268,20 +269,20 @@ class ComposeEngine(Engine):
     def _filter(self) -> dict[str, str]:
         return {"label": f"{PROJECT_LABEL}={self.project}"}
 
-    def _project_containers(self) -> dict[str, object]:
-        found = self.client.containers.list(all=True, filters=self._filter(),
+    def _project_containers(self) -> dict[str, DockerContainer]:
+        found = self.client.containers.list(all=True, filters={**self._filter()},
                                            ignore_removed=True)  # removed meanwhile: gone
-        return {c.labels.get(SERVICE_LABEL, c.name): c for c in found}
+        return {c.labels.get(SERVICE_LABEL) or str(c.name): c for c in found}
 
     # -- the engine as a whole ----------------------------------------------------------------
     def subnets_in_use(self) -> dict[str, ipaddress.IPv4Network]:
-        found = {}
+        found: dict[str, ipaddress.IPv4Network] = {}
         for net in self.client.networks.list():
             if (net.attrs.get("Labels") or {}).get(PROJECT_LABEL) == self.project:
                 continue
             for cfg in (net.attrs.get("IPAM") or {}).get("Config") or []:
                 with contextlib.suppress(ValueError):
-                    found[net.name] = ipaddress.IPv4Network(cfg.get("Subnet", ""), strict=False)
+                    found[str(net.name)] = ipaddress.IPv4Network(cfg.get("Subnet", ""), strict=False)
         return found
 
     def has_image(self, image: str) -> bool:
@@ -315,6 +316,10 @@ class ComposeEngine(Engine):
                 raise LabNotRunning(f"host {service!r} of lab {self.project!r} is not running")
             self._ids[service] = found[0]["Id"]
         return self._ids[service]
+
+    def container_id(self, service: str) -> str:
+        """The running container of a service, for tools beside the lab (the docker CLI)."""
+        return self._in(service, lambda cid: cid)
 
     def _in(self, service: str, action: Callable[[str], T]) -> T:
         """`action(container id)`; if a remembered container is gone, look it up once again."""

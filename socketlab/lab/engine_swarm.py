@@ -45,6 +45,7 @@ from socketlab.lab.topology import Topology
 
 if TYPE_CHECKING:
     import docker
+    from docker.models.containers import Container as DockerContainer
 
 NETWORK_RELEASE_S = 15.0
 OVERLAY_MTU = 1450  # Docker's overlay default: 1500 on the underlay, less 50 bytes of VXLAN
@@ -75,7 +76,7 @@ class SwarmEngine(ComposeEngine):
         return self._client
 
     @property
-    def http(self) -> NodesHTTP:  # type: ignore[override]
+    def http(self) -> NodesHTTP:
         if self._nodes_http is None:
             self._nodes_http = NodesHTTP(self.swarm)
         return self._nodes_http
@@ -119,12 +120,12 @@ class SwarmEngine(ComposeEngine):
             return None
 
     def _create_on_nodes(self, doc: Mapping[str, Any], specs: Sequence[ContainerSpec]) -> None:
-        for spec in network_specs(doc, self.project):
+        for net in network_specs(doc, self.project):
             with signals.deferred():
                 try:
-                    self.client.networks.create(check_duplicate=True, **spec)
+                    self.client.networks.create(check_duplicate=True, **net)
                 except _sdk_errors().APIError as e:
-                    raise SwarmError(f"the overlay {spec['name']} could not be made: "
+                    raise SwarmError(f"the overlay {net['name']} could not be made: "
                                      f"{e.explanation or e}") from None
         made: dict[str, Any] = {}
         for spec in specs:
@@ -147,17 +148,16 @@ class SwarmEngine(ComposeEngine):
                     raise
             time.sleep(0.2)  # polling the manager until the node has let the overlay go
 
-    def _project_containers(self) -> dict[str, object]:
+    def _project_containers(self) -> dict[str, DockerContainer]:
         """Every container of this lab on every node, by service name."""
-        flt = self._filter()
-
-        def listed(client):
-            return client.containers.list(all=True, filters=flt, ignore_removed=True)
+        def listed(client: docker.DockerClient) -> list[DockerContainer]:
+            return client.containers.list(all=True, filters={**self._filter()},
+                                          ignore_removed=True)
 
         clients = list(self.swarm.clients().values())
         with ThreadPoolExecutor(max_workers=max(1, len(clients))) as pool:
             found = [c for batch in pool.map(listed, clients) for c in batch]
-        return {c.labels.get(SERVICE_LABEL, c.name): c for c in found}
+        return {c.labels.get(SERVICE_LABEL) or str(c.name): c for c in found}
 
     def running(self) -> Running:
         """As the compose engine reads it; an overlay with no MTU of its own has 1450."""

@@ -4,6 +4,7 @@ error that refuses to touch it, and the commands' way to use it instead of start
     differences(asked, running)   {"subnet": ("192.168.40.0/24", "192.168.131.0/24")}
     exists_error("x", diffs)      LabExists saying why nothing was started
     with this_or_running(lab) as lab: ...   a fresh lab, or the one that runs, left running
+    refuse_unusable(lab)          what this_or_running would refuse, refused now (nothing made)
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from socketlab.errors import LabExists
+from socketlab.errors import LabExists, LabNotRunning
 from socketlab.lab import signals
 from socketlab.lab.config import LabConfig
 
@@ -89,6 +90,23 @@ def this_or_running(lab: Lab, asked: Collection[str] | None = None) -> Iterator[
         lab.__exit__(type(e), e, e.__traceback__)  # removes it; says so if interrupted
         raise
     lab.down()
+
+
+def refuse_unusable(lab: Lab, asked: Collection[str] | None = None) -> None:
+    """LabExists now if this_or_running(lab, asked) would refuse: a lab of that name is there
+    but not running, or runs and differs in a setting `asked`. For a command that makes files
+    (a run folder) before its lab: it refuses before making anything. Nothing is changed."""
+    there = lab.leftovers()
+    if not there:
+        return
+    project = lab.config.project
+    try:
+        running = lab.running(project, engine=lab.engine)
+    except LabNotRunning:
+        raise exists_error(project, None, there) from None
+    diffs = differences(lab.config, running.config, asked)
+    if diffs:
+        raise exists_error(project, diffs)
 
 
 def _borrowed(running: Lab) -> Iterator[Lab]:

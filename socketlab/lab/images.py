@@ -25,7 +25,7 @@ from pathlib import Path
 import docker
 import docker.errors
 
-from socketlab.errors import ImageError
+from socketlab.errors import ConfigError, ImageError
 
 DEFAULT_BASE = "debian:bookworm-slim"
 OWN_BASE = "socketlab/base:bookworm"
@@ -256,16 +256,23 @@ def ensure_compose_images(compose_file: Path, client: docker.DockerClient, progr
     """Every image the compose file builds itself (a service with both `image:` and a local
     `build:`), built when missing or when its folder changed, as ensure_image does. Compose
     alone would keep using a stale image after your code changed."""
-    from socketlab.lab.composefile import dotenv, interpolate, load_yaml  # PyYAML: only here
+    from socketlab.lab.bounds import Context  # PyYAML: only here
+    from socketlab.lab.bounds import build as build_allowed
+    from socketlab.lab.topofile import dotenv, read_document
 
-    doc = load_yaml(compose_file.read_text(), str(compose_file)) or {}
     values = {**dotenv(compose_file.parent / ".env"), **os.environ, **(env or {})}
+    doc = read_document(compose_file, values)  # bounded, resolved: what compose would build
+    folder = compose_file.resolve().parent
     built: dict[str, ImageInfo] = {}
-    for spec in (doc.get("services") or {}).values():
-        spec = interpolate(spec or {}, values, str(compose_file))
+    for name, spec in (doc.get("services") or {}).items():
+        spec = spec if isinstance(spec, Mapping) else {}
         build, tag = spec.get("build"), spec.get("image")
         if not build or not tag or tag in built:
             continue
+        problem = build_allowed(Context(str(name), False, folder), build)
+        if problem is not None:
+            raise ConfigError(f"{compose_file}: host {name!r}: build: {problem}",
+                              hint="build from a folder beside the topology file")
         build = {"context": build} if isinstance(build, str) else build
         context = (compose_file.parent / build.get("context", ".")).resolve()
         args = build.get("args") or {}

@@ -21,9 +21,10 @@ import ipaddress
 import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 from socketlab.errors import ConfigError, ImageError, LabError, LabNotRunning
-from socketlab.lab import shapespec, signals
+from socketlab.lab import seal, shapespec, signals
 from socketlab.lab.assets import COMPOSE_FILE
 from socketlab.lab.composefile import LAB_LABEL, read_topology
 from socketlab.lab.config import DEFAULT_PORT, DEFAULT_SUBNET, LAB_IMAGE, LabConfig
@@ -32,7 +33,14 @@ from socketlab.lab.existing import differences, exists_error
 from socketlab.lab.process import ExecResult, RunningExec
 from socketlab.lab.topology import Topology
 
+if TYPE_CHECKING:
+    import docker
+
+    from socketlab.lab.compose import Compose
+    from socketlab.lab.engine_compose import ComposeEngine
+
 __all__ = ["LAB_LABEL", "Lab"]
+L = TypeVar("L", bound="Lab")  # Lab.running() makes a lab of the class it is asked of
 SETUP_S = 20.0  # the most a host's lab-host may take to set its network up
 
 
@@ -51,8 +59,8 @@ class Lab:
         self.progress(message)
 
     @classmethod
-    def running(cls, project: str, *, client=None, engine: Engine | None = None,
-                progress: Callable[[str], None] | None = None) -> Lab:
+    def running(cls: type[L], project: str, *, client: docker.DockerClient | None = None,
+                engine: Engine | None = None, progress: Callable[[str], None] | None = None) -> L:
         """The lab `project` as it runs now: its topology and settings read from its
         containers, so `run` and `exec` work whatever it was started with."""
         engine = engine or make_engine("compose", project, client=client)
@@ -73,13 +81,21 @@ class Lab:
 
     # -- compose-engine specifics, for the callers that need them ----------------------------
     @property
-    def client(self):
+    def client(self) -> docker.DockerClient:
         """The Docker SDK's client of the engine (image builds, run metadata)."""
-        return self.engine.client  # type: ignore[attr-defined]
+        return self._compose_engine().client
 
     @property
-    def compose(self):
-        return self.engine.compose  # type: ignore[attr-defined]
+    def compose(self) -> Compose:
+        return self._compose_engine().compose
+
+    def _compose_engine(self) -> ComposeEngine:
+        from socketlab.lab.engine_compose import ComposeEngine  # the engine's own module: loaded
+
+        if not isinstance(self.engine, ComposeEngine):
+            raise ConfigError(f"the {self.engine.name} engine has no Docker client of its own",
+                              hint="this needs a lab on Docker (compose or swarm)")
+        return self.engine
 
     # -- the topology ----------------------------------------------------------------------
     @property
@@ -98,7 +114,9 @@ class Lab:
         """The topology file read with this lab's settings; its first network on the lab's
         subnet (the other networks keep the file's subnets)."""
         cfg = self.config if self.config.resolved else self.config.with_(subnet=DEFAULT_SUBNET)
-        topo = read_topology(self.compose_file, self._settings(cfg), lab_image=self.config.image)
+        topo = read_topology(self.compose_file, self._settings(cfg), lab_image=self.config.image,
+                             mounts=[folder for folder, _ in self.config.folders()],
+                             unsealed=self.config.unsealed)
         if not self.config.resolved:
             return topo
         return topo.place({topo.networks[0].name: self.config.subnet})
@@ -109,11 +127,12 @@ class Lab:
     def _adopt(self, topo: Topology) -> None:
         """Use a placed topology; the settings then say where its server and client are."""
         self._topology = topo = topo.with_mounts(self.config.folders())
-        changes: dict[str, object] = {"subnet": topo.networks[0].subnet}
+        subnet = topo.networks[0].subnet or self.config.subnet  # placed: it has one
+        self.config = dataclasses.replace(self.config, subnet=subnet)
         if self.config.topology:
             server, client = topo.role_host("server"), topo.role_host("client")
-            changes.update(server_ip=server.ip if server else "", client_ip=client.ip if client else "")
-        self.config = dataclasses.replace(self.config, **changes)
+            self.config = dataclasses.replace(self.config, server_ip=server.ip if server else "",
+                                              client_ip=client.ip if client else "")
 
     # -- lifecycle --------------------------------------------------------------------------
     # A lab is started whole or not at all, and removed whole: a failed or interrupted start
@@ -143,6 +162,7 @@ class Lab:
                 self.engine.start()
             self._await_shaping(shaping)
             self._wait_set_up()
+            self._check_sealed()
         except BaseException as e:
             self._roll_back()
             if isinstance(e, KeyboardInterrupt) and not signals.outcome_of(e):
@@ -185,6 +205,17 @@ class Lab:
             raise LabError(f"{late[0]} did not set its network up"
                            + (f": {said}" if said else f" in {SETUP_S:g} s"),
                            hint="nothing of the lab is left; fix what its log says, then start it again")
+
+    def _check_sealed(self) -> None:
+        """Every host's seal, asked of it from outside its programs, before the lab is up (a
+        host started with --unsealed is not required to be sealed: it is warned of)."""
+        for warning in seal.require_sealed(self.seals()):
+            self.progress(warning)
+
+    def seals(self, hosts: Sequence[str] | None = None) -> list[seal.Seal]:
+        """Each host's seal as it is now (lab-seal --check, run beside its programs)."""
+        chosen = [h for h in self.topology.hosts if hosts is None or h.name in hosts]
+        return seal.seals(chosen, lambda s, argv: self.engine.exec(s, argv, timeout=15))
 
     def _last_words(self, service: str) -> str:
         """The last lines a container printed, if any (why it stopped, as a rule)."""
@@ -284,13 +315,16 @@ class Lab:
 
     # -- the hosts --------------------------------------------------------------------------
     def status(self) -> list[dict[str, str]]:
-        """One row per host as it is now: name, address, state, container id (an absent
-        host has no address: the settings asked for are not what is there)."""
+        """One row per host as it is now: name, address, state, container id, its seal (an
+        absent host has no address: the settings asked for are not what is there)."""
         found = [c for c in self.engine.containers().values() if not c.sidecar_of]
-        rows = [{"host": c.service, "address": c.address, "state": c.state, "container": c.id}
-                for c in found]
+        running = [c.service for c in found if c.state == "running"]
+        sealed = {s.host: s.words for s in self.seals(running)} if running else {}
+        rows = [{"host": c.service, "address": c.address, "state": c.state, "container": c.id,
+                 "sealed": sealed.get(c.service, "-")} for c in found]
         seen = {c.service for c in found}
-        return rows + [{"host": h.name, "address": "-", "state": "absent", "container": "-"}
+        return rows + [{"host": h.name, "address": "-", "state": "absent", "container": "-",
+                        "sealed": "-"}
                        for h in self.topology.hosts if h.name not in seen]
 
     def subnet_in_use(self) -> str | None:

@@ -1,4 +1,7 @@
-"""Commands in a lab host: a finished one (ExecResult) and one still running (RunningExec).
+"""Commands in a lab host: a finished one (ExecResult) and one still running (RunningExec),
+and what runs them: the protocols the lab's users type against (Hosts, PlacedHosts; a
+command left running is a Running), so that a Lab, the user-mode kernel's UmlLab and the
+swarm's underlay taps each are what they are, checked, and none pretends to be another.
 
 A running command's first line, printed by its launcher, is its pid in the host, so it can be
 signalled by pid; every command is bounded in time inside its host (`timeout`), so nothing
@@ -12,8 +15,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
 from socketlab.errors import LabTimeout
+
+if TYPE_CHECKING:
+    from socketlab.lab.config import LabConfig
+    from socketlab.lab.topology import Topology
 
 PID_PREFIX = "socketlab-pid="  # the launcher's first line: the command's pid in its host
 
@@ -24,6 +32,52 @@ class ExecResult:
     stdout: str
     stderr: str
     seconds: float
+
+
+class Running(Protocol):
+    """A command left running in a host, read line by line as it prints: RunningExec (a
+    Docker exec), UmlExec (a command in the user-mode kernel, socketlab.tools.uml)."""
+
+    stdout_lines: list[str]
+    pid: str | None
+
+    @property
+    def stdout(self) -> str: ...
+
+    @property
+    def stderr(self) -> str: ...
+
+    def wait_for(self, match: Callable[[str], object], timeout: float) -> str | None: ...
+
+    def wait_pid(self, timeout: float) -> str | None: ...
+
+    def wait(self, timeout: float) -> int: ...
+
+    def release(self, go: bool = True) -> None: ...
+
+    def signal(self, name: str = "TERM") -> bool: ...
+
+
+class Hosts(Protocol):
+    """Commands in a lab's named hosts, with the lab's settings: a Lab; the swarm's underlay
+    taps (observe/underlay.py); the user-mode kernel's two hosts (socketlab.tools.uml)."""
+
+    @property
+    def config(self) -> LabConfig: ...
+
+    def exec(self, host: str, argv: Sequence[str], *, timeout: float | None = None,
+             instruments: bool = False) -> ExecResult: ...
+
+    def start(self, host: str, argv: Sequence[str], *, timeout: float, gated: bool = False,
+              instruments: bool = False) -> Running: ...
+
+
+class PlacedHosts(Hosts, Protocol):
+    """Hosts that are a topology's, asked who is where (roles, addresses): what programs and
+    shaping need. A Lab; the user-mode kernel's UmlLab."""
+
+    @property
+    def topology(self) -> Topology: ...
 
 
 class RunningExec:
@@ -57,7 +111,7 @@ class RunningExec:
                 self._lines.put(pending)
             self._lines.put(None)
 
-    def wait_for(self, match: Callable[[str], bool], timeout: float) -> str | None:
+    def wait_for(self, match: Callable[[str], object], timeout: float) -> str | None:
         """The first new line for which `match` is true; None if the command ended first."""
         deadline = time.monotonic() + timeout
         while (left := deadline - time.monotonic()) > 0:

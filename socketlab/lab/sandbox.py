@@ -132,7 +132,7 @@ def plan(name: str, root: Path, underlay: str) -> list[Node]:
             for i in (1, 2)]
 
 
-def node_client(url: str, timeout: float = 60) -> docker.DockerClient:
+def node_client(url: str, timeout: int = 60) -> docker.DockerClient:
     return docker.DockerClient(base_url=url, timeout=timeout)
 
 

@@ -153,14 +153,15 @@ class Swarm:
     def nodes(self) -> list[SwarmNode]:
         """Every node of the swarm as its manager sees it, with the endpoint that reaches it."""
         if self._nodes is None:
-            manager, by_id = self.manager, {}
+            manager, by_id = self.manager, dict[str, str]()
             for endpoint in self.endpoints:
                 try:
                     node_id = (self.client_at(endpoint).info().get("Swarm") or {}).get("NodeID")
                 except SwarmError:  # a node that is down: the manager's list says which
                     continue
-                by_id.setdefault(node_id, endpoint)
-            self._nodes = [_node(n.attrs, by_id.get(n.id)) for n in manager.nodes.list()]
+                if node_id:
+                    by_id.setdefault(node_id, endpoint)
+            self._nodes = [_node(n.attrs, by_id.get(n.id or "")) for n in manager.nodes.list()]
             order = {e: i for i, e in enumerate(self.endpoints)}
             self._nodes.sort(key=lambda n: order.get(n.endpoint or "", len(order)))
         return self._nodes

@@ -13,15 +13,23 @@ lab is made (so a missing image is not refused before).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 from socketlab.lab.config import LabConfig
 from socketlab.lab.engine_swarm import SwarmEngine
 from socketlab.lab.lab import Lab
 from socketlab.lab.swarm import Swarm
 
+if TYPE_CHECKING:
+    import docker
+
+    from socketlab.lab.engine import Engine
+
 
 class SwarmLab(Lab):
     """A lab's hosts on swarm nodes, joined by an overlay with the lab's subnet."""
+
+    engine: SwarmEngine  # always: __init__ makes it or is given it
 
     def __init__(self, config: LabConfig | None = None, *, swarm: Swarm | None = None,
                  place: Mapping[str, str] | None = None, engine: SwarmEngine | None = None,
@@ -33,12 +41,15 @@ class SwarmLab(Lab):
         self.swarm = engine.swarm
 
     @classmethod
-    def running(cls, project: str, *, swarm: Swarm | None = None,  # type: ignore[override]
-                engine: SwarmEngine | None = None, progress: Callable[[str], None] | None = None,
-                **_: object) -> SwarmLab:
-        """The swarm lab `project` as it runs now, its settings read from its containers."""
+    def running(cls, project: str, *, client: docker.DockerClient | None = None,
+                engine: Engine | None = None, progress: Callable[[str], None] | None = None,
+                swarm: Swarm | None = None) -> SwarmLab:
+        """The swarm lab `project` as it runs now, its settings read from its containers
+        (`client` is not used: the swarm's nodes each have their own)."""
+        if engine is not None and not isinstance(engine, SwarmEngine):
+            raise TypeError(f"a SwarmLab runs on the swarm engine, not {engine.name}")
         return super().running(project, engine=engine or SwarmEngine(project, swarm=swarm),
-                               progress=progress)  # type: ignore[return-value]
+                               progress=progress)
 
     def _check_image(self) -> None:
         """Nothing to check here: creating copies a missing image to the nodes that run it."""
@@ -52,7 +63,8 @@ class SwarmLab(Lab):
     def status(self) -> list[dict[str, str]]:
         nodes = self.placement()
         return [{"host": r["host"], "address": r["address"], "node": nodes.get(r["host"], "-"),
-                 "state": r["state"], "container": r["container"]} for r in super().status()]
+                 "state": r["state"], "container": r["container"], "sealed": r.get("sealed", "-")}
+                for r in super().status()]
 
     def container(self, host: str):
         """The SDK's container of a host (on its node's engine)."""

@@ -102,7 +102,7 @@ def container_specs(doc: Mapping[str, Any], project: str,
 def _container(service: str, spec: Mapping[str, Any], project: str, node: str,
                share: str | None) -> ContainerSpec:
     _check_keys(service, spec)
-    create: dict[str, Any] = {_DIRECT[k]: v for k, v in spec.items() if _DIRECT.get(k)}
+    create: dict[str, Any] = {name: v for k, v in spec.items() if (name := _DIRECT.get(k))}
     if "image" not in create:
         raise ConfigError(f"service {service!r} has no image", hint="give it `image:`")
     create["environment"] = _environment(spec.get("environment"))
@@ -115,7 +115,7 @@ def _container(service: str, spec: Mapping[str, Any], project: str, node: str,
         create["ulimits"] = _ulimits(spec["ulimits"])
     if "tmpfs" in spec:
         paths = [spec["tmpfs"]] if isinstance(spec["tmpfs"], str) else spec["tmpfs"]
-        create["tmpfs"] = dict(p.split(":", 1) if ":" in p else (p, "") for p in paths)
+        create["tmpfs"] = dict(str(p).partition(":")[::2] for p in paths)  # (path, options)
     if "mem_reservation" in spec:
         create["mem_reservation"] = spec["mem_reservation"]
     if spec.get("healthcheck") and not spec["healthcheck"].get("disable"):
@@ -173,7 +173,7 @@ def _networks(value: Any) -> dict[str, Any]:
 
 def _labels(value: Any) -> dict[str, str]:
     if isinstance(value, list):
-        return dict(str(v).split("=", 1) if "=" in str(v) else (str(v), "") for v in value)
+        return dict(str(v).partition("=")[::2] for v in value)  # (name, value: "" if none)
     return {str(k): str(v) for k, v in (value or {}).items()}
 
 

@@ -52,6 +52,7 @@ class Host:
     role: str = "host"
     instruments: str = INLINE
     mounts: tuple[tuple[str, str], ...] = ()  # (folder on this machine, path in the host), read-only
+    unsealed: bool = False  # `up --unsealed HOST`: its file's keys were not held to the allowlist
 
     @property
     def networks(self) -> tuple[str, ...]:
@@ -209,10 +210,10 @@ class Topology:
     def _first_hop(self, src: Host, dest: str) -> str | None:
         """The address of the first router on the way from src to network dest, or None."""
         # Breadth-first over networks; a router joins the networks it is on.
-        frontier = [(net, None) for net in src.networks]
+        frontier: list[tuple[str, str | None]] = [(net, None) for net in src.networks]
         seen = set(src.networks)
         while frontier:
-            nxt = []
+            nxt: list[tuple[str, str | None]] = []
             for net, first in frontier:
                 for r in self.by_role("router"):
                     if r.name == src.name or net not in r.networks:

@@ -68,7 +68,8 @@ class Handshake:
         """(seq, ack) of a packet of this connection relative to the ISNs, as Wireshark shows
         them: a side whose SYN is not in the capture counts from the packet's seq - 1 (so the
         RST that refuses a SYN reads 1/1), and ack is 0 without the ACK flag."""
-        mine, theirs = self.syn.seq, self.synack.seq if self.synack else None
+        mine: int | None = self.syn.seq
+        theirs: int | None = self.synack.seq if self.synack else None
         if (pkt.src, pkt.sport) != self.client:
             mine, theirs = theirs, mine
         if mine is None:
@@ -192,11 +193,12 @@ def _number(conn: list[Pkt], client: Endpoint, isn: dict[bool, int | None],
     segs = []
     for p in conn:
         fwd = (p.src, p.sport) == client
-        if isn[fwd] is None:
-            isn[fwd] = (p.seq - 1) % 2**32 if "S" not in p.flags else p.seq
-        if isn[not fwd] is None and "A" in p.flags:
-            isn[not fwd] = (p.ack - 1) % 2**32
-        rel = (p.seq - isn[fwd]) % 2**32
+        own, peer = isn[fwd], isn[not fwd]
+        if own is None:
+            own = isn[fwd] = (p.seq - 1) % 2**32 if "S" not in p.flags else p.seq
+        if peer is None and "A" in p.flags:
+            peer = isn[not fwd] = (p.ack - 1) % 2**32
+        rel = (p.seq - own) % 2**32
         spans = p.length + ("S" in p.flags) + ("F" in p.flags)
         top = highest[fwd]
         retx = spans > 0 and top is not None and _before(rel, top) \
@@ -204,7 +206,7 @@ def _number(conn: list[Pkt], client: Endpoint, isn: dict[bool, int | None],
                      and (rel + 1) % 2**32 == top)
         if top is None or _before(top, (rel + spans) % 2**32):
             highest[fwd] = (rel + spans) % 2**32
-        rel_ack = (p.ack - isn[not fwd]) % 2**32 if "A" in p.flags else 0
+        rel_ack = (p.ack - peer) % 2**32 if "A" in p.flags and peer is not None else 0
         win = p.window if "S" in p.flags else p.window << shift[fwd]
         segs.append(Segment(p, fwd, rel, rel_ack, win, retx))
     return tuple(segs)
@@ -245,10 +247,11 @@ class IcmpError:
 def icmp_errors(pkts: Iterable[Pkt]) -> list[IcmpError]:
     pkts = list(pkts)
     out = []
-    for e in (p for p in pkts if p.proto == "icmp" and p.icmp_type in ICMP_ERRORS):
+    for e in pkts:
+        desc = e.icmp_error
+        if desc is None:
+            continue
         q = e.quote
-        desc = UNREACH.get(e.icmp_code, ICMP_ERRORS[3]) if e.icmp_type == 3 \
-            else ICMP_ERRORS[e.icmp_type]
         match = None if q is None else next(
             (p for p in reversed(pkts) if p.ts <= e.ts and p.index != e.index
              and (p.proto, p.src, p.dst, p.sport, p.dport, p.ip_id) ==
@@ -282,7 +285,7 @@ class FragmentGroup:
 
 
 def fragments(pkts: Iterable[Pkt]) -> list[FragmentGroup]:
-    groups: dict[tuple, list[Pkt]] = defaultdict(list)
+    groups: dict[tuple[str, str, int, str], list[Pkt]] = defaultdict(list)
     for p in pkts:
         if p.is_fragment:
             groups[(p.src, p.dst, p.ip_id, p.proto)].append(p)

@@ -28,10 +28,11 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from socketlab.errors import CaptureError, LabError, LabTimeout
 from socketlab.lab.lab import Lab
-from socketlab.lab.process import RunningExec
+from socketlab.lab.process import Hosts, Running
 from socketlab.observe.offloads import IFACE, OffloadReport, restore_offloads, set_offloads
 
 DEFAULT_SNAPLEN = 1514  # a whole Ethernet frame; the default 262144 fills the buffer and drops
@@ -49,6 +50,12 @@ _LAUNCH = 'echo "pid=$$"; exec "$@" 2>&1'
 _STATS_LINE = re.compile(r"\d+ packets? captured")  # "1 packet captured" too
 _COUNTERS = {"captured": "captured", "received": "received by filter",
              "dropped": "dropped by kernel", "if_dropped": "dropped by interface"}
+
+
+class Tapped(Hosts, Protocol):
+    """Hosts a capture can run in: commands, and files copied out (a Lab; the underlay taps)."""
+
+    def get(self, host: str, src: str, dest: str | Path, *, instruments: bool = False) -> Path: ...
 
 
 def default_filter(port: int) -> str:
@@ -126,9 +133,9 @@ class HostCapture:
 class _Tcpdump:
     """One tcpdump left running in one host, known by its pid there."""
 
-    def __init__(self, lab: Lab, host: str, argv: list[str], path: str, max_seconds: float):
+    def __init__(self, lab: Tapped, host: str, argv: list[str], path: str, max_seconds: float):
         self.lab, self.host, self.path = lab, host, path
-        self.proc: RunningExec = lab.start(host, ["sh", "-c", _LAUNCH, "sh", *argv],
+        self.proc: Running = lab.start(host, ["sh", "-c", _LAUNCH, "sh", *argv],
                                            timeout=max_seconds, instruments=True)
         self.pid: str | None = None
         self.ended = False
@@ -267,13 +274,16 @@ def is_complete(run_dir: Path) -> bool:
 class Capture:
     """tcpdump on several hosts at once, as a context manager (or start() / stop())."""
 
-    def __init__(self, lab: Lab, hosts: Sequence[str] | None = None, base_dir: str | Path = "runs",
+    def __init__(self, lab: Tapped, hosts: Sequence[str] | None = None, base_dir: str | Path = "runs",
                  *, name: str = "capture", bpf: str | None = None,
                  snaplen: int = DEFAULT_SNAPLEN, buffer_kib: int | None = DEFAULT_BUFFER_KIB,
                  immediate: bool = False, packet_buffered: bool = True,
                  offloads: bool | None | str = "lab", restore: bool = True,
                  max_seconds: float = MAX_SECONDS, iface: str = IFACE) -> None:
-        hosts = list(lab.topology.names if hosts is None else hosts)
+        if hosts is None:  # every host of a lab; other Hosts (the underlay's taps) name theirs
+            if not isinstance(lab, Lab):
+                raise CaptureError("name the hosts to capture on")
+            hosts = lab.topology.names
         if not hosts or len(set(hosts)) != len(hosts):
             raise CaptureError(f"capture hosts {list(hosts)!r}: give each host once")
         self.lab, self.hosts, self.base_dir, self.name = lab, list(hosts), Path(base_dir), name
@@ -282,6 +292,8 @@ class Capture:
         self.immediate, self.packet_buffered = immediate, packet_buffered
         if offloads == "lab":  # off, unless the lab was started with its offloads on
             offloads = None if lab.config.offloads else False
+        elif isinstance(offloads, str):
+            raise ValueError(f"offloads={offloads!r}: use True, False, None or 'lab'")
         self.offloads, self.restore, self.max_seconds = offloads, restore, max_seconds
         self.iface = iface  # the hosts' lab interface; "any" for a swarm node's underlay
         self.run_dir: Path | None = None

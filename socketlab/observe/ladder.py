@@ -7,11 +7,11 @@ packets' clock (seconds since the epoch: the containers share the host's clock).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from xml.sax.saxutils import escape
 
-from socketlab.observe.analysis import UNREACH, Pkt, Segment, match_captures, tcp_flow
+from socketlab.observe.analysis import Pkt, Segment, match_captures, tcp_flow
 
 Event = tuple[str, float, str]
 _FLAG_NAMES = {"S": "SYN", "F": "FIN", "R": "RST", "P": "PSH", "A": "ACK", "U": "URG",
@@ -31,6 +31,7 @@ class Arrow:
     label: str
     dropped: bool = False  # seen leaving the sender, never at the receiver
     retransmission: bool = False
+    origin: str = ""  # sent by a host on the path between the two (a router's ICMP): who
 
 
 @dataclass(frozen=True)
@@ -70,13 +71,15 @@ class Ladder:
 # ---------------------------------------------------------------- building
 def build_ladder(pkts: Iterable[Pkt], client: Host, server: Host, *,
                  events: Iterable[Event] = (), lost: Iterable[Pkt] = (),
-                 t0: float | None = None) -> Ladder:
+                 t0: float | None = None, names: Mapping[str, str] | None = None) -> Ladder:
     """Arrows for the packets between the two hosts, notes for the programs' events.
 
-    `lost` holds packets (from `pkts`) that never reached the other host: drawn as drops.
+    `lost` holds packets (from `pkts`) that never reached the other host: drawn as drops. An
+    ICMP error that a host on the path (a router) sent to one of the two is drawn from the path
+    to it, labelled with its sender (`names`: address to host name, where known).
     """
-    pkts = sorted((p for p in pkts if {p.src, p.dst} == {client.ip, server.ip}),
-                  key=lambda p: p.ts)
+    pkts = sorted((p for p in pkts if {p.src, p.dst} == {client.ip, server.ip}
+                   or _from_path(p, client, server)), key=lambda p: p.ts)
     lost_ids = {id(p) for p in lost}
     segs = _segments(pkts, client.ip)
     notes = [(t, host in (server.name, server.ip), label) for host, t, label in events]
@@ -87,8 +90,12 @@ def build_ladder(pkts: Iterable[Pkt], client: Host, server: Host, *,
     for i, p in enumerate(pkts):
         seg = segs.get(id(p))
         label = _tcp_label(seg, last_win) if seg else _label(p)
-        rows.append((p.ts, i, Arrow((p.ts - t0) * 1e3, p.src == client.ip, label,
-                                    id(p) in lost_ids, bool(seg and seg.retransmission))))
+        origin = ""
+        if _from_path(p, client, server):
+            origin = f"{(names or {}).get(p.src, '')} {p.src}".strip()
+            label = f"from {origin}: {label}"
+        rows.append((p.ts, i, Arrow((p.ts - t0) * 1e3, p.dst == server.ip if origin else p.src == client.ip,
+                                    label, id(p) in lost_ids, bool(seg and seg.retransmission), origin)))
     for j, (t, right, label) in enumerate(notes):
         rows.append((t, len(pkts) + j, Note((t - t0) * 1e3, right, label)))
     ordered = [r for _, _, r in sorted(rows, key=lambda r: r[:2])]
@@ -110,20 +117,57 @@ def with_gaps(rows: list[Row]) -> list[Row]:
     return out
 
 
+def _from_path(p: Pkt, client: Host, server: Host) -> bool:
+    """An ICMP message to one of the two hosts from a third (a router on the path)."""
+    return p.proto == "icmp" and p.dst in (client.ip, server.ip) and p.src not in (client.ip, server.ip)
+
+
 def ladder_from_captures(client_pkts: Iterable[Pkt], server_pkts: Iterable[Pkt],
-                         client: Host, server: Host, *, events: Iterable[Event] = ()
-                         ) -> Ladder:
-    """Each packet as its sender captured it; the ones its receiver never saw are drops."""
+                         client: Host, server: Host, *, events: Iterable[Event] = (),
+                         names: Mapping[str, str] | None = None) -> Ladder:
+    """Each packet as its sender captured it; the ones its receiver never saw are drops; ICMP
+    from the path as its receiver captured it."""
     client_pkts, server_pkts = list(client_pkts), list(server_pkts)
     drawn: list[Pkt] = []
     lost: list[Pkt] = []
-    for sender, receiver, src in ((client_pkts, server_pkts, client.ip),
-                                  (server_pkts, client_pkts, server.ip)):
-        _, only_sender, only_receiver = match_captures(
-            [p for p in sender if p.src == src], [p for p in receiver if p.src == src])
-        drawn += [p for p in sender if p.src == src] + only_receiver
-        lost += only_sender
-    return build_ladder(drawn, client, server, events=events, lost=lost)
+    notes = list(events)
+    for sender, receiver, src, dst in ((client_pkts, server_pkts, client, server),
+                                       (server_pkts, client_pkts, server, client)):
+        sent = [p for p in sender if p.src == src.ip]
+        _, only_sender, only_receiver = match_captures(sent, [p for p in receiver if p.src == src.ip])
+        merged, arrived = coalesced(sent, only_receiver)
+        drawn += sent + [p for p in only_receiver if id(p) not in merged]
+        lost += [p for p in only_sender if id(p) not in arrived]
+        notes += [(dst.name, p.ts, f"{n} coalesced in {p.length} B")
+                  for p in only_receiver if (n := merged.get(id(p)))]
+    drawn += [p for host, pkts in ((client, client_pkts), (server, server_pkts))
+              for p in pkts if p.dst == host.ip and _from_path(p, client, server)]
+    return build_ladder(drawn, client, server, events=notes, lost=lost, names=names)
+
+
+def coalesced(sent: list[Pkt], only_receiver: list[Pkt]) -> tuple[dict[int, int], set[int]]:
+    """TCP segments the receiver captured bigger than any one sent: several sent segments
+    coalesced on the way (receive offload on a path the hosts cannot switch, such as an
+    overlay's VXLAN device). Returns {id(received): how many sent segments it holds} for the
+    received ones that hold only bytes the sender's capture shows it sent, and the ids of the
+    sent segments inside them (they arrived: never drawn as lost)."""
+    merged: dict[int, int] = {}
+    arrived: set[int] = set()
+    for r in only_receiver:
+        if r.proto != "tcp" or not r.length:
+            continue
+        inside = [p for p in sent if p.proto == "tcp" and p.length
+                  and (p.sport, p.dst, p.dport) == (r.sport, r.dst, r.dport)
+                  and r.seq <= p.seq and p.seq + p.length <= r.seq + r.length]
+        covered, end = r.seq, r.seq + r.length
+        for p in sorted(inside, key=lambda p: p.seq):
+            if p.seq > covered:
+                break
+            covered = max(covered, p.seq + p.length)
+        if len(inside) > 1 and covered >= end:
+            merged[id(r)] = len({p.seq for p in inside})
+            arrived.update(id(p) for p in inside)
+    return merged, arrived
 
 
 def _segments(pkts: list[Pkt], client_ip: str) -> dict[int, Segment]:
@@ -161,8 +205,10 @@ def _label(p: Pkt) -> str:
         frag = f" (frag off=0 len={p.ip_payload} MF)" if p.mf else ""
         return f"UDP len={p.udp_len}{frag} {_quoted(p.payload)}".rstrip()
     if p.proto == "icmp":
-        label = f"ICMP {UNREACH.get(p.icmp_code, 'unreachable')}" if p.icmp_type == 3 \
+        label = f"ICMP {p.icmp_error}" if p.icmp_type == 3 \
             else f"ICMP type={p.icmp_type} code={p.icmp_code}"
+        if p.icmp_mtu:
+            label += f" mtu={p.icmp_mtu}"
         q = p.quote
         return f"{label} ({q.proto.upper()} :{q.sport}->:{q.dport})" if q else label
     return f"{p.proto.upper()} len={p.length}"
@@ -176,7 +222,7 @@ def _quoted(data: bytes) -> str:
 
 
 # ---------------------------------------------------------------- text
-_GLYPHS = {False: ("│", "─", "►", "◄", "…", "┆"), True: ("|", "-", ">", "<", "~", ":")}
+_GLYPHS = {False: ("│", "─", "►", "◄", "…", "┆", "◆"), True: ("|", "-", ">", "<", "~", ":", "*")}
 _TIME_W = 11  # "   1234.567" + a space
 
 
@@ -228,8 +274,14 @@ def _cut(text: str, n: int, ascii_only: bool) -> str:
 
 
 def _arrow_text(a: Arrow, span: int, ascii_only: bool) -> str:
-    _, dash, right, left, *_ = _GLYPHS[ascii_only]
+    _, dash, right, left, *_, path = _GLYPHS[ascii_only]
     label = f" {_cut(a.label, span - 6, ascii_only)} "
+    if a.origin:  # from a host on the path: the arrow starts mid-way, at a diamond
+        reach = max(span * 3 // 5, min(len(label) + 4, span - 6))
+        label = f" {_cut(a.label, reach - 6, ascii_only)} "
+        if a.rightward:
+            return " " * (span - reach) + path + (dash + label).ljust(reach - 2, dash) + right
+        return left + (label + dash).rjust(reach - 2, dash) + path + " " * (span - reach)
     if a.dropped:  # the arrow stops in mid-air with an X, well short of the receiver
         reach = max(span * 3 // 5, min(len(label) + 4, span - 6))
         label = f" {_cut(a.label, reach - 6, ascii_only)} "
@@ -308,12 +360,16 @@ def _svg_arrow(a: Arrow, xl: float, xr: float, y: float) -> list[str]:
     x1, x2 = (xl, xr) if a.rightward else (xr, xl)
     side = 1 if a.rightward else -1
     reach = max(abs(x2 - x1) * 0.6, len(a.label) * _CW + 16)
+    if a.origin:  # from a host on the path: starts mid-way, at a diamond
+        x1 = x2 - side * min(reach, abs(x2 - x1))
     end = x1 + side * reach if a.dropped else x2 - 4 * side
     dash = ' stroke-dasharray="6 3"' if a.retransmission else ""
     head = "" if a.dropped else f' marker-end="url(#head-{kind})"'
     out = [f'<line x1="{x1:.0f}" y1="{y}" x2="{end:.0f}" y2="{y}" stroke="{colour}" '
            f'stroke-width="1.5"{dash}{head}/>',
            _svg_text((x1 + (end if a.dropped else x2)) / 2, y - 5, a.label, "middle", colour)]
+    if a.origin:
+        out.append(f'<path d="M{x1:.0f},{y - 6} l6,6 l-6,6 l-6,-6 z" fill="{colour}"/>')
     if a.dropped:
         out.append(f'<path d="M{end - 6:.0f},{y - 6} L{end + 6:.0f},{y + 6} M{end - 6:.0f},'
                    f'{y + 6} L{end + 6:.0f},{y - 6}" stroke="{colour}" stroke-width="2"/>')

@@ -91,9 +91,10 @@ def ladder_files(ctx: Context, obs: Observation, stem: str,
     notes = [(named.get(side, side), e["t"], call_label(e, bufsize))
              for side, evs in (events or {}).items()
              for e in evs if e.get("t") is not None and e["event"] != "stop"]
+    names = {ip: h.name for h in topo.hosts for _, ip in h.addresses if ip}  # a router's ICMP: who
     ladder = ladder_from_captures(obs.packets.get(client.name, []), obs.packets.get(server.name, []),
                                   Host(client.name, client.ip), Host(server.name, server.ip),
-                                  events=notes)
+                                  events=notes, names=names)
     text, svg = ctx.run_dir / f"{stem}-ladder.txt", ctx.run_dir / f"{stem}-ladder.svg"
     text.write_text(render_text(ladder))
     svg.write_text(render_svg(ladder))

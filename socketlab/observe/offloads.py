@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from socketlab.errors import CaptureError
-from socketlab.lab.lab import Lab
+from socketlab.lab.process import Hosts
 
 IFACE = "eth0"
 # ethtool -K name -> the name `ethtool -k` prints; switched off in this order, on in reverse.
@@ -61,16 +61,16 @@ echo @@; ethtool -k "$IFACE"
 """
 
 
-def set_offloads(lab: Lab, hosts: Iterable[str] | None = None, enabled: bool = False,
+def set_offloads(lab: Hosts, hosts: Iterable[str], enabled: bool = False,
                  features: Sequence[tuple[str, str]] = OFFLOAD_FEATURES) -> list[OffloadReport]:
     """Switch segmentation, receive and checksum offloads of eth0 off (or on) in each host.
     Features the device cannot change are tolerated and reported in `refused`."""
     order = features if not enabled else tuple(reversed(features))
     return [_switch(lab, h, {name: enabled for name, _ in order}, features, enabled)
-            for h in (lab.topology.names if hosts is None else hosts)]
+            for h in hosts]
 
 
-def restore_offloads(lab: Lab, reports: Iterable[OffloadReport],
+def restore_offloads(lab: Hosts, reports: Iterable[OffloadReport],
                      features: Sequence[tuple[str, str]] = OFFLOAD_FEATURES
                      ) -> list[OffloadReport]:
     """Put each host's offloads back as they were before `set_offloads` made `reports`."""
@@ -82,7 +82,7 @@ def restore_offloads(lab: Lab, reports: Iterable[OffloadReport],
     return out
 
 
-def _switch(lab: Lab, host: str, wanted: dict[str, bool],
+def _switch(lab: Hosts, host: str, wanted: dict[str, bool],
             features: Sequence[tuple[str, str]], enabled: bool) -> OffloadReport:
     """One host: ethtool -K for each wanted feature, in order; states read before and after."""
     args = [x for name, on in wanted.items() for x in (name, "on" if on else "off")]

@@ -42,13 +42,20 @@ class Quote:
     ip_id: int
 
 
+# A packet's first fields as the IP header gives them: index, ts, src, dst, proto, ip_len,
+# ip_id, df, mf, frag_offset (Pkt's own order).
+Head = tuple[int, float, str, str, str, int, int, bool, bool, int]
+
+
 class Pkt(NamedTuple):
     """One IPv4 packet. `index` is the frame ordinal in its file (Wireshark's number - 1).
 
     A named tuple: immutable like a frozen dataclass, and built in a tenth of the time, which
     is most of what reading a large capture costs."""
 
-    index: int
+    # Shadows tuple.index() on purpose: a packet's frame ordinal reads best as p.index, and
+    # nothing calls tuple.index on a Pkt (mypy sees the shadowing as an incompatible override).
+    index: int  # type: ignore[assignment]
     ts: float
     src: str
     dst: str
@@ -84,6 +91,16 @@ class Pkt(NamedTuple):
     def ip_payload(self) -> int:
         """Bytes after the IP header (what Wireshark calls a fragment's length)."""
         return self.ip_len - self.ip_hl
+
+    @property
+    def icmp_error(self) -> str | None:
+        """What an ICMP error says ("port unreachable", "fragmentation needed", "time
+        exceeded", ...); None for any other packet."""
+        if self.proto != "icmp" or self.icmp_type is None or self.icmp_type not in ICMP_ERRORS:
+            return None
+        if self.icmp_type == 3 and self.icmp_code is not None:
+            return UNREACH.get(self.icmp_code, ICMP_ERRORS[3])
+        return ICMP_ERRORS[self.icmp_type]
 
 
 # ---------------------------------------------------------------- reading
@@ -153,7 +170,7 @@ class Decoder:
         dst_name = names.get(dst) or names.setdefault(dst, socket.inet_ntoa(dst))
         total = total or end - ip  # 0: a TSO super-packet captured before segmentation
         l4, stop = ip + hl, min(ip + total, end)
-        head = (index, ts, src_name, dst_name, PROTOS.get(proto) or f"ip-{proto}", total, ip_id,
+        head: Head = (index, ts, src_name, dst_name, PROTOS.get(proto) or f"ip-{proto}", total, ip_id,
                 bool(frag & 0x4000), bool(frag & 0x2000), (frag & 0x1FFF) * 8)
         declared = total - hl
         if frag & 0x1FFF:  # a later fragment: no transport header in it
@@ -162,7 +179,7 @@ class Decoder:
             return _tcp(head, data, l4, stop, declared, hl)
         if proto == 17 and l4 + 8 <= stop:
             sport, dport, ulen = _UDP_HDR.unpack_from(data, l4)
-            return _pkt(head + (sport, dport), data, l4 + 8, stop, declared - 8, hl,
+            return _pkt(head, data, l4 + 8, stop, declared - 8, hl, ports=(sport, dport),
                         udp_len=max(ulen - 8, 0))
         if proto == 1 and l4 + 4 <= stop:
             kind, code = data[l4], data[l4 + 1]
@@ -187,17 +204,15 @@ class Decoder:
         return off if kind == _IPV4 else None
 
 
-def _pkt(head: tuple, data: bytes, start: int, stop: int, length: int, hl: int,
-         **fields: object) -> Pkt:
+def _pkt(head: Head, data: bytes, start: int, stop: int, length: int, hl: int, *,
+         ports: tuple[int, int] = (0, 0), udp_len: int | None = None) -> Pkt:
     """A packet whose payload runs from `start` to `stop` (what was captured of it)."""
     body = data[start:stop] if stop > start else b""
-    if len(head) == 10:
-        head += (0, 0)
-    return Pkt(*head, length=max(length, 0), payload=body[:PAYLOAD_KEEP],
-               digest=zlib.crc32(body), ip_hl=hl, **fields)
+    return Pkt(*head, *ports, length=max(length, 0), payload=body[:PAYLOAD_KEEP],
+               digest=zlib.crc32(body), ip_hl=hl, udp_len=udp_len)
 
 
-def _tcp(head: tuple, data: bytes, l4: int, stop: int, declared: int, hl: int) -> Pkt:
+def _tcp(head: Head, data: bytes, l4: int, stop: int, declared: int, hl: int) -> Pkt:
     sport, dport, seq, ack, doff, bits, win = _TCP_HDR.unpack_from(data, l4)
     doff = (doff >> 4) * 4
     flags = "".join(c for c, bit in _FLAGS if bits & bit)

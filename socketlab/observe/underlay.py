@@ -30,6 +30,7 @@ from socketlab.errors import CaptureError
 from socketlab.lab.composefile import LAB_LABEL
 from socketlab.lab.engine_compose import PROJECT_LABEL, SERVICE_LABEL
 from socketlab.lab.lab import Lab
+from socketlab.lab.process import ExecResult, Running
 from socketlab.observe.capture import MAX_SECONDS, Capture, CaptureResult
 from socketlab.observe.pcap import ETHERNET, Decoder, Pkt
 
@@ -63,7 +64,10 @@ def read_vxlan(path: str | Path, port: int = VXLAN_PORT) -> list[Encapsulated]:
             outer = outer_of(buf, 0, len(buf), index, float(ts))
             if outer is None or outer.proto != "udp" or outer.dport != port or outer.is_fragment:
                 continue
-            start = outer_of._ip_offset(buf, 0, len(buf)) + outer.ip_hl + 8  # the UDP payload
+            ip = outer_of._ip_offset(buf, 0, len(buf))
+            if ip is None:  # never: outer was decoded from there
+                continue
+            start = ip + outer.ip_hl + 8  # the UDP payload
             found = decapsulate(outer, buf, start, inner_of)
             if found is not None:
                 out.append(found)
@@ -114,16 +118,16 @@ class _Taps:
     def __init__(self, lab: SwarmLab) -> None:
         self.config, self._engine = lab.config, lab.engine
 
-    def exec(self, name: str, argv: Sequence[str], *, timeout: float | None = None,
-             instruments: bool = False) -> Any:  # a tap is its own instruments
-        return self._engine.exec(name, argv, timeout=timeout)
+    def exec(self, host: str, argv: Sequence[str], *, timeout: float | None = None,
+             instruments: bool = False) -> ExecResult:  # a tap is its own instruments
+        return self._engine.exec(host, argv, timeout=timeout)
 
-    def start(self, name: str, argv: Sequence[str], *, timeout: float, gated: bool = False,
-              instruments: bool = False) -> Any:
-        return self._engine.start_exec(name, argv, timeout=timeout, gated=gated)
+    def start(self, host: str, argv: Sequence[str], *, timeout: float, gated: bool = False,
+              instruments: bool = False) -> Running:
+        return self._engine.start_exec(host, argv, timeout=timeout, gated=gated)
 
-    def get(self, name: str, src: str, dest: Path, *, instruments: bool = False) -> Path:
-        return self._engine.get(name, src, Path(dest))
+    def get(self, host: str, src: str, dest: str | Path, *, instruments: bool = False) -> Path:
+        return self._engine.get(host, src, Path(dest))
 
 
 class UnderlayCapture:
@@ -200,7 +204,7 @@ def names_of(lab: Lab) -> dict[str, str]:
 def underlay_files(ctx: Context, result: CaptureResult) -> dict[str, str]:
     """The VXLAN view of the underlay capture, per node, as a text file in the run folder;
     artifact paths (the view and each node's pcap)."""
-    placement = getattr(ctx.lab, "placement", dict)()
+    placement: dict[str, str] = getattr(ctx.lab, "placement", dict)()  # a SwarmLab's, else none
     parts = [f"hosts: {', '.join(f'{h} on {n}' for h, n in placement.items())}"]
     for tap in result.hosts.values():
         parts += ["", f"captured on the underlay of {tap.host.removeprefix('underlay-')} "

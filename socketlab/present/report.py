@@ -381,9 +381,8 @@ def load_run(run_dir: Path) -> tuple[list[Result], dict[str, Any]]:
         artifacts = {name: str(run_dir / rel) for name, rel in item["artifacts"].items()}
         evidence = Evidence(item["id"], item["facts"], tuple(item["observations"]), {}, artifacts)
         stored = Verdict(item["id"], item["verdict"]["status"], item["verdict"]["summary"])
-        exp = known.get(item["id"]) or Experiment(item["id"], item["title"], item["claim"],
-                                                   run=lambda _ctx, ev=evidence: ev,
-                                                   judge=lambda _ev, v=stored: v)
+        exp = known.get(item["id"]) or Experiment.replayed(item["id"], item["title"], item["claim"],
+                                                            evidence, stored)
         results.append(Result(exp, evidence, _judged(exp, evidence), item["seconds"]))
     return results, doc["meta"]
 

@@ -113,7 +113,7 @@ def _died(run: PairRun) -> str:
     return ""
 
 
-def _client_only(run: PairRun, sent: str) -> str:
+def _client_only(run: PairRun, sent: bytes) -> str:
     """With no server of the lab's: only what the client did and was told."""
     if run.options.proto == "tcp":
         peer = next((e.fields.get("peer") for e in run.client_events if e.name == "connected"), "?")

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from rich.console import JustifyMethod
 from rich.table import Table
 
 from socketlab.act.programs import Options, run_pair
@@ -44,10 +45,10 @@ class Figure:
 
 
 def _median_seconds(action: Callable[[], object], repeat: int) -> float:
-    return _interleaved_medians({"action": action}, repeat)["action"]
+    return interleaved_medians({"action": action}, repeat)["action"]
 
 
-def _interleaved_medians(actions: dict[str, Callable[[], object]], repeat: int
+def interleaved_medians(actions: dict[str, Callable[[], object]], repeat: int
                          ) -> dict[str, float]:
     """Each action's median time, the actions taken in turn, round after round: a machine
     that slows down or speeds up in the middle weighs on all of them alike."""
@@ -135,7 +136,7 @@ def _warm(client, cfg: LabConfig, repeat: int, progress) -> list[Figure]:
         progress(f"run tcp on the running lab, {repeat * 3} times through the API, as many as "
                  "whole commands, each round beside the engine's exec floor")
         docker_exec = _docker_exec_argv(lab)
-        medians = _interleaved_medians({
+        medians = interleaved_medians({
             "run_api": lambda: run_pair(lab, Options("tcp")),
             "run_cli": lambda: subprocess.run(
                 [sys.executable, "-m", "socketlab", "-p", cfg.project, "run", "tcp"],
@@ -168,10 +169,12 @@ def _docker_exec_argv(lab: Lab) -> list[str] | None:
     """`docker exec CONTAINER true` in the lab's server (None without the docker CLI)."""
     import shutil
 
+    from socketlab.lab.engine_compose import ComposeEngine
+
     docker = shutil.which("docker")
-    if docker is None:
+    if docker is None or not isinstance(lab.engine, ComposeEngine):
         return None
-    return [docker, "exec", lab.engine._id("server"), "true"]  # the compose engine's container
+    return [docker, "exec", lab.engine.container_id("server"), "true"]
 
 
 def analysis(*, packets: int = 50_000, repeat: int = 3,
@@ -296,9 +299,10 @@ def render_value(f: Figure) -> str:
 
 def render(figures: list[Figure], title: str = "lifecycle") -> Table:
     table = Table(title=f"socketlab bench {title} (medians)", title_justify="left")
-    for column, justify in (("figure", "left"), ("measured", "right"), ("target", "left"),
-                            ("", "left")):
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
+        ("figure", "left"), ("measured", "right"), ("target", "left"), ("", "left"))
+    for column, justify in columns:
+        table.add_column(column, justify=justify)
     notes = any(f.note for f in figures)
     if notes:
         table.add_column("note", overflow="fold")

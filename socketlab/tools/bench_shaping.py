@@ -15,6 +15,7 @@ from socketlab.lab.assets import IMAGE_CONTEXT
 from socketlab.lab.config import LabConfig
 from socketlab.lab.docker_api import connect
 from socketlab.lab.lab import Lab
+from socketlab.lab.process import PlacedHosts
 from socketlab.tools import shaping_probes as probes
 from socketlab.tools.bench import Figure, bench_config
 
@@ -78,7 +79,7 @@ def _netem_in_uml(why: str, progress: Callable[[str], None]) -> list[Figure]:
         return [where_figure("netem", f"not on this kernel ({why}), and no user-mode kernel: {e}")]
 
 
-def backend_figures(lab: probes.AnyLab, b: str, base: list[float], support,
+def backend_figures(lab: PlacedHosts, b: str, base: list[float], support,
                     progress: Callable[[str], None]) -> list[Figure]:
     """Every figure of backend `b` in `lab` (base: its unshaped RTTs); `support` says which
     parameters it serves there (a parameter it does not serve gets a row that says why)."""
@@ -121,7 +122,7 @@ def backend_figures(lab: probes.AnyLab, b: str, base: list[float], support,
     return figures
 
 
-def _rate_figures(lab: probes.AnyLab, b: str, under: Callable) -> list[Figure]:
+def _rate_figures(lab: PlacedHosts, b: str, under: Callable) -> list[Figure]:
     tcp = under("rate 10mbit", lambda: probes.tcp_flow(lab, int(RATE_BIT / 8 * RATE_SECONDS)))
     pps = 1.1 * RATE_BIT / 8 / FRAME  # 10% over the rate: the queue never runs dry
     _sent, udp = under("rate 10mbit", lambda: probes.flow(lab, int(pps * RATE_SECONDS), pps,
@@ -130,7 +131,7 @@ def _rate_figures(lab: probes.AnyLab, b: str, under: Callable) -> list[Figure]:
             goodput_figure(f"{b}: rate 10mbit: UDP goodput", udp, RATE_BIT, UDP_PAYLOAD)]
 
 
-def _engine_cost(lab: probes.AnyLab, base: list[float], under: Callable) -> list[Figure]:
+def _engine_cost(lab: PlacedHosts, base: list[float], under: Callable) -> list[Figure]:
     """lab-nfq holding nothing back (one fault that never fires): its rate, its latency."""
     sent, sink = under("", lambda: probes.flow(lab, BURST_DATAGRAMS, 0), probes.NEVER_FIRES)
     idle = under("", lambda: probes.ping(lab), probes.NEVER_FIRES)
@@ -274,14 +275,15 @@ def render_columns(figures: list[Figure]) -> Table:
     table.add_column("notes", overflow="fold")
     for what, cells in rows.items():
         if "" in cells:  # not a backend's figure (the host's load)
-            f = cells[""]
-            table.add_row(what, render_value(f), *[""] * (len(backends) - 1), "", f.note)
+            load = cells[""]
+            table.add_row(what, render_value(load), *[""] * (len(backends) - 1), "", load.note)
             continue
         shown = []
         for b in backends:
-            f = cells.get(b)
-            mark = "" if f is None or f.met is None else (" [green]met[/]" if f.met else " [red]not met[/]")
-            shown.append("" if f is None else render_value(f) + mark)
+            got = cells.get(b)
+            mark = "" if got is None or got.met is None else \
+                (" [green]met[/]" if got.met else " [red]not met[/]")
+            shown.append("" if got is None else render_value(got) + mark)
         target = next((f"{f.target} {f.unit}" for f in cells.values() if f.target), "")
         notes = "; ".join(f"{b}: {cells[b].note}" for b in backends if b in cells and cells[b].note)
         table.add_row(what, *shown, target, notes)

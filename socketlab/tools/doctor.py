@@ -1,9 +1,10 @@
 """`socketlab doctor`: what this machine offers the lab, each item tried for real.
 
-Docker and compose versions, the lab image, and the kernel's traffic-control features: those
-are lab-shape's own answer (`lab-shape backends`, the probe it decides with), asked inside a
-throwaway lab container that has no network at all (`--network none`): the probes touch only
-that container's loopback, and the container is removed after.
+Docker and compose versions, the lab image, an exec round trip, and the kernel's traffic-control
+features: those are lab-shape's own answer (`lab-shape backends`, the probe it decides with),
+asked in the running lab's client host if the lab runs (it is left running), else in a scratch
+container of the lab image that has no network at all (socketlab.lab.scratch: the probes touch
+only its loopback, and it is removed after).
 """
 
 from __future__ import annotations
@@ -15,9 +16,8 @@ from pathlib import Path
 
 from rich.table import Table
 
-from socketlab.errors import LabError
+from socketlab.errors import DockerUnavailable, ImageError, LabError, LabNotRunning
 from socketlab.lab import compose as compose_cli
-from socketlab.lab.composefile import LAB_LABEL
 from socketlab.lab.config import LabConfig
 from socketlab.lab.docker_api import connect
 from socketlab.lab.process import ExecResult
@@ -122,44 +122,57 @@ def parse_backends(text: str) -> BackendSupport:
     return BackendSupport(features, columns, rows)
 
 
-class _Throwaway:
-    """Just enough of a Lab for shaping.backends(): each exec is a new container of the lab
-    image with no network at all (the probes touch its loopback only), removed after."""
+@dataclass(frozen=True)
+class Probe:
+    """What doctor asked inside: lab-shape's table, and an exec round trip, in `where`."""
 
-    def __init__(self, client, image: str) -> None:
-        self.client, self.image = client, image
-
-    def exec(self, host: str, argv: list[str], *, timeout: float | None = None) -> ExecResult:
-        budget = timeout or 60
-        container = self.client.containers.run(
-            self.image, ["timeout", "-k", "1", f"{budget:g}", *argv], detach=True,
-            network_mode="none", cap_add=["NET_ADMIN"], labels={LAB_LABEL: "1"})
-        try:
-            code = container.wait(timeout=budget + 10)["StatusCode"]
-            out = container.logs(stdout=True, stderr=False).decode(errors="replace")
-            err = container.logs(stdout=False, stderr=True).decode(errors="replace")
-        finally:
-            container.remove(force=True)
-        return ExecResult(code, out, err, 0.0)
+    where: str
+    support: BackendSupport
+    round_trip: Check
 
 
-def shaping_support(config: LabConfig, progress: Callable[[str], None]) -> BackendSupport | None:
-    """lab-shape's own answer, asked in a throwaway container; None with no engine or image."""
-    import docker.errors
-
-    from socketlab.act import shaping
+def probe(config: LabConfig, progress: Callable[[str], None]) -> Probe | None:
+    """Asked of the running lab (`config.project`), in its client host, which is left running;
+    with no such lab, of a scratch container of the lab image (no network; removed after).
+    None with no engine or no image (run_checks says which)."""
+    from socketlab.lab.lab import Lab
 
     try:
-        client = connect()
-        client.images.get(config.image)
-    except (LabError, docker.errors.ImageNotFound):
+        lab = Lab.running(config.project)
+    except LabNotRunning:
+        return _probe_scratch(config, progress)
+    except LabError:  # no engine: run_checks has said so
         return None
-    progress("asking lab-shape which backend serves which parameter (a throwaway container)")
+    host = lab.topology.role_host("client") or lab.topology.hosts[0]
+    where = f"lab {config.project!r}, host {host.name}"
+    progress(f"asking lab-shape which backend serves which parameter ({where})")
+    return _probe(where, lambda argv: lab.exec(host.name, argv, timeout=60, instruments=True))
+
+
+def _probe_scratch(config: LabConfig, progress: Callable[[str], None]) -> Probe | None:
+    from socketlab.lab.scratch import scratch_host
+
+    progress("asking lab-shape which backend serves which parameter (a scratch container, "
+             "no network, removed after)")
     try:
-        text = shaping.backends(_Throwaway(client, config.image), "client")  # type: ignore[arg-type]
-    except (LabError, docker.errors.DockerException) as e:
-        return BackendSupport(error=str(e))
-    return parse_backends(text)
+        with scratch_host(config.image, project=f"{config.project}-doctor") as host:
+            return _probe(f"a scratch container of {config.image} (no network)", host.exec)
+    except (ImageError, DockerUnavailable):  # run_checks says so
+        return None
+
+
+def _probe(where: str, run: Callable[[list[str]], ExecResult]) -> Probe:
+    """lab-shape's table, then `true` timed: the round trip every command on a lab pays."""
+    answer = run(["lab-shape", "backends"])
+    if answer.exit_code == 0:
+        support = parse_backends(answer.stdout)
+    else:
+        said = (answer.stderr or answer.stdout).strip().splitlines()
+        support = BackendSupport(error=f"`lab-shape backends` failed in {where}: "
+                                       f"{said[-1] if said else f'exit {answer.exit_code}'}")
+    trip = run(["true"])
+    return Probe(where, support, Check("exec round trip", trip.exit_code == 0,
+                                      f"`true` in {where}: exit {trip.exit_code} in {trip.seconds:.2f} s"))
 
 
 def render_backends(support: BackendSupport) -> Table:

@@ -1,5 +1,5 @@
 """The probes that measure a shaping: one set for `bench shaping` and the tests, run through
-any lab that has `exec`, `start` and `config` (a Lab, or the user-mode kernel's UmlLab), so
+any PlacedHosts (a Lab, or the user-mode kernel's UmlLab: socketlab.lab.process), so
 the engine and netem are measured the same way: the same instruments, the same counts.
 
     rtts = ping(lab)                          # PINGS UDP round trips against an echo
@@ -13,35 +13,26 @@ Every probe is bounded in count and time; servers run on `server`, senders on `c
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 from socketlab.act import instruments
 from socketlab.act.programs import Options, run_programs
+from socketlab.lab.process import PlacedHosts
 
 PINGS, PING_GAP_S = 400, 0.004          # 1.6 s of pings, 4 ms apart, each matched by number
 NEVER_FIRES = [{"match": {"proto": "icmp", "nth": [10**9]}, "action": "drop"}]  # lab-nfq, idle
 
 
-class AnyLab(Protocol):
-    """What the probes need of a lab: its settings, and commands in its two hosts."""
-
-    config: Any
-
-    def exec(self, host: str, argv: list[str], *, timeout: float | None = None) -> Any: ...
-
-    def start(self, host: str, argv: list[str], *, timeout: float, gated: bool = False) -> Any: ...
-
-
-def pair(lab: AnyLab, proto: str, server: list[str], client: list[str]) -> tuple[dict, dict]:
+def pair(lab: PlacedHosts, proto: str, server: list[str], client: list[str]) -> tuple[dict, dict]:
     """Run a server instrument, then a client one (run_programs: bounded, server first);
     their summaries."""
-    run = run_programs(lab, Options(proto), server, client)  # type: ignore[arg-type]
+    run = run_programs(lab, Options(proto), server, client)
     why = f"(exit codes: server {run.server_exit}, client {run.client_exit})"
     return (instruments.summary(run.server_events, f"probe's {proto} server {why}"),
             instruments.summary(run.client_events, f"probe's {proto} client {why}"))
 
 
-def ping(lab: AnyLab, count: int = PINGS, gap: float = PING_GAP_S) -> list[float]:
+def ping(lab: PlacedHosts, count: int = PINGS, gap: float = PING_GAP_S) -> list[float]:
     """RTTs (ms) of `count` UDP pings, `gap` s apart, against an echo on the server."""
     c = lab.config
     echo = instruments.argv("udp_echo", c.port, idle=3.0, most=15.0 + count * gap)
@@ -50,7 +41,8 @@ def ping(lab: AnyLab, count: int = PINGS, gap: float = PING_GAP_S) -> list[float
     return instruments.numbers(client["rtts"])
 
 
-def flow(lab: AnyLab, count: int, pps: float, early_ms: float = 0.0, size: int = 64) -> tuple[dict, dict]:
+def flow(lab: PlacedHosts, count: int, pps: float, early_ms: float = 0.0,
+         size: int = 64) -> tuple[dict, dict]:
     """(the sender's summary, the sink's) for `count` numbered datagrams at `pps` (0: at once)."""
     c = lab.config
     sink, sent = pair(lab, "udp", instruments.argv("udp_sink", c.port, first=10.0, idle=0.5, most=18.0,
@@ -60,7 +52,7 @@ def flow(lab: AnyLab, count: int, pps: float, early_ms: float = 0.0, size: int =
     return sent, sink
 
 
-def tcp_flow(lab: AnyLab, nbytes: int) -> dict:
+def tcp_flow(lab: PlacedHosts, nbytes: int) -> dict:
     """The sink's summary of one TCP transfer of `nbytes` (at most 12 s)."""
     c = lab.config
     sink, _sent = pair(lab, "tcp", instruments.argv("tcp_sink", c.port, most=15.0),
@@ -68,14 +60,14 @@ def tcp_flow(lab: AnyLab, nbytes: int) -> dict:
     return sink
 
 
-def under(lab: AnyLab, backend: str, spec: str, measure: Callable[[], Any],
+def under(lab: PlacedHosts, backend: str, spec: str, measure: Callable[[], Any],
           faults: list | None = None, host: str = "client", direction: str = "egress") -> Any:
     """`measure()` with `host`'s `direction` shaped by `spec` through `backend`; cleared
     afterwards, whatever happens."""
     from socketlab.act import shaping
 
     try:
-        shaping.shape(lab, host, spec, direction, backend, faults=faults)  # type: ignore[arg-type]
+        shaping.shape(lab, host, spec, direction, backend, faults=faults)
         return measure()
     finally:
-        shaping.clear(lab, host)  # type: ignore[arg-type]
+        shaping.clear(lab, host)

@@ -3,6 +3,11 @@ middle; the post's exchange across it, the traffic rule kept, and P1 (PMTU disco
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from socketlab.act.programs import Options, run_pair
@@ -11,9 +16,11 @@ from socketlab.experiments.pmtu import EXPERIMENTS
 from socketlab.lab.assets import TOPOLOGIES
 from socketlab.lab.composefile import NO_HOST_ADDRESS_OPT
 from socketlab.lab.lab import Lab
-from tests.conftest import assert_artifacts, lab_config
+from tests.conftest import assert_artifacts, lab_config, project_name
+from tests.integration.test_lab import leftovers
 
 pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]  # the checkout: the README's commands run from there
 
 
 @pytest.fixture(scope="module")
@@ -70,4 +77,62 @@ def test_p1_path_mtu_discovery_holds_on_the_wire(router_lab, runs):
     assert parts["tcp"]["data_before_icmp"] > narrow >= parts["tcp"]["data_after_icmp"]
     assert parts["do"]["sends"] == ["sent", "EMSGSIZE", "EMSGSIZE"]
     assert parts["dont"]["router"]["Ip.FragCreates"] >= 2
+    if parts["want"]["router"]["Ip.ReasmOKs"]:  # r1 gathered the client's fragments, cut them again
+        assert f"{facts['path']['router']} reassembled the client's" in verdict.summary
     assert_artifacts(result)
+    # the packet P1 is about is on its ladders: r1's ICMP, drawn from the path to the client
+    for stem in ("p1-do", "p1-want", "p1-tcp"):
+        text = Path(result.evidence.artifacts[f"{stem} ladder (text)"]).read_text()
+        assert f"from r1 {facts['path']['router_ip']}: ICMP fragmentation needed mtu=1000" in text, text
+
+
+# -- the README's router block, as a user types it: up, run, P1 on that lab, down ---------------
+def cli(project: str, *argv: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """socketlab as a subprocess, from the checkout, with no lab address settings of the caller's
+    (the lab's own, read from its containers, are what counts)."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("SOCKETLAB_SUBNET", "SOCKETLAB_SERVER_IP", "SOCKETLAB_CLIENT_IP",
+                        "SOCKETLAB_TOPOLOGY")}
+    return subprocess.run([sys.executable, "-m", "socketlab", "-p", project, *argv], cwd=ROOT,
+                          env={**env, "COLUMNS": "200"}, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_the_router_block_runs_p1_on_the_lab_it_started_and_leaves_it_up(docker_client, lab_image,
+                                                                          tmp_path):
+    project, runs = project_name("-router-block"), tmp_path / "runs"
+    try:
+        up = cli(project, "up", "--topology", "topologies/router.yml", "--subnet", "auto")
+        assert up.returncode == 0, up.stderr
+        run = cli(project, "run", "tcp")
+        assert run.returncode == 0, run.stderr
+        assert "nothing lost" in run.stdout
+        p1 = cli(project, "experiment", "P1", "--out", str(runs))
+        assert p1.returncode == 0, p1.stderr
+        assert f"lab {project!r} is already running" in p1.stderr  # used as it is ...
+        assert "P1" in p1.stdout
+        assert "holds" in p1.stdout
+        (run_dir,) = runs.iterdir()
+        assert (run_dir / "verdicts.json").is_file()
+        assert not (run_dir / ".incomplete").exists()
+        assert leftovers(docker_client, project), "P1 removed the user's lab"  # ... and left up
+    finally:
+        down = cli(project, "down")
+    assert down.returncode == 0, down.stderr
+    assert leftovers(docker_client, project) == []
+
+
+def test_p1_on_a_running_lab_of_another_topology_is_refused_before_any_run_folder(
+        docker_client, lab_image, tmp_path):
+    project, runs = project_name("-router-refused"), tmp_path / "runs"
+    try:
+        assert cli(project, "up", "--subnet", "auto").returncode == 0
+        p1 = cli(project, "experiment", "P1", "--out", str(runs))
+        assert p1.returncode == 2, p1.stderr
+        assert (f"error: lab {project!r} is already running with other settings (topology "
+                f"docker-compose.yml, not {TOPOLOGIES / 'router.yml'})") in p1.stderr
+        assert not runs.exists()  # no run folder, not even an empty one
+        assert len(leftovers(docker_client, project)) == 3  # the user's lab, untouched
+    finally:
+        cli(project, "down")
+    assert leftovers(docker_client, project) == []

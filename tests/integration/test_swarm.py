@@ -115,6 +115,15 @@ def test_claims_hold_across_nodes(swarm_lab: SwarmLab, runs: Path, experiment) -
         assert f"over a {OVERLAY_MTU}-byte MTU" in result.verdict.summary
         assert [p[0] for p in f["udp_fragments"]][:2] == [0, (OVERLAY_MTU - 20) // 8 * 8]
         assert min(m for m in f["tcp_mss"] if m) == OVERLAY_MTU - 40
+        # the ladder draws what both captures show: every byte arrived (the server read all
+        # 8000), so no segment is lost and none resent, even where the overlay's receive
+        # offload merged segments before the server's tap (then a note says so)
+        assert f["tcp_received"] == f["size"]
+        ladder = Path(result.evidence.artifacts["tcp-big ladder (text)"]).read_text()
+        assert "►X" not in ladder, ladder
+        assert "[retx]" not in ladder, ladder
+        merged = [n for n in f["tcp_segments_at_server"] if n > max(f["tcp_segments"])]
+        assert (f"coalesced in {merged[0]} B" in ladder if merged else "coalesced" not in ladder), ladder
 
 
 def test_the_run_says_which_node_ran_which_host(swarm_lab: SwarmLab) -> None:

@@ -194,8 +194,14 @@ def test_pool_overlap_names_the_subnet_and_socketlab_subnet():
          "run it again with --debug to see compose's full output"),
         ("", "`docker compose -p lab ...` failed: no output",
          "run it again with --debug to see compose's full output"),
+        ("ERROR: The Compose file './x.yml' is invalid because:\nInvalid top-level property "
+         "\"include\".\n\nFor more on the Compose file format versions, see "
+         "https://docs.docker.com/compose/compose-file/\n",
+         "`docker compose -p lab ...` failed: Invalid top-level property \"include\".",
+         "run it again with --debug to see compose's full output"),
     ],
-    ids=["address-in-use", "no-such-image", "pull-denied", "unknown-last-line", "no-output"],
+    ids=["address-in-use", "no-such-image", "pull-denied", "unknown-last-line", "no-output",
+         "compose-v1-file-format-footer"],
 )
 def test_known_and_unknown_failures(output, message, hint):
     err = compose_failure(["docker", "compose", "-p", "lab", "-f", "x.yml", "up"], output)

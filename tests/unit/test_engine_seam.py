@@ -205,7 +205,9 @@ networks:
     lab.exec("client", ["tc", "qdisc"], instruments=True)
     lab.get("server", "/tmp/x.pcap", tmp_path / "x.pcap", instruments=True)
     assert sorted(c[1] for c in engine.calls[2:4]) == ["client", "server-instruments"]  # set up
-    assert [c[:2] for c in engine.calls[4:]] == [("exec", "server"), ("exec", "server-instruments"),
+    assert sorted(c[1:] for c in engine.calls[4:6]) == [  # sealed? asked where the tools are
+        ("client", ("lab-seal", "--check")), ("server-instruments", ("lab-seal", "--check"))]
+    assert [c[:2] for c in engine.calls[6:]] == [("exec", "server"), ("exec", "server-instruments"),
                                                  ("exec", "client"), ("get", "server-instruments")]
     assert [r["host"] for r in lab.status()] == ["server", "client"]  # sidecars are no hosts
 
@@ -240,3 +242,35 @@ def test_engines_are_chosen_by_name():
     assert make_engine("compose", "p").name == "compose"
     with pytest.raises(ConfigError, match="unknown engine 'k8s'"):
         make_engine("k8s", "p")
+
+
+class BrokenSeal(FakeEngine):
+    """A lab whose server says its seal is gone (as after the entrypoint trick of issue 16)."""
+
+    def exec(self, service, argv, *, timeout=None):
+        if tuple(argv) == ("lab-seal", "--check") and service == "server":
+            self.calls.append(("exec", service, tuple(argv)))
+            return ExecResult(1, "lab-seal: not sealed: the chain LAB-SEAL is gone\n", "", 0.0)
+        return super().exec(service, argv, timeout=timeout)
+
+
+def test_up_asks_every_host_for_its_seal_and_a_broken_one_rolls_the_lab_back():
+    engine = BrokenSeal()
+    lab = lab_on(engine)
+    with pytest.raises(LabError, match="host .server. is not sealed: the chain "
+                                       "LAB-SEAL is gone") as info:
+        lab.up()
+    assert "nothing of the lab is left" in info.value.hint
+    assert engine.calls[-1] == ("remove",)
+    assert engine.leftovers() == []
+
+
+def test_a_host_started_unsealed_is_warned_of_not_required(tmp_path):
+    said: list[str] = []
+    engine = BrokenSeal()
+    lab = Lab(LabConfig(project="t", image=IMAGE, unsealed=("server",)), engine=engine,
+              progress=said.append)
+    lab.up()
+    assert any("host 'server' runs UNSEALED (--unsealed)" in line for line in said)
+    rows = {r["host"]: r["sealed"] for r in lab.status()}
+    assert rows == {"server": "UNSEALED (--unsealed)", "client": "yes"}

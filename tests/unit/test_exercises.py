@@ -266,12 +266,110 @@ def test_cli_check_key_and_summary(course, tmp_path, capsys):
 
 
 def test_start_refuses_before_any_lab_starts(course, capsys):
-    """An existing worksheet is never overwritten; bad ids and names are refused up front."""
+    """An existing worksheet of another course seed is never overwritten nor resumed; bad ids
+    and names are refused up front."""
     base = ["exercise", "start", "handshake", "--dir", str(course)]
     assert main([*base, "--student", "carol", "--student", "alice"]) == 64
-    assert "handshake-alice already exist" in capsys.readouterr().err
+    assert "handshake-alice was made with another course seed" in capsys.readouterr().err
     assert main([*base, "--student", "x y"]) == 64
     assert "cannot name a worksheet" in capsys.readouterr().err
     assert main([*base, "--student", "dan", "--student", "dan"]) == 64
     assert "given twice" in capsys.readouterr().err
     assert sorted(p.name for p in course.iterdir()) == sorted(p.name for p in DATA.iterdir())
+
+
+# ---------------------------------------------------------------- what students receive
+def test_the_template_has_a_line_per_question_to_fill_and_reads_back_as_no_answers(tmp_path):
+    ws = sheet("handshake")
+    text = answers_text(ws, None)
+    assert [line for line in text.splitlines() if line.startswith("q")] == \
+        [f'{q.id} = ""' for q in ws.exercise.questions]
+    path = tmp_path / "answers.toml"
+    path.write_text(text.replace('q3 = ""', 'q3 = "1460"').replace('q1 = ""', "q1 = 7"))
+    answers = read_answers(path)
+    assert answers.values == {"q1": 7, "q3": "1460"}  # the others: no answer, not ""
+    assert answers.commented == ()
+
+
+def test_answers_typed_inside_comments_are_named_as_such(tmp_path):
+    ws = sheet("handshake")
+    key = key_values(ws)
+    path = tmp_path / "answers.toml"
+    path.write_text(f'exercise = "handshake"\nstudent = "alice"\n[answers]\n# q1 = {key["q1"]}\n'
+                    f'#q2={key["q2"]}\n# q3 = \nq4 = {key["q4"]}\n')
+    answers = read_answers(path)
+    assert answers.commented == ("q1", "q2")
+    marks = {m.question.id: m for m in mark(ws, answers).marks}
+    assert marks["q1"].note.startswith("your answer is inside a comment: remove the # before q1")
+    assert marks["q3"].note.startswith("no answer;")
+
+
+def test_one_rule_for_raw_and_relative_numbers_with_the_slip_named():
+    ws = sheet("handshake")
+    key = ws.key()
+    q1, q7 = ws.exercise.question("q1"), ws.exercise.question("q7")
+    right, note = judge(q1, 0, key["q1"])
+    assert not right
+    assert "(that is the relative number; the question asks for the raw one)" in note
+    raw_fin = key["q7"].near[0][0]
+    right, note = judge(q7, raw_fin, key["q7"])  # accepted before: the rule was uneven
+    assert not right
+    assert "(that is the raw number; the question asks for the relative one)" in note
+    assert "a question that says raw wants the raw number" in to_markdown(ws)
+
+
+def test_a_percentage_may_carry_its_sign_and_big_numbers_are_shown_whole():
+    from socketlab.exercises.marking import show
+
+    ws = sheet("loss")
+    q6, answer = ws.exercise.question("q6"), ws.key()["q6"]
+    assert judge(q6, f"{answer.value}%", answer)[0]
+    assert judge(q6, f" {answer.value} % ", answer)[0]
+    assert show(3121280499.0) == "3121280499"
+    assert show(612.4) == "612.4"
+
+
+# What a hand-out may show although it is an answer, because the question says so.
+SAID = {("bytestream", "q1"): "the intro says how often the client sent (segments may differ)"}
+
+
+def _tokens(value) -> list[str]:
+    if isinstance(value, bool) or value is None:
+        return []
+    if isinstance(value, list):
+        return [t for v in value for t in _tokens(v)]
+    if isinstance(value, int | float):
+        return [str(value)] if abs(value) >= 12 else []  # small numbers are everywhere
+    return [str(value)] if len(str(value)) >= 3 else []
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_hand_out_shows_no_answer(name):
+    """No answer value (nor a right spelling of it) appears in the worksheet a student gets."""
+    import re
+
+    ws = sheet(name)
+    pages = to_markdown(ws) + to_html(ws)
+    for qid, answer in ws.key().items():
+        if (name, qid) in SAID:
+            continue
+        for token in _tokens([answer.value, *answer.accept]):
+            found = re.search(rf"(?<![\w.]){re.escape(token)}(?![\w]|\.\d)", pages)
+            assert not found, f"{name} {qid}: {token!r} in the hand-out: " \
+                              f"{pages[max(0, found.start() - 60):found.end() + 20]!r}"
+
+
+def test_the_loss_hand_out_holds_back_which_datagrams_arrived():
+    """The server's recvfrom sizes named the datagrams that arrived (q2, q4, q6)."""
+    ws = sheet("loss")
+    md = to_markdown(ws)
+    rows = [line for line in md.splitlines() if "| recvfrom |" in line]
+    assert rows
+    assert not [r for r in rows if "n=" in r]
+    assert "<details open>" in to_html(ws) or "<details" not in to_html(ws)
+
+
+def test_backticks_are_code_in_the_html():
+    html = to_html(sheet("loss"))
+    assert "<code>recvfrom</code>" in html
+    assert "`" not in html.split("<body>", 1)[1]

@@ -194,3 +194,13 @@ def test_datagram_sizes_counts_one_direction_and_fragmented_datagrams_once() -> 
             udp("10.0.0.6", "10.0.0.5", 4000, 7777, 9)]
     assert datagram_sizes(pkts, "10.0.0.6", 6666) == [11, 8000]
     assert datagram_sizes(pkts, "10.0.0.5", 6666) == []
+
+
+def test_c8_says_when_the_servers_capture_holds_coalesced_segments() -> None:
+    from socketlab.experiments.udp import coalesced_words
+
+    assert coalesced_words({**C8_FACTS, "tcp_segments_at_server": C8_FACTS["tcp_segments"]}) == ()
+    [line] = coalesced_words({**C8_FACTS, "tcp_segments": [1398] * 5 + [1010],
+                              "tcp_segments_at_server": [6990, 1010]})
+    assert line.startswith("TCP at the server: 1 segment(s) of [6990] bytes, bigger than any the "
+                           "client sent (1398): coalesced on the way")

@@ -254,3 +254,52 @@ networks:
     connect = next(line for line in drawn.splitlines() if "connect() returned" in line)
     assert listen.rstrip().endswith("│ listen()")  # on bob's side, the right
     assert connect.split("│")[0].strip().endswith("connect() returned")  # on alice's, the left
+
+
+def test_a_routers_icmp_is_drawn_from_the_path_with_its_sender(tmp_path):
+    """r1's "fragmentation needed" reaches the client only: it is on the ladder, from the path,
+    named, with the MTU it announced (it was missing from P1's ladders)."""
+    big = Ether() / IP(src=C, dst=S, id=30, flags="DF") / UDP(sport=50000, dport=PORT) / (b"x" * 1400)
+    big.time = T0
+    r1 = "192.168.33.2"
+    icmp = Ether() / IP(src=r1, dst=C) / ICMP(type=3, code=4, nexthopmtu=1000) / bytes(big[IP])[:28]
+    icmp.time = T0 + 0.0003
+    client = _write(tmp_path, "c.pcap", [big, icmp])
+    server = _write(tmp_path, "s.pcap", [])
+    lad = ld.ladder_from_captures(client, server, CLIENT, SERVER, names={r1: "r1"})
+    assert [(a.label, a.rightward, a.dropped, a.origin) for a in lad.arrows] == [
+        ('UDP len=1400 "xxxxxxxxxxxxxxxx"...', True, True, ""),
+        ("from r1 192.168.33.2: ICMP fragmentation needed mtu=1000 (UDP :50000->:6666)", False, False,
+         "r1 192.168.33.2")]
+    [line] = [x for x in ld.render_text(lad, width=140).splitlines() if "fragmentation" in x]
+    assert re.search(r"│◄─ from r1 192\.168\.33\.2: ICMP fragmentation needed mtu=1000 .*─◆ +│$", line), line
+    assert line.index("◆") < len(line) - 5  # it starts from the path, not from the server
+    svg = ET.fromstring(ld.render_svg(lad))
+    assert any("from r1" in (t.text or "") for t in svg.iter(f"{SVG}text"))
+    # an ICMP between the two hosts themselves is not "from the path"
+    assert not ld.build_ladder([p for p in client if p.proto == "udp"], CLIENT, SERVER).arrows[0].origin
+
+
+def test_segments_coalesced_on_the_way_are_neither_lost_nor_resent(tmp_path):
+    """Swarm's C8: the client sent five 1398-byte segments, the server's capture holds one of
+    6990 (GRO on the overlay's VXLAN device). No loss, no [retx] nobody sent; a note says it."""
+    hs = _tcp_exchange()[:3]
+    data = [_tcp(0.001 + i * 1e-5, "A", 1001 + i * 1398, 5001, data=b"z" * 1398, ip_id=10 + i)
+            for i in range(5)]
+    big = _tcp(0.0012, "PA", 1001, 5001, data=b"z" * 6990, ip_id=10)
+    ack = _tcp(0.0013, "A", 5001, 7991, to_server=False)
+    client = _write(tmp_path, "c.pcap", [*hs, *data, ack])
+    server = _write(tmp_path, "s.pcap", [*hs, big, ack])
+    lad = ld.ladder_from_captures(client, server, CLIENT, SERVER)
+    assert not any(a.dropped or a.retransmission for a in lad.arrows), lad.arrows
+    assert sum("len=1398" in a.label for a in lad.arrows) == 5
+    assert not any("len=6990" in a.label for a in lad.arrows)
+    notes = [n for n in lad.rows if isinstance(n, ld.Note)]
+    assert [(n.right, n.label) for n in notes] == [
+        (True, "5 coalesced in 6990 B")]  # fits the text ladder's note column
+    # a segment the receiver never got, whatever else arrived, is still lost
+    client = _write(tmp_path, "c2.pcap", [*hs, *data, ack])
+    server = _write(tmp_path, "s2.pcap", [*hs, _tcp(0.0012, "PA", 1001, 5001, data=b"z" * 5592,
+                                                   ip_id=10), ack])
+    lad = ld.ladder_from_captures(client, server, CLIENT, SERVER)
+    assert [a.dropped for a in lad.arrows if "len=1398" in a.label] == [False] * 4 + [True]

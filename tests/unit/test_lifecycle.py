@@ -9,10 +9,10 @@ import time
 
 import pytest
 
-from socketlab.errors import LabExists
+from socketlab.errors import LabExists, LabNotRunning
 from socketlab.lab import signals
 from socketlab.lab.config import LabConfig
-from socketlab.lab.existing import differences, exists_error, this_or_running
+from socketlab.lab.existing import differences, exists_error, refuse_unusable, this_or_running
 
 
 # -- signals --------------------------------------------------------------------------------
@@ -110,12 +110,19 @@ def test_a_lab_there_but_not_running_is_named_with_what_is_there():
 class FakeLab:
     """Lab's lifecycle as this_or_running sees it."""
 
-    def __init__(self, config: LabConfig, *, there: LabConfig | None = None, **_kw) -> None:
+    def __init__(self, config: LabConfig, *, there: LabConfig | None = None, stopped: bool = False,
+                 **_kw) -> None:
         self.config, self.there, self.engine, self.events = config, there, None, []
+        self.stopped = stopped  # its containers are there, not running
         self.progress = self.events.append
 
     def running(self, project, *, engine=None, progress=None):
+        if self.stopped:
+            raise LabNotRunning(f"lab {project!r} is not running")
         return FakeLab(self.there)
+
+    def leftovers(self):
+        return ["container x-server-1"] if self.there is not None or self.stopped else []
 
     def up(self):
         if self.there is not None:
@@ -240,6 +247,33 @@ def test_shape_signalled_during_the_apply_finishes_it_and_says_so(lab):
     assert last.startswith("interrupted: ")
     assert "client egress: delay 100ms loss 5% (backend engine)" in last
     assert "in place" in last or "done whole" in last
+
+
+# -- refuse_unusable: what this_or_running would refuse, refused before anything is made ----------
+ROUTER = RUNNING.with_(topology="/lab/topologies/router.yml")
+
+
+def test_nothing_there_nothing_refused():
+    refuse_unusable(FakeLab(ROUTER), {"topology"})
+
+
+def test_a_running_lab_of_the_topology_asked_for_is_usable():
+    refuse_unusable(FakeLab(ROUTER, there=ROUTER), {"topology"})
+    with this_or_running(FakeLab(ROUTER, there=ROUTER), {"topology"}) as used:
+        assert used.config == ROUTER  # and this_or_running does use it
+
+
+def test_a_running_lab_of_another_topology_is_refused_naming_both():
+    lab = FakeLab(ROUTER, there=RUNNING)
+    with pytest.raises(LabExists, match=r"other settings \(topology docker-compose.yml, not "
+                                        r"/lab/topologies/router.yml\)"):
+        refuse_unusable(lab, {"topology"})
+    assert lab.events == []  # nothing was started
+
+
+def test_a_lab_that_is_there_but_not_running_is_refused():
+    with pytest.raises(LabExists, match="already there but not running"):
+        refuse_unusable(FakeLab(ROUTER, stopped=True), {"topology"})
 
 
 # -- who runs as whom ---------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from socketlab.lab.subnets import pick_many
 
 LAB = "socketlab/lab:test"
 ROUTER_FILE = ROOT / "topologies" / "router.yml"
+ROUTER_ENV = {"SOCKETLAB_IMAGE": LAB}  # its hosts run the lab image (NET_ADMIN is theirs)
 ON_N = "services:\n  a: {image: x, networks: [n]}\nnetworks:\n"
 
 
@@ -54,7 +55,7 @@ def test_the_bundled_file_follows_the_lab_settings():
 
 
 def test_the_router_file_is_a_path_with_a_narrow_middle_link():
-    topo = read_topology(ROUTER_FILE, {}, lab_image="socketlab/lab:latest")
+    topo = read_topology(ROUTER_FILE, ROUTER_ENV, lab_image=LAB)
     assert topo.names == ("client", "r1", "r2", "server")
     assert [h.role for h in topo.hosts] == ["client", "router", "router", "server"]
     assert topo.mtu_path("client", "server") == [1500, 1000, 1500]
@@ -63,7 +64,7 @@ def test_the_router_file_is_a_path_with_a_narrow_middle_link():
 
 
 def test_routes_go_through_the_nearest_router():
-    topo = read_topology(ROUTER_FILE, {}, lab_image=LAB)
+    topo = read_topology(ROUTER_FILE, ROUTER_ENV, lab_image=LAB)
     routes = topo.routes()
     assert routes["client"] == [("192.168.34.0/24", "192.168.33.2"), ("192.168.35.0/24", "192.168.33.2")]
     assert routes["r1"] == [("192.168.35.0/24", "192.168.34.3")]
@@ -72,14 +73,14 @@ def test_routes_go_through_the_nearest_router():
 
 def test_the_router_files_spelled_out_routes_are_the_computed_ones():
     """The file carries its routes for plain compose; they must not drift from the topology."""
-    topo = read_topology(ROUTER_FILE, {}, lab_image=LAB)
+    topo = read_topology(ROUTER_FILE, ROUTER_ENV, lab_image=LAB)
     for host in topo.names:
         assert topo.compose["services"][host]["environment"]["SOCKETLAB_ROUTES"] == \
             routes_env(topo.routes()[host])
 
 
 def test_placement_moves_networks_and_keeps_each_hosts_offset():
-    topo = read_topology(ROUTER_FILE, {}, lab_image=LAB)
+    topo = read_topology(ROUTER_FILE, ROUTER_ENV, lab_image=LAB)
     subnets = pick_many([], 3)
     moved = topo.place(dict(zip(["lan1", "wan", "lan2"], subnets, strict=True)))
     assert [n.subnet for n in moved.networks] == subnets
@@ -151,7 +152,7 @@ def test_interpolation_is_composes():
 
 
 def test_rendering_writes_addresses_labels_routes_and_forwarding():
-    topo = read_topology(ROUTER_FILE, {}, lab_image=LAB)
+    topo = read_topology(ROUTER_FILE, ROUTER_ENV, lab_image=LAB)
     doc = render(topo, lab_image=LAB, settings={"SOCKETLAB_PORT": "7000"})
     r1 = doc["services"]["r1"]
     assert r1["networks"] == {"lan1": {"ipv4_address": "192.168.33.2"},
@@ -210,13 +211,13 @@ networks:
 @pytest.mark.parametrize(("text", "message"), [
     ("services: {}", "t.yml has no services"),
     ("just text", "t.yml has no services"),
-    ("services:\n  a: {image: x, network_mode: host}", "host 'a' uses network_mode"),
-    ("services:\n  a: {image: x, ports: ['80:80']}", "host 'a' publishes ports"),
-    ("services:\n  a: {image: x, privileged: true}", "host 'a' is privileged"),
+    ("services:\n  a: {image: x, network_mode: host}", "host 'a': network_mode: the host would leave"),
+    ("services:\n  a: {image: x, ports: ['80:80']}", "host 'a': ports: publishes a port"),
+    ("services:\n  a: {image: x, privileged: true}", "host 'a': privileged: false only"),
     ("services:\n  a: {build: .}", "host 'a' has no image"),
-    (ON_N + "  n: {external: true}", "network 'n' is external"),
+    (ON_N + "  n: {external: true}", "network 'n': external: a network the lab did not make"),
     ("services:\n  a: {image: x, networks: [n]}\nnetworks:\n  n: {driver: overlay}",
-     "network 'n' uses the driver 'overlay'"),
+     "network 'n': driver: driver 'overlay': a lab network is a bridge"),
     ("services:\n  a: {image: x, networks: [m]}\nnetworks:\n  n: {}", "network 'm', which is not declared"),
     ("services:\n  a: {image: x, networks: [n]}\nnetworks:\n  n: {ipam: {config: [{subnet: 10.0.0.0/30}]}}",
      "subnet 10.0.0.0/30 is too small"),

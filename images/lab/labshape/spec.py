@@ -190,7 +190,7 @@ def parse(text: str, faults: Sequence = ()) -> Impairment:
 
 
 def _delay(words: _Words) -> dict:
-    out = {"delay_ms": parse_time(words.next("the delay"), "delay")}
+    out: dict[str, float | str] = {"delay_ms": parse_time(words.next("the delay"), "delay")}
     jitter = words.optional()
     if jitter is not None and jitter != "distribution":
         out["jitter_ms"] = parse_time(jitter, "jitter")

@@ -134,7 +134,7 @@ class UmlExec:
         self._read += len(new)
         return new
 
-    def wait_for(self, match: Callable[[str], bool], timeout: float) -> str | None:
+    def wait_for(self, match: Callable[[str], object], timeout: float) -> str | None:
         """The first new line for which `match` is true; None if the command ended first."""
         deadline = time.monotonic() + timeout
         while True:
@@ -153,6 +153,11 @@ class UmlExec:
     def wait(self, timeout: float) -> int:
         self.wait_for(lambda _line: False, timeout)
         return self._rc() or 0
+
+    def wait_pid(self, timeout: float) -> str | None:
+        """The guest does not say a command's pid (signal() asks the guest by the command's id)."""
+        raise LabError("a command in the user-mode kernel has no pid this side knows",
+                       hint="wait for its output instead (run_programs' ready='event')")
 
     @property
     def stdout(self) -> str:

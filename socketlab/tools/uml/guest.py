@@ -76,7 +76,8 @@ class Commands:
     """Commands started in the hosts; each writes its exit code to out/ID.rc when it ends."""
 
     def __init__(self, work: str, boot: dict) -> None:
-        self.work, self.boot, self.procs = work, boot, {}
+        self.work, self.boot = work, boot
+        self.procs: dict[str, subprocess.Popen] = {}
 
     def env(self, host: str) -> dict:
         # bytecode compiled once per boot, kept in the work folder (the checkout is not written)
