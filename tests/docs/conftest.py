@@ -20,8 +20,23 @@ EXECUTED: list[tuple[str, int, int, float]] = []  # page, blocks run, commands r
 # 192.168.128.0/17; the pages take from the top, so the two rarely meet).
 POOL = "192.168.224.0/19"
 _PLAIN_COMPOSE = "$ docker-compose "
-_COPY_IGNORE = shutil.ignore_patterns(".git", ".venv", "runs", "exercises", "__pycache__", "site",
-                                      "socketlab-artifacts", ".pytest_cache", ".ruff_cache", "*.egg-info", "dist")
+_IGNORED = (".git", ".venv", "runs", "exercises", "__pycache__", "site", "socketlab-artifacts",
+            ".pytest_cache", ".ruff_cache", ".mypy_cache", "*.egg-info", "dist")
+
+
+# What the pages only read is linked, not copied: the lab's files then have the paths of the
+# checkout the venv's socketlab belongs to (a running lab of topologies/router.yml is the one
+# `experiment P1` finds, as for a reader in their own clone).
+_LINKED = ("socketlab", "images", "topologies", "tests", "docker-compose.yml")
+
+
+def fresh_checkout(work: Path) -> Path:
+    """A copy of the checkout to run a page in: its outputs (runs/, exercises/, dist/ ...) land
+    there, never in the checkout."""
+    shutil.copytree(ROOT, work, ignore=shutil.ignore_patterns(*_LINKED, *_IGNORED), symlinks=True)
+    for name in _LINKED:
+        (work / name).symlink_to(ROOT / name)
+    return work
 
 
 def free_subnet(docker_client) -> ipaddress.IPv4Network:
@@ -33,8 +48,7 @@ def free_subnet(docker_client) -> ipaddress.IPv4Network:
 @pytest.fixture
 def page_env(tmp_path, docker_client, lab_image, request):
     """A copy of the checkout to run a page in, and the environment that isolates it."""
-    work = tmp_path / "checkout"
-    shutil.copytree(ROOT, work, ignore=_COPY_IGNORE, symlinks=True)
+    work = fresh_checkout(tmp_path / "checkout")
     tag = f"doc{os.getpid()}x{request.node.callspec.indices['page']}"
     subnet = free_subnet(docker_client)
     env = {k: v for k, v in os.environ.items()
