@@ -18,11 +18,13 @@ def test_teacher_three_students_check_and_summary(journey, docker_client):
     for student in STUDENTS:
         argv += ["--student", student]
     started = journey.run(*argv)
+    said = started.stdout + started.stderr  # progress on stderr, the outcome on stdout
     for student in STUDENTS:
         folder = journey.cwd / "exercises" / f"handshake-{student}"
-        assert f"{student}: exercises/handshake-{student}/worksheet.html" in started.stdout
+        assert f"{student}: exercises/handshake-{student} (" in said
         for name in ("client.pcap", "server.pcap", "worksheet.html", "worksheet.md", "answers.toml"):
             assert (folder / name).is_file(), f"{folder / name} missing"
+    assert "3 worksheets made" in started.stdout
     assert not leftovers(docker_client, journey.project)  # its lab removed at the end
 
     hand_in = journey.cwd / "submissions"
