@@ -27,7 +27,7 @@ _IGNORED = (".git", ".venv", "runs", "exercises", "__pycache__", "site", "socket
 # What the pages only read is linked, not copied: the lab's files then have the paths of the
 # checkout the venv's socketlab belongs to (a running lab of topologies/router.yml is the one
 # `experiment P1` finds, as for a reader in their own clone).
-_LINKED = ("socketlab", "images", "topologies", "tests", "docker-compose.yml")
+_LINKED = ("socketlab", "images", "topologies", "docker-compose.yml")
 
 
 def fresh_checkout(work: Path) -> Path:
@@ -57,6 +57,7 @@ def page_env(tmp_path, docker_client, lab_image, request):
         SOCKETLAB_PROJECT=tag, COMPOSE_PROJECT_NAME=tag, SOCKETLAB_PYTEST_PREFIX=f"{tag}-pytest",
         SOCKETLAB_SUBNET=str(subnet), SOCKETLAB_SUBNET_POOL=POOL,
         SOCKETLAB_VENV=str(Path(sys.executable).parents[1]),  # the checkout's own venv, not a new one
+        DOCS_TEST_COPY=str(work),  # not socketlab's: where the page runs, for as_a_reader_sees_it
         COLUMNS="80", NO_COLOR="1", TERM="dumb", PYTHONDONTWRITEBYTECODE="1",
     )
     env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '/usr/bin:/bin')}"

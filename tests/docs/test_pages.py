@@ -23,8 +23,11 @@ def _shown(cmd: Command, out: str, code: int, block: Block) -> str:
 
 
 def as_a_reader_sees_it(out: str, env: dict) -> str:
-    """The output with the isolation undone: the page's lab name and subnet put back as a reader
-    who sets neither sees them (`socketlab`, 192.168.33.0/24)."""
+    """The output with the isolation undone: the page's lab name, subnet and image put back as a
+    reader who sets none of them sees them (`socketlab`, 192.168.33.0/24, socketlab/lab:latest),
+    and paths in the copy (or linked from the checkout) as the reader's clone shows them."""
+    for folder in (env["DOCS_TEST_COPY"], str(ROOT)):  # paths from the reader's own clone
+        out = out.replace(folder + "/", "")
     if env.get("SOCKETLAB_IMAGE"):
         out = out.replace(env["SOCKETLAB_IMAGE"], "socketlab/lab:latest")
     out = out.replace(env["SOCKETLAB_PYTEST_PREFIX"], "socketlab-pytest")
