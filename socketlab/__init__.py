@@ -23,6 +23,10 @@ _EXPORTS = {
     "PairRun": "socketlab.act.programs",
     "run_commands": "socketlab.act.programs",
     "run_pair": "socketlab.act.programs",
+    "wait_for": "socketlab.act.waits",
+    "PortOpen": "socketlab.act.waits",
+    "LogLine": "socketlab.act.waits",
+    "CommandSucceeds": "socketlab.act.waits",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -12,8 +12,16 @@ Fixtures:
                settings from `@pytest.mark.socketlab(...)` (LabConfig's fields), e.g.
                topology="kv/compose.yml" (beside the test file): your own compose file, whose
                own images (`image:` + `build:`) are built first when missing or out of date.
-               Its whole traffic is recorded; kept only if the test fails (`record=False`: not
-               at all).
+               Its whole traffic is recorded (tcpdump in each host); only a failing test's
+               pcaps are copied out and its ladder drawn (a passing test's capture is
+               discarded in its hosts); record="always": for every test; record=False: none.
+               reuse="module" (or "session"): one lab for the tests of the module (or
+               of the run, per xdist worker) with the same settings, put back to a known state
+               before each later test (socketlab.act.reset: programs started since ended,
+               shaping and faults cleared, conntrack, neighbour and route caches flushed; its
+               cost is the JUnit property socketlab-reset-seconds). ready=[PortOpen("server",
+               6379), LogLine(...), CommandSucceeds(...)] (socketlab.act.waits): waited for
+               before the test, within ready_timeout (default 60 s).
   lab_factory  session-wide: `with lab_factory(**settings) as lab:` in a fixture of any scope
                (module, session) gives such a lab to many tests. Labs still up at the end of
                the session (or on Ctrl-C, or SIGTERM) are removed. engine="swarm" (or
@@ -37,8 +45,6 @@ import contextlib
 import os
 import re
 import shutil
-import signal
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -65,19 +71,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "in the rootdir; ini socketlab_artifacts)")
     parser.addini("socketlab_artifacts", f"where failing tests keep their pcaps and ladders "
                   f"(default {ARTIFACTS})", default=ARTIFACTS)
+    group.addoption("--socketlab-no-reap", action="store_true", default=False,
+                    help="do not remove stale labs (their owner gone, or their time to live "
+                         "passed) when the run starts")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "socketlab(**settings): the `lab` fixture's settings "
                             "(LabConfig fields, e.g. offloads=True), record=False to not record")
-    if threading.current_thread() is threading.main_thread() \
-            and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-        signal.signal(signal.SIGTERM, _interrupt)  # `kill`: tear down as for Ctrl-C
+    from socketlab.pytest_cancel import Cancel
+
+    config.pluginmanager.register(Cancel(config), "socketlab-cancel")
     config.pluginmanager.register(_Kept(), "socketlab-kept")
-
-
-def _interrupt(_signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -255,21 +260,50 @@ def _test_dir(request: pytest.FixtureRequest) -> Path:
     return node.stash[_DIR]
 
 
+@pytest.fixture(scope="module")
+def _socketlab_module_labs(lab_factory: LabFactory) -> Iterator[Any]:
+    from socketlab.pytest_shared import shared
+
+    with shared(lab_factory) as labs:
+        yield labs
+
+
+@pytest.fixture(scope="session")
+def _socketlab_session_labs(lab_factory: LabFactory) -> Iterator[Any]:
+    from socketlab.pytest_shared import shared
+
+    with shared(lab_factory) as labs:
+        yield labs
+
+
 @pytest.fixture
 def lab(request: pytest.FixtureRequest, lab_factory: LabFactory) -> Iterator[Any]:
+    from socketlab.pytest_shared import RESET_PROPERTY, ready, scope_of
+
     marker = request.node.get_closest_marker("socketlab")
     settings = dict(marker.kwargs) if marker else {}
     record = settings.pop("record", True)
+    reuse = settings.pop("reuse", None)
+    conditions, budget = settings.pop("ready", ()), settings.pop("ready_timeout", 60.0)
     if settings.get("topology"):  # a relative path is the test file's neighbour
         settings["topology"] = str(Path(request.path).parent / settings["topology"])
-    with lab_factory(**settings) as the_lab:
-        if not record:
-            yield the_lab
-            return
-        from socketlab.observe.wire import watching
+    with contextlib.ExitStack() as stack:
+        if reuse is None:
+            the_lab = stack.enter_context(lab_factory(**settings))
+        else:
+            labs = request.getfixturevalue(f"_socketlab_{scope_of(reuse)}_labs")
+            the_lab, took = labs.get(settings)
+            if took is not None:
+                request.node.user_properties.append((RESET_PROPERTY, f"{took:.3f}"))
+        ready(the_lab, conditions, budget)
+        if record:
+            from socketlab.observe.wire import watching
 
-        with watching(the_lab, _test_dir(request), name="whole-test"):
-            yield the_lab
+            def keep() -> bool:  # asked after the test: files only for a failure, or if asked
+                return record == "always" or request.node.stash.get(_FAILED, False)
+            stack.enter_context(watching(the_lab, _test_dir(request), name="whole-test",
+                                         counters=False, keep=keep))
+        yield the_lab
 
 
 @pytest.fixture

@@ -54,10 +54,10 @@ shell completion: eval "$(socketlab completion bash)" (or zsh): see `socketlab c
 # usage error and the shell completion get them all.
 COMMANDS = {
     "build": "lab", "up": "lab", "down": "lab", "status": "lab", "cp": "lab", "exec": "lab",
-    "shell": "shell", "ls": "ls", "run": "run", "demo": "run", "craft": "craft",
+    "shell": "shell", "ls": "ls", "reap": "ls", "run": "run", "demo": "run", "craft": "craft",
     "experiments": "experiments", "experiment": "experiments", "report": "experiments",
     "exercise": "exercise", "shape": "shape", "doctor": "tools", "bench": "tools",
-    "completion": "tools", "sandbox": "sandbox",
+    "completion": "tools", "sandbox": "sandbox", "watch": "watch",
 }
 GROUPS = tuple(dict.fromkeys(COMMANDS.values()))  # in the help's order
 _VALUED = ("-p", "--project", "--engine", "--place")  # the options before a command that take a value

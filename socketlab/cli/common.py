@@ -144,16 +144,16 @@ class LaterConsole:
         self._console: Console | None = None
 
     def resolved(self) -> Console:
-        """The Console itself, for what takes one whole (rich's Progress, Live)."""
-        self.size  # noqa: B018  (made on this first use)
-        return self._console  # type: ignore[return-value]  (set by the line above)
-
-    def __getattr__(self, name: str):
+        """The Console itself (made now, on first use), for what takes one whole (rich's
+        Progress, Live)."""
         if self._console is None:
             from rich.console import Console
 
             self._console = Console(**self._settings)
-        return getattr(self._console, name)
+        return self._console
+
+    def __getattr__(self, name: str):
+        return getattr(self.resolved(), name)
 
 
 def dump_json(console: Console, data: object) -> None:
@@ -196,6 +196,12 @@ def running_lab(args: argparse.Namespace, err: Console) -> Lab:
         from socketlab.lab.swarm import Swarm
         from socketlab.lab.swarm_lab import SwarmLab
 
-        return SwarmLab.running(config_from(args).project, swarm=Swarm.from_settings(),
-                                progress=progress(err))
-    return Lab.running(config_from(args).project, progress=progress(err))
+        lab: Lab = SwarmLab.running(config_from(args).project, swarm=Swarm.from_settings(),
+                                    progress=progress(err))
+    else:
+        lab = Lab.running(config_from(args).project, progress=progress(err))
+    unsealed = [h.name for h in lab.topology.hosts if h.unsealed]
+    if unsealed:  # every command on such a lab says so (up --unsealed: docs/sealed.md)
+        err.print(f"warning: lab {lab.config.project!r} runs {', '.join(unsealed)} UNSEALED "
+                  "(--unsealed): not held to socketlab's allowlist", markup=False, soft_wrap=True)
+    return lab

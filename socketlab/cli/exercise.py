@@ -13,11 +13,15 @@ from __future__ import annotations
 
 import argparse
 import os
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 
 from socketlab.cli import common, exercise_start
+
+if TYPE_CHECKING:
+    from socketlab.exercises.summary import Summary
 
 
 def register(command) -> None:
@@ -31,7 +35,7 @@ def register(command) -> None:
         parents = shared if name in ("list", "start") else [debug_only()]
         cmd = sub.add_parser(name, help=help_, description=help_, parents=parents)
         cmd.set_defaults(handler=handler)
-        if name != "list":
+        if name not in ("list", "validate"):
             cmd.add_argument("--dir", default="exercises",
                              help="the course's worksheet folders (default ./exercises)")
             cmd.add_argument("--seed", help="the course seed (env SOCKETLAB_COURSE_SEED)")
@@ -47,13 +51,28 @@ def register(command) -> None:
     check_.add_argument("answers", metavar="ANSWERS_FILE")
     check_.add_argument("--student", required=True, metavar="ID")
     check_.add_argument("--json", action="store_true", help="print the marking as JSON")
+    check_.add_argument("--feedback", metavar="FILE",
+                        help="also write the student's feedback (what was wrong, the frame)")
     key_ = action("key", "the answers of a student's capture, in the format check reads", key)
     key_.add_argument("name", metavar="NAME")
     key_.add_argument("--student", required=True, metavar="ID")
     key_.add_argument("--out", metavar="FILE", help="write it here (never over a file)")
+    validate_ = action("validate", "check an answers file's format before handing it in (no "
+                                   "course seed needed; says nothing of right or wrong)",
+                       validate)
+    validate_.add_argument("answers", metavar="ANSWERS_FILE")
+    handout_ = action("handout", "a zip per student to hand out: worksheet (HTML, Markdown, "
+                                 "PDF), pcaps, answers template, nothing else", handout)
+    handout_.add_argument("name", metavar="NAME")
+    handout_.add_argument("--out", default="handouts", metavar="FOLDER",
+                          help="where the zips go (default ./handouts)")
     summary_ = action("summary", "mark a folder of answers files: per question, the class", summary)
     summary_.add_argument("folder", metavar="FOLDER")
     summary_.add_argument("--json", action="store_true", help="print the summary as JSON")
+    summary_.add_argument("--grades", metavar="FILE",
+                          help="write a grades CSV an LMS imports (student, score, per question)")
+    summary_.add_argument("--feedback", metavar="FOLDER",
+                          help="write a feedback file per student (what was wrong, the frame)")
 
 
 def _help(args: argparse.Namespace, out: Console, err: Console) -> int:
@@ -105,6 +124,17 @@ def check(args: argparse.Namespace, out: Console, err: Console) -> int:
 
     answers = read_answers(args.answers)
     marking = mark(load(args.dir, args.name, args.student, seed=seed_of(args)), answers)
+    if answers.commented:
+        err.print(f"note: your answers to {', '.join(answers.commented)} are inside comments "
+                  "(lines starting with #): remove the # to have them marked", markup=False,
+                  soft_wrap=True)
+    if args.feedback:
+        from pathlib import Path
+
+        from socketlab.exercises.summary import feedback_text
+
+        Path(common.writable_file(args.feedback, "--feedback")).write_text(
+            feedback_text(marking), encoding="utf-8")
     if args.json:
         common.dump_json(out, {"exercise": marking.exercise, "student": marking.student,
                                "score": marking.score, "questions": len(marking.marks),
@@ -143,31 +173,101 @@ def key(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 
 def summary(args: argparse.Namespace, out: Console, err: Console) -> int:
-    no_lab(args)
-    from socketlab.exercises.marking import summarise
+    from pathlib import Path
 
+    from socketlab.exercises.summary import feedback_text, grades_csv, summarise
+
+    no_lab(args)
+    targets = [common.writable_file(args.grades, "--grades")] if args.grades else []
+    if args.feedback:
+        common.writable_folder(args.feedback, "--feedback")
     s = summarise(args.folder, args.dir, seed_of(args))
+    if args.grades:
+        targets[0].write_text(grades_csv(s), encoding="utf-8")
+        err.print(f"grades written to {args.grades}", markup=False, soft_wrap=True)
+    if args.feedback:
+        Path(args.feedback).mkdir(parents=True, exist_ok=True)
+        count: dict[tuple[str, str], int] = {}
+        for h in s.handed:
+            m = h.marking
+            n = count[(m.exercise, m.student)] = count.get((m.exercise, m.student), 0) + 1
+            name = f"{m.exercise}-{m.student}" + (f"-{n}" if n > 1 else "")
+            (Path(args.feedback) / f"{name}.txt").write_text(feedback_text(m) + f"(from {h.path})\n",
+                                                             encoding="utf-8")
+        err.print(f"{len(s.handed)} feedback files written to {args.feedback}", markup=False,
+                  soft_wrap=True)
     if args.json:
-        common.dump_json(out, {
-            "students": [{"exercise": m.exercise, "student": m.student, "score": m.score,
-                          "questions": len(m.marks)} for m in s.markings],
-            "questions": [{"exercise": q.exercise, "question": q.question, "right": q.right,
-                           "marked": q.answered, "common_wrong": [list(w) for w in q.wrong],
-                           "fits_another_capture": [list(b) for b in q.borrowed]}
-                          for q in s.questions],
-            "not_marked": [{"file": f, "why": why} for f, why in s.problems]})
+        common.dump_json(out, _summary_json(s))
         return common.ExitCode.OK
-    scores = Table("exercise", "student", "score", title="students")
-    for m in s.markings:
-        scores.add_row(m.exercise, m.student, f"{m.score} of {len(m.marks)}")
+    scores = Table("exercise", "student", "score", "whose capture", "file", "flags",
+                   title="students")
+    for h in s.handed:
+        m = h.marking
+        scores.add_row(m.exercise, m.student, f"{m.score} of {len(m.marks)}",
+                       f"[red]{h.verdict}[/]" if h.copied_from else h.verdict, str(h.path),
+                       "[red]" + "; ".join(h.flags) + "[/]" if h.flags else "")
     per_q = Table("exercise", "question", "right", "common wrong answers",
                   "right for another student's capture", title="questions")
     for q in s.questions:
-        per_q.add_row(q.exercise, q.question, f"{q.right} of {q.answered}",
-                      ", ".join(f"{w} ({n}×)" for w, n in q.wrong),
+        per_q.add_row(q.exercise, q.question + (" (same for all)" if q.class_wide else ""),
+                      f"{q.right} of {q.answered}", ", ".join(f"{w} ({n}×)" for w, n in q.wrong),
                       ", ".join(f"{who} (fits {whose}'s)" for who, whose in q.borrowed))
     out.print(scores)
     out.print(per_q)
     for path, why in s.problems:
         err.print(f"not marked: {path}: {why}", markup=False, soft_wrap=True)
+    return common.ExitCode.OK
+
+
+def _summary_json(s: Summary) -> dict[str, Any]:
+    return {
+        "students": [{"exercise": h.marking.exercise, "student": h.marking.student,
+                      "score": h.marking.score, "questions": len(h.marking.marks),
+                      "file": str(h.path), "verdict": h.verdict, "copied_from": h.copied_from,
+                      "flags": list(h.flags)} for h in s.handed],
+        "questions": [{"exercise": q.exercise, "question": q.question, "right": q.right,
+                       "marked": q.answered, "common_wrong": [list(w) for w in q.wrong],
+                       "fits_another_capture": [list(b) for b in q.borrowed],
+                       "class_wide": q.class_wide} for q in s.questions],
+        "not_marked": [{"file": f, "why": why} for f, why in s.problems]}
+
+
+def validate(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from socketlab.exercises.handin import validate as check_format
+    from socketlab.exercises.marking import read_answers
+
+    no_lab(args)
+    answers = read_answers(args.answers)
+    checks = check_format(answers)
+    table = Table("question", "reads as", "problem",
+                  title=f"{args.answers}: {answers.exercise}, {answers.student}")
+    for c in checks:
+        table.add_row(c.question, c.reads_as, f"[red]{c.problem}[/]" if c.problem else "")
+    out.print(table)
+    bad = [c for c in checks if c.problem]
+    out.print(f"{len(bad)} to mend before handing in" if bad else
+              "every answer can be marked (right or wrong is for your teacher's check)",
+              markup=False)
+    return common.ExitCode.FAILED if bad else common.ExitCode.OK
+
+
+def handout(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from pathlib import Path
+
+    from socketlab.exercises.catalogue import get
+    from socketlab.exercises.handin import handout as zip_up
+    from socketlab.exercises.sheet import load, worksheets
+
+    no_lab(args)
+    get(args.name)
+    students = worksheets(args.dir, args.name)
+    if not students:
+        from socketlab.exercises.model import ExerciseError
+
+        raise ExerciseError(f"no worksheets of {args.name} in {args.dir}",
+                            hint=f"make them with `socketlab exercise start {args.name} ...`")
+    sheets = [load(args.dir, args.name, s, seed=seed_of(args)) for s in students]  # all, first
+    made = [p for ws in sheets if (p := zip_up(ws, Path(args.out))) is not None]
+    out.print(f"{len(made)} hand-outs written to {args.out}, {len(sheets) - len(made)} there "
+              "already", markup=False, soft_wrap=True)
     return common.ExitCode.OK

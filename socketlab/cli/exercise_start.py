@@ -4,6 +4,7 @@ with --jobs labs at once, resumable (students already prepared with this seed ar
 from __future__ import annotations
 
 import argparse
+import shutil
 import threading
 from typing import Any
 
@@ -29,7 +30,7 @@ def options(cmd: argparse.ArgumentParser) -> None:
 def _students(args: argparse.Namespace, err: Console) -> list[str]:
     from socketlab.exercises.model import ExerciseError, check_student
 
-    students = []
+    students: list[str] = []
     if args.roster:
         from socketlab.exercises.roster import read_roster
 
@@ -62,6 +63,12 @@ def start(args: argparse.Namespace, out: Console, err: Console) -> int:
     if args.pdf and find_browser() is None:
         raise ExerciseError("--pdf needs chromium (or google-chrome) on PATH",
                             hint="apt-get install chromium, or leave out --pdf")
+    fixed = [o for o, k in (("--subnet", "subnet"), ("--server-ip", "server_ip"),
+                            ("--client-ip", "client_ip")) if getattr(args, k, None)]
+    if args.jobs > 1 and fixed:
+        raise ExerciseError(f"{', '.join(fixed)} with --jobs {args.jobs}: each lab takes a free "
+                            "subnet of its own", hint=f"leave out {', '.join(fixed)}, or use "
+                                                      "--jobs 1")
     if args.jobs > 1 and common.engine_of(args) != "compose":
         raise ExerciseError("--jobs works with the compose engine only",
                             hint="leave out --jobs (or --engine swarm)")
@@ -74,6 +81,15 @@ def start(args: argparse.Namespace, out: Console, err: Console) -> int:
         shown = ", ".join(done[:8]) + (", ..." if len(done) > 8 else "")
         err.print(f"{len(done)} already prepared with this course seed, skipped: {shown}",
                   markup=False, soft_wrap=True)
+    left = classroom.stale(args.dir, args.name, todo)
+    for folder in left:
+        shutil.rmtree(folder)
+    if left:
+        err.print(f"removed {len(left)} half-made folder{'s' if len(left) > 1 else ''} a killed "
+                  f"run left ({', '.join(p.name for p in left[:3])}{', ...' if len(left) > 3 else ''})",
+                  markup=False, soft_wrap=True)
+    if args.pdf:
+        _pdfs_for(args, done, seed, err)
     if not todo:
         out.print(f"every student's worksheet is in {args.dir}: nothing to do", markup=False)
         return common.ExitCode.OK
@@ -81,6 +97,17 @@ def start(args: argparse.Namespace, out: Console, err: Console) -> int:
     ensure_image(first, err)
     result = _run(args, first, todo, seed, err)
     return _report(args, result, len(done), out, err)
+
+
+def _pdfs_for(args: argparse.Namespace, done: list[str], seed: str, err: Console) -> None:
+    """Students prepared before without --pdf get their PDF now (nothing else is redone)."""
+    from socketlab.exercises.render import write_pdf
+    from socketlab.exercises.sheet import load
+
+    for student in done:
+        ws = load(args.dir, args.name, student, seed=seed)
+        if not (ws.folder / "worksheet.pdf").is_file():
+            err.print(f"{student}: {write_pdf(ws)} (printed now)", markup=False, soft_wrap=True)
 
 
 def _lab_maker(args: argparse.Namespace, first: Any):
@@ -102,8 +129,14 @@ def _lab_maker(args: argparse.Namespace, first: Any):
 
 
 def _run(args: argparse.Namespace, first: Any, todo: list[str], seed: str, err: Console):
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                               TimeElapsedColumn, TimeRemainingColumn)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     from socketlab.exercises import classroom
 
@@ -128,7 +161,8 @@ def _run(args: argparse.Namespace, first: Any, todo: list[str], seed: str, err: 
 def _report(args: argparse.Namespace, result: Any, skipped: int, out: Console,
             err: Console) -> int:
     made = len(result.done)
-    out.print(f"{made} worksheets made in {result.seconds:.0f} s with --jobs {args.jobs} "
+    out.print(f"{made} worksheet{'s' if made != 1 else ''} made in {result.seconds:.0f} s "
+              f"with --jobs {args.jobs} "
               f"({result.per_minute:.1f} students per minute), {skipped} already there, "
               f"in {args.dir}", markup=False, soft_wrap=True)
     for d in result.failed:

@@ -129,11 +129,13 @@ def status(args: argparse.Namespace, out: Console, err: Console, lab: Lab | None
     rows, subnet, project = lab.status(), lab.subnet_in_use(), lab.config.project
     there = not (subnet is None and all(r["state"] == "absent" for r in rows))
     running = there and all(r["state"] == "running" for r in rows)
+    broken = [r for r in rows if r.get("sealed", "-").startswith("NO")]  # not what `up` started
+    ok = common.ExitCode.OK if running and not broken else common.ExitCode.FAILED
     shaping = _shaping(lab) if running else {}
     if getattr(args, "json", False):
         common.dump_json(out, {"project": project, "subnet": subnet, "running": running,
                                "hosts": rows if there else [], "shaping": shaping})
-        return common.ExitCode.OK if running else common.ExitCode.FAILED
+        return ok
     if not there:
         out.print(f"lab {project!r} is not running: it has no hosts and no network", soft_wrap=True)
         return common.ExitCode.FAILED
@@ -146,18 +148,26 @@ def status(args: argparse.Namespace, out: Console, err: Console, lab: Lab | None
     for row in rows:
         table.add_row(*(row[k].partition(":")[0] if k == "sealed" else row[k] for k in columns))
     out.print(table)
-    unsealed = [r for r in rows if r.get("sealed", "-") not in ("-", "yes")]
-    for row in unsealed:
-        said = row["sealed"].partition(": ")[2] or row["sealed"]
-        out.print(f"warning: host {row['host']!r} " + (f"is not sealed: {said}" if row["sealed"]
-                  .startswith("NO") else f"runs {row['sealed']}"), markup=False, soft_wrap=True)
-    if any(not r["sealed"].startswith(("yes", seal.UNSEALED_WORDS)) for r in unsealed):
-        running = False  # a lab with a host that lost its seal is not what `up` started
+    for line in _seal_warnings(rows):
+        out.print(line, markup=False, soft_wrap=True)
     from socketlab.act.shaping import shaped_lines
 
     for line in shaped_lines(shaping) if running else []:
         out.print(f"shaped: {line}", markup=False, soft_wrap=True)
-    return common.ExitCode.OK if running else common.ExitCode.FAILED
+    return ok
+
+
+def _seal_warnings(rows: list[dict[str, str]]) -> list[str]:
+    """A line for each host that is not sealed, or that runs --unsealed."""
+    lines = []
+    for row in rows:
+        words = row.get("sealed", "-")
+        if words.startswith("NO"):
+            lines.append(f"warning: host {row['host']!r} is not sealed: {words.partition(': ')[2]}")
+        elif seal.UNSEALED_WORDS in words:
+            still = " (its seal is still in place)" if words.startswith("yes") else ""
+            lines.append(f"warning: host {row['host']!r} runs {seal.UNSEALED_WORDS}{still}")
+    return lines
 
 
 def _shaping(lab: Lab) -> dict:

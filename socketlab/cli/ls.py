@@ -12,6 +12,10 @@ from socketlab.cli import common
 def register(command) -> None:
     ls_ = command("ls", "list every lab on this engine: name, state, subnet, hosts, shaping", ls)
     ls_.add_argument("--json", action="store_true", help="print the labs as JSON")
+    reap_ = command("reap", "remove the labs whose owner is gone (killed, crashed) or whose time "
+                    "to live has passed; never a live owner's, another machine's, or one "
+                    "without an owner", reap)
+    reap_.add_argument("--dry-run", action="store_true", help="name them, remove nothing")
 
 
 def ls(args: argparse.Namespace, out: Console, err: Console) -> int:
@@ -38,6 +42,25 @@ def ls(args: argparse.Namespace, out: Console, err: Console) -> int:
         table.add_row(lab.project, lab.state, "\n".join(lab.subnets) or "-", hosts or "-",
                       "\n".join(shaped) or ("none" if lab.shaping else "-"))
     out.print(table)
+    return common.ExitCode.OK
+
+
+def reap(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from socketlab.lab.docker_http import DockerHTTP
+    from socketlab.lab.reaper import reap as reap_labs
+
+    found = reap_labs(DockerHTTP.from_env(), dry_run=args.dry_run)
+    if not found:
+        out.print("no stale lab on this engine")
+    for lab in found:
+        if lab.error:
+            err.print(f"error: {lab}", soft_wrap=True)
+        else:
+            out.print(f"{lab}: not removed (--dry-run)" if args.dry_run else str(lab), soft_wrap=True)
+    if any(lab.error for lab in found):
+        err.print("hint: see `docker ps -a` and `docker network ls`; then `socketlab -p NAME down`",
+                  soft_wrap=True)
+        return common.ExitCode.LAB_ERROR
     return common.ExitCode.OK
 
 

@@ -15,7 +15,8 @@ def register(command) -> None:
     doc = command("doctor", "report Docker, compose, the image and the kernel's features", doctor)
     doc.add_argument("--json", action="store_true", help="print the checks as JSON")
     bench_ = command("bench", "measure socketlab (prints a table)", bench)
-    bench_.add_argument("what", choices=["lifecycle", "analysis", "capture", "shaping", "swarm", "scale"])
+    bench_.add_argument("what", choices=["lifecycle", "analysis", "capture", "shaping", "swarm", "scale",
+                                         "class", "plugin"])
     bench_.add_argument("--backend", choices=["netem", "engine"],
                         help="shaping: this backend only (default: both; netem in a user-mode "
                              "kernel where this one has none)")
@@ -87,11 +88,19 @@ def bench(args: argparse.Namespace, out: Console, err: Console) -> int:
 
         figures = shaping(common.config_from(args), progress=common.progress(err),
                           backend=args.backend)
+    elif args.what == "plugin":
+        from socketlab.tools.bench_plugin import plugin
+
+        figures = plugin(common.config_from(args), repeat=args.repeat, progress=common.progress(err))
     elif args.what == "scale":
         from socketlab.tools.bench_scale import scale
 
         figures = scale(common.config_from(args), sizes=args.sizes, repeat=args.repeat,
                         progress=common.progress(err))
+    elif args.what == "class":
+        from socketlab.tools.bench_class import class_figures
+
+        figures = class_figures(common.config_from(args), progress=common.progress(err))
     elif args.what == "swarm":
         from socketlab.tools.bench_swarm import swarm
 

@@ -11,16 +11,10 @@ from that pcap, an answer key and a class summary for the teacher.
 """
 
 from socketlab.exercises.catalogue import EXERCISES, get
-from socketlab.exercises.marking import (
-    Marking,
-    Summary,
-    answers_text,
-    mark,
-    read_answers,
-    summarise,
-)
+from socketlab.exercises.marking import Marking, answers_text, mark, read_answers
 from socketlab.exercises.model import Answer, Exercise, ExerciseError, Material, Question
 from socketlab.exercises.sheet import DEFAULT_SEED, Worksheet, load, start
+from socketlab.exercises.summary import Summary, summarise
 
 __all__ = ["DEFAULT_SEED", "EXERCISES", "Answer", "Exercise", "ExerciseError", "Marking",
            "Material", "Question", "Summary", "Worksheet", "answers_text", "get", "load", "mark",

@@ -78,6 +78,13 @@ def plan(base_dir: str | Path, name: str, students: Sequence[str], *, seed: str
     return todo, done
 
 
+def stale(base_dir: str | Path, name: str, students: Sequence[str]) -> list[Path]:
+    """Work folders (`.<name>-<student>-*`) a run killed outright (SIGKILL, a power cut) left
+    beside the worksheets of students still to prepare: never a worksheet, never handed out."""
+    base = Path(base_dir)
+    return sorted(p for s in students for p in base.glob(f".{name}-{s}-*") if p.is_dir())
+
+
 def prepare(make_lab: Callable[[int], Any], name: str, students: Sequence[str], *, seed: str,
             base_dir: str | Path, jobs: int = 1, pdf: bool = False, stop: threading.Event | None = None,
             on_done: Callable[[Done], None] = lambda _d: None) -> Prepared:
@@ -88,7 +95,8 @@ def prepare(make_lab: Callable[[int], Any], name: str, students: Sequence[str], 
     pending: queue.Queue[str] = queue.Queue()
     for s in students:
         pending.put(s)
-    result, lock, errors = Prepared(), threading.Lock(), []
+    result, lock = Prepared(), threading.Lock()
+    errors: list[Exception] = []
     began = time.monotonic()
 
     def worker(index: int, ended: threading.Event) -> None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import math
 import re
 import sys
-from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -191,7 +190,8 @@ def parse(q: Question, given: Any) -> tuple[Any, str]:
         value = words.get(str(given).strip().lower()) if isinstance(given, str) else None
         return (value, "") if value is not None else (None, wrong)
     if q.kind == "ints":
-        items = given.replace(",", " ").split() if isinstance(given, str) else given
+        items = (given.replace(",", " ").strip("[] ").split() if isinstance(given, str)
+                 else given)  # "2, 7", "[2, 7]" (in quotes, as the template has it) or [2, 7]
         values = [_int(v) for v in items] if isinstance(items, list) else [None]
         return (values, "") if None not in values else (None, wrong)
     if q.kind == "choice":
@@ -266,68 +266,3 @@ def answers_text(ws: Worksheet, values: Mapping[str, Any] | None) -> str:
         else:
             lines.append(f'{q.id} = ""')
     return "\n".join(lines) + "\n"
-
-
-# ---------------------------------------------------------------- the teacher's summary
-@dataclass(frozen=True)
-class QuestionSummary:
-    exercise: str
-    question: str
-    right: int
-    answered: int  # files marked
-    wrong: tuple[tuple[str, int], ...]  # the commonest wrong answers, as shown, with counts
-    borrowed: tuple[tuple[str, str], ...]  # (student, whose capture the answer fits)
-
-
-@dataclass(frozen=True)
-class Summary:
-    markings: tuple[Marking, ...]
-    questions: tuple[QuestionSummary, ...]
-    problems: tuple[tuple[str, str], ...]  # (file, why it was not marked)
-
-
-def summarise(folder: str | Path, base_dir: str | Path, seed: str) -> Summary:
-    """Mark every *.toml in `folder`; per question: right counts, common wrong answers, and
-    wrong answers that are right for another student's capture (their key, not this one's)."""
-    from socketlab.exercises.sheet import load, worksheets
-
-    files = sorted(Path(folder).glob("*.toml"))
-    if not Path(folder).is_dir():
-        raise ExerciseError(f"no folder {folder}", hint="name the folder of answer files")
-    if not files:
-        raise ExerciseError(f"no answers files (*.toml) in {folder}")
-    markings, problems = [], []
-    for path in files:
-        try:
-            answers = read_answers(path)
-            markings.append(mark(load(base_dir, answers.exercise, answers.student, seed=seed),
-                                 answers))
-        except ExerciseError as e:
-            problems.append((str(path), str(e)))
-    keys: dict[str, dict[str, dict[str, Answer]]] = {}
-    for name in sorted({m.exercise for m in markings}):
-        keys[name] = {}
-        for student in worksheets(base_dir, name):
-            try:
-                keys[name][student] = load(base_dir, name, student, seed=seed).key()
-            except ExerciseError as e:
-                problems.append((f"worksheet {name}-{student}", str(e)))
-    rows = []
-    for name, per_student in keys.items():
-        done = [m for m in markings if m.exercise == name]
-        for index, first in enumerate(done[0].marks):
-            q = first.question
-            marks = [(m.student, m.marks[index]) for m in done]
-            wrong = Counter(show(mk.given) for _, mk in marks if not mk.right)
-            borrowed = tuple((student, other) for student, mk in marks
-                             if not mk.right and mk.given is not None
-                             for other, key in per_student.items()
-                             if other != student and _fits(q, mk.given, key[q.id], mk.answer))
-            rows.append(QuestionSummary(name, q.id, sum(mk.right for _, mk in marks), len(marks),
-                                        tuple(wrong.most_common(3)), borrowed))
-    return Summary(tuple(markings), tuple(rows), tuple(problems))
-
-
-def _fits(q: Question, given: Any, theirs: Answer, mine: Answer) -> bool:
-    """The answer is right for another capture, and that capture's answer is not this one's."""
-    return judge(q, given, theirs)[0] and not judge(q, theirs.value, mine)[0]

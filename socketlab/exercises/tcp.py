@@ -54,14 +54,23 @@ def client_data(f: TcpFlow) -> list[Segment]:
 
 
 # ---------------------------------------------------------------- handshake
+# The server's receive buffer sets its window scale and windows; its TCP_MAXSEG the MSS of its
+# SYN-ACK: so q3, q4 and q6 differ between students too (the kernel's defaults give everyone
+# 1460, 7 or 10, and 65536).
+RCVBUFS = (4096, 8192, 16384, 32768, 65536, 131072, 262144)
+
+
 def vary_handshake(rng: random.Random) -> dict[str, Any]:
     return {"message": words(rng, 2), "port": rng.randrange(20000, 30000),
-            "accept_delay": round(rng.uniform(0.2, 0.8), 2)}
+            "accept_delay": round(rng.uniform(0.2, 0.8), 2),
+            "mss": rng.randrange(536, 1449, 4), "rcvbuf": rng.choice(RCVBUFS)}
 
 
 def run_handshake(ctx: Context, p: Mapping[str, Any]) -> Recording:
     opts = Options("tcp", message=p["message"], port=p["port"])
     extra = ["--accept-delay", str(p["accept_delay"])]
+    if "mss" in p:  # worksheets made before these varied have neither
+        extra += ["--mss", str(p["mss"]), "--rcvbuf", str(p["rcvbuf"])]
     return record(ctx, lambda: run_pair(ctx.lab, opts, server_extra=extra), "handshake", p["port"])
 
 
@@ -81,11 +90,12 @@ def synack_ack(m: Material) -> Answer:
                   (rel,))
 
 
-def syn_mss(m: Material) -> Answer:
-    syn = shake(flow(m))[0].syn
-    if syn.mss is None:
-        raise Unanswerable("the client's SYN carries no MSS option")
-    return Answer(syn.mss, f"{m.frame('client', syn)} (the SYN) carries the option MSS={syn.mss}")
+def synack_mss(m: Material) -> Answer:
+    synack = shake(flow(m))[1]
+    if synack.mss is None:
+        raise Unanswerable("the server's SYN-ACK carries no MSS option")
+    return Answer(synack.mss, f"{m.frame('client', synack)} (the SYN-ACK) carries the option "
+                              f"MSS={synack.mss}")
 
 
 def synack_wscale(m: Material) -> Answer:
@@ -143,7 +153,7 @@ HANDSHAKE = Exercise(
          "int", syn_seq),
         ("What acknowledgement number does the server's SYN-ACK carry? (raw or relative)",
          "int", synack_ack),
-        ("What MSS did the client announce in its SYN (bytes)?", "int", syn_mss),
+        ("What MSS did the server announce in its SYN-ACK (bytes)?", "int", synack_mss),
         ("What window scale shift count did the server announce in its SYN-ACK?", "int",
          synack_wscale),
         ("How many bytes of payload does the client's first data segment carry?", "int",
@@ -154,7 +164,8 @@ HANDSHAKE = Exercise(
         ("How many milliseconds after the handshake's last ACK reached the server (server.pcap) "
          "did the server's accept() return (its `accepted` event)?", "num", accept_after_ack,
          {"unit": "ms"}),
-    ), varies="message, port, accept delay")
+    ), hide={"listening": ("mss",)},
+    varies="message, port, accept delay, the server's MSS and receive buffer")
 
 
 # ---------------------------------------------------------------- byte stream

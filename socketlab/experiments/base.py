@@ -107,6 +107,7 @@ def run_meta(lab: Lab) -> dict[str, str]:
     import datetime
 
     kernel = lab.exec("server", ["uname", "-sr"], timeout=10).stdout.strip()
+    unsealed = [h.name for h in lab.topology.hosts if h.unsealed]
     return {**_engine_meta(lab),
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "kernel": kernel,
@@ -114,6 +115,7 @@ def run_meta(lab: Lab) -> dict[str, str]:
         "lab": f"{lab.config.project} on {lab.config.subnet} (server {lab.config.server_ip}, "
                f"client {lab.config.client_ip}, port {lab.config.port})",
         "shaping at the start": _shaping_meta(lab),
+        **({"UNSEALED hosts (--unsealed)": ", ".join(unsealed)} if unsealed else {}),
     }
 
 

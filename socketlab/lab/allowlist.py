@@ -44,7 +44,8 @@ SERVICE_KEYS: dict[str, Key] = {
     "image": Key("yes", "the image the host runs: the lab image, or one of yours (it gets a "
                  "sidecar for the lab's tools)", bounds.text),
     "build": Key("bounded", "how compose builds your image: a context inside the topology's "
-                 "folder, with dockerfile, args, target and labels", bounds.build),
+                 "folder, with dockerfile, args, target and labels, never under the tag of "
+                 "socketlab's own images (the lab image: from images/lab only)", bounds.build),
     "command": Key("yes", "the host's program; on the lab image it runs after lab-host sealed the "
                    "host, as the unprivileged user lab", bounds.command),
     "entrypoint": Key("bounded", "an image of yours only (it holds no NET_ADMIN); on the lab image "
@@ -181,7 +182,11 @@ def check_document(doc: Mapping[str, Any], *, source: str, folder: Path,
     if unknown:
         raise ConfigError(f"--unsealed names {', '.join(sorted(unknown))}, not a host of {where}",
                           hint=f"its hosts are {', '.join(map(str, services))}")
-    for name, net in (doc.get("networks") or {}).items():
+    networks = doc.get("networks") or {}
+    if not isinstance(networks, Mapping):
+        raise ConfigError(f"{where}: networks: must be a mapping of names",
+                          hint="e.g. networks: {labnet: {ipam: {config: [{subnet: ...}]}}}")
+    for name, net in networks.items():
         for key, value in (net or {}).items() if isinstance(net, Mapping) else ():
             _one(NETWORK_KEYS, str(key), value, base, f"{where}: network {name!r}: {key}:",
                  f"remove {key}: from network {name!r}")
@@ -189,7 +194,7 @@ def check_document(doc: Mapping[str, Any], *, source: str, folder: Path,
         if not isinstance(spec, Mapping):
             continue  # parse() says what a service must be
         ctx = Context(str(name), spec.get("image") == lab_image, base.folder, base.mounts,
-                      str(name) in unsealed)
+                      str(name) in unsealed, str(spec.get("image") or ""))
         for key, value in spec.items():
             _one(SERVICE_KEYS, str(key), value, ctx, f"{where}: host {name!r}: {key}:",
                  f"remove {key}: from {name!r}, or see docs/sealed.md for what a host may say")
@@ -204,7 +209,8 @@ def _one(table: Mapping[str, Key], key: str, value: Any, ctx: Context, what: str
         return
     problem = rule.check(ctx, value)
     if problem is not None:
-        raise ConfigError(f"{what} {problem or rule.why}", hint=hint)
+        said = f"{what} {problem or rule.why}"  # one line, whatever the file's text holds
+        raise ConfigError(said.replace("\r", "\\r").replace("\n", "\\n"), hint=hint)
 
 
 def table_markdown() -> str:
@@ -213,7 +219,7 @@ def table_markdown() -> str:
     for title, table in (("A host (`services: NAME:`)", SERVICE_KEYS),
                          ("A network (`networks: NAME:`)", NETWORK_KEYS),
                          ("The file (top level)", TOP_KEYS)):
-        lines += [f"#### {title}", "", "| key | may a file say it | why | `--unsealed` lifts it |",
+        lines += [f"### {title}", "", "| key | may a file say it | why | `--unsealed` lifts it |",
                   "|---|---|---|---|"]
         lines += [f"| `{k}` | {r.may} | {_cell(r.why)} | {'yes' if r.lifts else 'no'} |"
                   for k, r in table.items()]

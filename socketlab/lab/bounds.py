@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from socketlab.lab.assets import IMAGE_CONTEXT
+
 MIB = 1 << 20
 MEMORY_BOUND = 512 * MIB
 PIDS_BOUND = 256
@@ -53,6 +55,7 @@ class Context:
     folder: Path  # the topology's folder, resolved
     mounts: tuple[Path, ...] = ()  # folders named by --mount, resolved
     unsealed: bool = False  # --unsealed names this host
+    image: str = ""  # the host's image: a build may not take the tag of socketlab's own
 
 
 def anything(_ctx: Context, _value: Any) -> str | None:
@@ -232,12 +235,21 @@ def _holds(path: str, roots: tuple[str, ...]) -> bool:
     return _under(path, roots) or any(_under(r, (path,)) for r in roots)
 
 
+def system_folder(real: str) -> str:
+    """What a resolved path of this machine is, if it may never be bound ("" if it may)."""
+    if real == "/":
+        return "this machine's root"
+    if _holds(real, SYSTEM_PATHS) or "docker.sock" in real:
+        return "a system path"
+    return ""
+
+
 def local_folder(ctx: Context, source: str) -> str | None:
     """Why a folder of this machine may not be bound, or None: it must be beside the topology
     or named by --mount, and no system path, once symlinks are followed."""
     real = os.path.realpath(ctx.folder / os.path.expanduser(source))
-    if real == "/" or _holds(real, SYSTEM_PATHS) or "docker.sock" in real:
-        what = "this machine's root" if real == "/" else "a system path"
+    what = system_folder(real)
+    if what:
         return f"{source} is {what} ({real})"
     folder = str(ctx.folder)
     beside = folder != "/" and not _under(folder, SYSTEM_PATHS) and _under(real, (folder,))
@@ -309,6 +321,11 @@ def build(ctx: Context, value: Any) -> str | None:
     if real == "/" or _holds(real, SYSTEM_PATHS) or not _under(real, (folder,)) \
             or folder == "/" or _under(folder, SYSTEM_PATHS):
         return f"context {context} ({real}) is not inside the topology's folder"
+    if ctx.lab_image and real != os.path.realpath(IMAGE_CONTEXT):
+        return (f"context {context}: the lab image is built from socketlab's images/lab only "
+                "(another build would take the lab image's tag)")
+    if not ctx.lab_image and ctx.image.startswith("socketlab/"):
+        return f"{ctx.image}: a build would take the tag of one of socketlab's own images"
     dockerfile = spec.get("dockerfile")
     if dockerfile is not None and (not isinstance(dockerfile, str) or not _under(
             os.path.realpath(Path(real) / dockerfile), (folder,))):

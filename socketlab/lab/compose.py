@@ -30,11 +30,15 @@ class Compose:
     def v2(self) -> bool:
         return not self.version.lstrip("v").startswith("1.")
 
-    def argv(self, project: str, file: Path, *args: str, project_dir: Path | None = None) -> list[str]:
-        """`compose -p PROJECT -f FILE [--project-directory DIR] ARGS...` as an argv list
-        (DIR: where the file's relative paths start, when FILE is a rendered copy)."""
+    def argv(self, project: str, file: Path, *args: str, project_dir: Path | None = None,
+             env_file: Path | None = None) -> list[str]:
+        """`compose -p PROJECT -f FILE [--project-directory DIR] [--env-file ENV] ARGS...` as
+        an argv list (DIR: where the file's relative paths start, when FILE is a rendered copy;
+        ENV: the variables compose itself reads instead of DIR/.env, whose DOCKER_HOST or
+        COMPOSE_* would steer compose: a rendered copy needs none)."""
         where = ["--project-directory", str(project_dir)] if project_dir is not None else []
-        return [*self.prefix, "-p", project, "-f", str(file), *where, *args]
+        env = ["--env-file", str(env_file)] if env_file is not None else []
+        return [*self.prefix, "-p", project, "-f", str(file), *where, *env, *args]
 
 
 def create_args() -> list[str]:

@@ -171,9 +171,12 @@ def _mapping(value: Any) -> dict[str, str]:
 
 
 # -- rendering --------------------------------------------------------------------------------
-def render(topo: Topology, *, lab_image: str, settings: Mapping[str, str] | None = None) -> dict:
+def render(topo: Topology, *, lab_image: str, settings: Mapping[str, str] | None = None,
+           labels: Mapping[str, str] | None = None) -> dict:
     """The compose file that runs `topo` (placed) as a lab; `settings` (SOCKETLAB_* variables)
-    reach every lab-image container that does not set them itself."""
+    reach every lab-image container that does not set them itself; `labels` (its owner's,
+    socketlab.lab.owner) go on every network and container besides the lab's own."""
+    labels = dict(labels or {})
     if not topo.placed:
         raise ConfigError("the topology is not placed yet", hint="place it: Topology.place()")
     settings = dict(settings or {})
@@ -181,7 +184,7 @@ def render(topo: Topology, *, lab_image: str, settings: Mapping[str, str] | None
     doc.pop("version", None)
     routes = topo.routes()
     doc["networks"] = {n.name: _render_network(n, (doc.get("networks") or {}).get(n.name) or {},
-                                               topo.routed) for n in topo.networks}
+                                               topo.routed, labels) for n in topo.networks}
     services = {}
     for index, h in enumerate(topo.hosts):
         spec = dict(doc["services"][h.name] or {})
@@ -189,7 +192,7 @@ def render(topo: Topology, *, lab_image: str, settings: Mapping[str, str] | None
         spec["labels"] = {**_mapping(spec.get("labels")), LAB_LABEL: "1", ROLE_LABEL: h.role,
                           INSTRUMENTS_LABEL: h.instruments, INDEX_LABEL: str(index),
                           NETWORKS_LABEL: ",".join(h.networks),
-                          **({UNSEALED_LABEL: "1"} if h.unsealed else {})}
+                          **({UNSEALED_LABEL: "1"} if h.unsealed else {}), **labels}
         _sealed(spec)
         if h.role == "router":
             spec["sysctls"] = {**_mapping(spec.get("sysctls")), "net.ipv4.ip_forward": "1"}
@@ -200,6 +203,9 @@ def render(topo: Topology, *, lab_image: str, settings: Mapping[str, str] | None
                                    **_mapping(spec.get("environment")),
                                    "SOCKETLAB_ROUTES": routes_env(routes[h.name])}
             spec["command"] = _behind_lab_host(h.role, spec.get("command"))
+        elif not h.unsealed:  # an image of its own runs as it says, root as a rule: a packet
+            # socket (NET_RAW) would send frames around the seal its sidecar holds in iptables
+            spec["cap_drop"] = sorted({*(spec.get("cap_drop") or []), "NET_RAW"})
         if h.mounts:
             spec["volumes"] = [*(spec.get("volumes") or []),
                                *(f"{local}:{dest}:ro" for local, dest in h.mounts)]
@@ -219,10 +225,10 @@ def _behind_lab_host(role: str, command: Any) -> list[str]:
     return ["lab-host", role, "--", *argv]
 
 
-def _render_network(n: Network, spec: Mapping, routed: bool) -> dict:
+def _render_network(n: Network, spec: Mapping, routed: bool, labels: Mapping[str, str]) -> dict:
     out = dict(spec)
     out["ipam"] = {**(out.get("ipam") or {}), "config": [{"subnet": n.subnet}]}
-    out["labels"] = {**_mapping(out.get("labels")), LAB_LABEL: "1"}
+    out["labels"] = {**_mapping(out.get("labels")), LAB_LABEL: "1", **labels}
     opts = _mapping(out.get("driver_opts"))
     if n.mtu != DEFAULT_MTU:
         opts[MTU_OPT] = str(n.mtu)
@@ -253,7 +259,8 @@ def _sealed(spec: dict) -> dict:
 
 
 def sidecar_spec(topo: Topology, host: str, *, lab_image: str,
-                 settings: Mapping[str, str] | None = None) -> dict:
+                 settings: Mapping[str, str] | None = None,
+                 labels: Mapping[str, str] | None = None) -> dict:
     """The lab-image container that carries a host's instruments, to run in that host's own
     network namespace: it also makes the namespace a lab host's (routes, no default route,
     offloads). Compose's words; `network_mode` names the host's service."""
@@ -264,7 +271,7 @@ def sidecar_spec(topo: Topology, host: str, *, lab_image: str,
         "cap_add": ["NET_ADMIN"],
         "network_mode": f"service:{h.name}",
         "command": ["lab-host", "instruments"],
-        "labels": {LAB_LABEL: "1", SIDECAR_LABEL: h.name},
+        "labels": {LAB_LABEL: "1", SIDECAR_LABEL: h.name, **(labels or {})},
         "environment": {**(settings or {}), "SOCKETLAB_MODE": "idle",
                         "SOCKETLAB_ROUTES": routes_env(topo.routes()[h.name])},
     })

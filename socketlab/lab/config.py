@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from socketlab.errors import ConfigError
+from socketlab.lab.bounds import host_path, system_folder
 from socketlab.lab.topology import lab_subnet
 
 DEFAULT_SUBNET = "192.168.33.0/24"
@@ -48,10 +49,14 @@ class LabConfig:
     #                               host that runs the lab image (at DEST, default /work)
     unsealed: tuple[str, ...] = ()  # hosts `up --unsealed HOST` lets through the allowlist:
     #                                 the command line's loud opt-in, never the file's
+    ttl: float = 0.0  # seconds the lab may live, after which any socketlab removes it (0: no limit)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mounts", tuple(self.mounts))
         object.__setattr__(self, "unsealed", tuple(self.unsealed))
+        if not self.ttl >= 0:
+            raise ConfigError(f"time to live {self.ttl!r} is negative",
+                              hint="give seconds, e.g. 3600 (0: no limit)")
         self.folders()  # a bad mount is refused here
         if self.subnet == AUTO:
             self._validate_unresolved()
@@ -104,9 +109,13 @@ class LabConfig:
             if not folder.is_dir():
                 raise ConfigError(f"mount {spec!r}: {local} is not a folder",
                                   hint="give a folder of this machine, e.g. --mount ./myprog:/work")
+            if system_folder(str(folder)):
+                raise ConfigError(f"mount {spec!r}: {folder} is {system_folder(str(folder))}",
+                                  hint="mount a folder of your own, e.g. --mount ./myprog:/work")
             dest = dest or DEFAULT_MOUNT
-            if not dest.startswith("/") or dest == "/":
-                raise ConfigError(f"mount {spec!r}: {dest!r} is not a path in the host",
+            problem = host_path(dest)
+            if problem:
+                raise ConfigError(f"mount {spec!r}: {problem}",
                                   hint="give an absolute path such as /work")
             found.append((str(folder), dest))
         return tuple(found)
@@ -130,6 +139,7 @@ class LabConfig:
             "image": env.get("SOCKETLAB_IMAGE", LAB_IMAGE),
             "offloads": _on_off(env.get("SOCKETLAB_OFFLOADS", "off")),
             "topology": env.get("SOCKETLAB_TOPOLOGY", ""),
+            "ttl": _seconds(env.get("SOCKETLAB_TTL", "0")),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         # Right: values' keys are LabConfig's fields, each value of that field's type (parsed
@@ -201,6 +211,14 @@ def _on_off(text: str) -> bool:
     if text not in ("on", "off"):
         raise ConfigError(f"SOCKETLAB_OFFLOADS={text!r} is neither on nor off", hint="use on or off")
     return text == "on"
+
+
+def _seconds(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ConfigError(f"SOCKETLAB_TTL={text!r} is not a number of seconds",
+                          hint="give seconds, e.g. 3600 (0: no limit)") from None
 
 
 def _port(text: str) -> int:

@@ -65,9 +65,11 @@ class Engine(abc.ABC):
 
     # -- the lab's lifecycle (the Lab wraps these in signal handling and rollback) ----------
     @abc.abstractmethod
-    def create(self, topology: Topology, settings: Mapping[str, str], *, lab_image: str) -> None:
+    def create(self, topology: Topology, settings: Mapping[str, str], *, lab_image: str,
+               labels: Mapping[str, str] | None = None) -> None:
         """Make the networks and the containers of a placed topology, not started.
-        settings: the SOCKETLAB_* variables lab-image containers get unless they set them."""
+        settings: the SOCKETLAB_* variables lab-image containers get unless they set them;
+        labels: more labels for every network and container (its owner's)."""
 
     @abc.abstractmethod
     def start(self) -> None:

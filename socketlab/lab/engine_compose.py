@@ -89,12 +89,13 @@ class ComposeEngine(Engine):
         return self._compose
 
     # -- lifecycle ----------------------------------------------------------------------------
-    def create(self, topology: Topology, settings: Mapping[str, str], *, lab_image: str) -> None:
+    def create(self, topology: Topology, settings: Mapping[str, str], *, lab_image: str,
+               labels: Mapping[str, str] | None = None) -> None:
         import tempfile
 
         from socketlab.lab import compose as compose_cli
 
-        doc = render(topology, lab_image=lab_image, settings=settings)
+        doc = render(topology, lab_image=lab_image, settings=settings, labels=labels)
         project_dir = Path(topology.source).resolve().parent if topology.source else Path.cwd()
         with tempfile.TemporaryDirectory(prefix=f"socketlab-{self.project}-") as tmp:
             rendered = Path(tmp) / "compose.yml"
@@ -102,18 +103,19 @@ class ComposeEngine(Engine):
             self._build_missing(topology, doc, rendered, project_dir, lab_image)
             self._compose_run(rendered, project_dir, compose_cli.create_args(), settings)
         self._connect_the_rest(topology)
-        self._create_sidecars(topology, settings, lab_image)
+        self._create_sidecars(topology, settings, lab_image, labels or {})
         self._check_confined()
 
     def _create_sidecars(self, topology: Topology, settings: Mapping[str, str],
-                         lab_image: str) -> None:
+                         lab_image: str, labels: Mapping[str, str]) -> None:
         """Each sidecar made here, in its host's network namespace (`container:ID`), with
         compose's labels, so that the lab is found and removed as one."""
         hosts = self._project_containers()
         for h in topology.hosts:
             if not h.sidecar:
                 continue
-            spec = sidecar_spec(topology, h.name, lab_image=lab_image, settings=settings)
+            spec = sidecar_spec(topology, h.name, lab_image=lab_image, settings=settings,
+                                labels=labels)
             self.client.containers.create(
                 spec["image"], spec["command"], name=f"{self.project}_{h.sidecar}_1",
                 environment=spec["environment"], init=True, cap_add=spec["cap_add"],
@@ -173,7 +175,9 @@ class ComposeEngine(Engine):
                      timeout: float = 120) -> None:
         from socketlab.lab import compose as compose_cli
 
-        argv = self.compose.argv(self.project, file, *args, project_dir=project_dir)
+        no_env = file.with_name("no.env")  # compose reads nothing of the topology's .env: the
+        no_env.touch()  # file is already interpolated, and its DOCKER_HOST must not steer compose
+        argv = self.compose.argv(self.project, file, *args, project_dir=project_dir, env_file=no_env)
         compose_cli.run_compose(argv, env, timeout=timeout)
 
     def start(self) -> None:

@@ -82,9 +82,10 @@ class SwarmEngine(ComposeEngine):
         return self._nodes_http
 
     # -- lifecycle ----------------------------------------------------------------------------
-    def create(self, topology: Topology, settings: Mapping[str, str], *, lab_image: str) -> None:
+    def create(self, topology: Topology, settings: Mapping[str, str], *, lab_image: str,
+               labels: Mapping[str, str] | None = None) -> None:
         placement = place_hosts(topology.names, self.swarm.nodes(), self.wanted)
-        doc = unescape(render(topology, lab_image=lab_image, settings=settings))
+        doc = unescape(render(topology, lab_image=lab_image, settings=settings, labels=labels))
         specs = container_specs(doc, self.project, placement)
         self._copy_images(specs)
         where = ", ".join(f"{h} on {n}" for h, n in placement.items())

@@ -269,7 +269,8 @@ def ensure_compose_images(compose_file: Path, client: docker.DockerClient, progr
         build, tag = spec.get("build"), spec.get("image")
         if not build or not tag or tag in built:
             continue
-        problem = build_allowed(Context(str(name), False, folder), build)
+        lab_image = values.get("SOCKETLAB_IMAGE") or "socketlab/lab:latest"
+        problem = build_allowed(Context(str(name), tag == lab_image, folder, image=str(tag)), build)
         if problem is not None:
             raise ConfigError(f"{compose_file}: host {name!r}: build: {problem}",
                               hint="build from a folder beside the topology file")

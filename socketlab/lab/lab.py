@@ -30,6 +30,7 @@ from socketlab.lab.composefile import LAB_LABEL, read_topology
 from socketlab.lab.config import DEFAULT_PORT, DEFAULT_SUBNET, LAB_IMAGE, LabConfig
 from socketlab.lab.engine import Engine, make_engine
 from socketlab.lab.existing import differences, exists_error
+from socketlab.lab.owner import Owner
 from socketlab.lab.process import ExecResult, RunningExec
 from socketlab.lab.topology import Topology
 
@@ -262,8 +263,10 @@ class Lab:
         hosts = ", ".join(f"{h.name} {h.ip}" for h in self.topology.hosts)
         subnets = ", ".join(n.subnet or "?" for n in self.topology.networks)
         self.progress(f"starting lab {self.config.project!r} on {subnets} ({hosts})")
+        owner = Owner.me(self.config.ttl).labels()  # for the reaper (socketlab.lab.reaper)
         with signals.deferred():  # the engine runs to its end: no half-made network to chase
-            self.engine.create(self.topology, self._settings(self.config), lab_image=self.config.image)
+            self.engine.create(self.topology, self._settings(self.config), lab_image=self.config.image,
+                               labels=owner)
 
     def _check_subnets_free(self) -> None:
         """Fail before the engine does, naming the network that holds a subnet."""

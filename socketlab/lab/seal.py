@@ -49,6 +49,8 @@ def seals(hosts: Iterable[Host], run: Exec) -> list[Seal]:
         lines = [ln for ln in (result.stdout + result.stderr).splitlines() if ln.strip()]
         said = lines[-1].removeprefix("lab-seal: ").removeprefix("not sealed: ") if lines \
             else f"exit {result.exit_code}"
+        if said.startswith("usage:"):  # a lab started from an image older than --check
+            said = "cannot tell: its image's lab-seal has no --check (rebuild: `socketlab build`)"
         return Seal(h.name, result.exit_code == 0, said, h.unsealed)
 
     hosts = list(hosts)

@@ -52,8 +52,12 @@ def read_text(path: Path, what: str = "topology") -> str:
     except OSError as e:
         raise ConfigError(f"cannot read the {what} {name}: {e.strerror}",
                           hint="give the path of a compose file") from None
-    with os.fdopen(fd, "rb", buffering=0) as f:
-        data = f.read(MAX_BYTES + 1) if stat.S_ISREG(os.fstat(fd).st_mode) else None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        data = None
+    else:
+        with os.fdopen(fd, "rb", buffering=0) as f:
+            data = f.read(MAX_BYTES + 1)
     if data is None:
         raise ConfigError(f"the {what} {name} is not a regular file",
                           hint="give the path of a compose file (not a device, FIFO or folder)")
@@ -73,6 +77,7 @@ def load_yaml(text: str, source: str) -> Any:
     import yaml  # here: a command on a running lab reads its topology from the engine, no file
 
     loader = _loader_class(yaml)(text)
+    loader.name = source  # what its messages name (else "<unicode string>")
     try:
         node = loader.get_single_node()
         if node is None:
@@ -174,10 +179,14 @@ def _substitute(m: re.Match[str], env: Mapping[str, str], source: str) -> str:
 # -- resolving: include and extends -----------------------------------------------------------
 def read_document(path: Path, env: Mapping[str, str]) -> dict[str, Any]:
     """The file at `path` read, interpolated and resolved whole (see the module's notes)."""
-    return _document(Path(os.path.abspath(path)), env, ())
+    return _document(Path(os.path.abspath(path)), env, (), {})
 
 
-def _document(path: Path, env: Mapping[str, str], chain: tuple[Path, ...]) -> dict[str, Any]:
+def _document(path: Path, env: Mapping[str, str], chain: tuple[Path, ...],
+              done: dict[Path, dict[str, Any]]) -> dict[str, Any]:
+    """`path` resolved (`done`: the files resolved so far, each read once per reading)."""
+    if path in done:
+        return done[path]
     if path in chain or len(chain) >= MAX_DEPTH:
         raise ConfigError(f"{shown(chain[0] if chain else path)}: include/extends of {shown(path)} "
                           + ("loops back to it" if path in chain else f"nests over {MAX_DEPTH} deep"),
@@ -196,9 +205,10 @@ def _document(path: Path, env: Mapping[str, str], chain: tuple[Path, ...]) -> di
                           hint="a topology is a compose file with services:")
     doc["services"] = {str(k): v for k, v in (services or {}).items()}
     for included in _includes(doc.pop("include", None), path):
-        _take_in(doc, _document(included, env, (*chain, path)), path, included)
+        _take_in(doc, _document(included, env, (*chain, path), done), path, included)
     for name in list(doc["services"]):
-        doc["services"][name] = _extended(doc, name, path, env, (*chain, path), ())
+        doc["services"][name] = _extended(doc, name, path, env, (*chain, path), (), done)
+    done[path] = doc
     return doc
 
 
@@ -235,13 +245,14 @@ def _take_in(doc: dict[str, Any], other: Mapping[str, Any], path: Path, included
 
 
 def _extended(doc: Mapping[str, Any], name: str, path: Path, env: Mapping[str, str],
-              chain: tuple[Path, ...], seen: tuple[str, ...]) -> Any:
+              chain: tuple[Path, ...], seen: tuple[str, ...], done: dict[Path, dict[str, Any]]) -> Any:
     """The service `name` of `doc` with its `extends:` (if any) merged in, recursively."""
     spec = doc["services"][name]
     if not isinstance(spec, Mapping) or "extends" not in spec:
         return spec
     if name in seen or len(seen) >= MAX_DEPTH:
-        raise ConfigError(f"{shown(path)}: service {name!r} extends itself in a loop",
+        raise ConfigError(f"{shown(path)}: host {name!r}: extends loops back to it, or nests "
+                          f"over {MAX_DEPTH} deep",
                           hint="extend each service once, a few levels deep at most")
     ext = spec["extends"]
     base_name, file = (ext, None) if isinstance(ext, str) else (
@@ -252,10 +263,10 @@ def _extended(doc: Mapping[str, Any], name: str, path: Path, env: Mapping[str, s
     if file is None:
         if base_name not in doc["services"]:
             raise ConfigError(f"{shown(path)}: host {name!r} extends {base_name!r}, which is not in the file")
-        base = _extended(doc, base_name, path, env, chain, (*seen, name))
+        base = _extended(doc, base_name, path, env, chain, (*seen, name), done)
     else:
         other_path = Path(os.path.abspath(path.parent / os.path.expanduser(file)))
-        other = _document(other_path, env, chain)
+        other = done.get(other_path) or _document(other_path, env, chain, done)
         if base_name not in other["services"]:
             raise ConfigError(f"{shown(path)}: host {name!r} extends {base_name!r}, which is not in {file}")
         base = _rebased(other["services"][base_name], other_path.parent)

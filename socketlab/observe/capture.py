@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import shutil
 import time
 import uuid
 from collections.abc import Sequence
@@ -46,6 +47,7 @@ SETTLE_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 30.0
 MAX_SECONDS = 600.0  # the most a tcpdump may live in its host, whatever happens on this side
 # Prints its pid (which `exec` hands to tcpdump), then runs tcpdump with stderr on stdout.
+_DISCARD = '[ -n "$1" ] && kill -KILL "$1" 2>/dev/null; rm -f "$2"'  # PID PATH
 _LAUNCH = 'echo "pid=$$"; exec "$@" 2>&1'
 _STATS_LINE = re.compile(r"\d+ packets? captured")  # "1 packet captured" too
 _COUNTERS = {"captured": "captured", "received": "received by filter",
@@ -325,14 +327,7 @@ class Capture:
         try:
             if self.offloads is not None:
                 self._offload_reports = set_offloads(self.lab, self.hosts, self.offloads)
-            for host in self.hosts:
-                path = f"/tmp/socketlab-{tag}-{host}.pcap"
-                argv = tcpdump_argv(path, self.bpf, snaplen=self.snaplen,
-                                    buffer_kib=self.buffer_kib, immediate=self.immediate,
-                                    packet_buffered=self.packet_buffered, iface=self.iface)
-                self._dumps[host] = _Tcpdump(self.lab, host, argv, path, self.max_seconds)
-            for dump in self._dumps.values():
-                dump.wait_ready(READY_TIMEOUT_S)
+            self._start_dumps(tag)
         except BaseException:
             self._abort()
             with contextlib.suppress(OSError):
@@ -340,6 +335,23 @@ class Capture:
                 self.run_dir.rmdir()  # nothing was captured: no folder at all
             raise
         return self
+
+    def _start_dumps(self, tag: str) -> None:
+        """tcpdump in every host at once, each confirmed listening (a host's start is an exec
+        or two through the engine: in turn, they added up with the hosts)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        def one(host: str) -> None:
+            path = f"/tmp/socketlab-{tag}-{host}.pcap"
+            argv = tcpdump_argv(path, self.bpf, snaplen=self.snaplen,
+                                buffer_kib=self.buffer_kib, immediate=self.immediate,
+                                packet_buffered=self.packet_buffered, iface=self.iface)
+            dump = self._dumps[host] = _Tcpdump(self.lab, host, argv, path, self.max_seconds)
+            dump.wait_ready(READY_TIMEOUT_S)
+
+        with ThreadPoolExecutor(max_workers=max(1, len(self.hosts))) as pool:
+            for done in [pool.submit(one, h) for h in self.hosts]:
+                done.result()  # the first failure is raised (start() then aborts them all)
 
     def stop(self) -> CaptureResult:
         """Let every tcpdump catch up, stop them (SIGINT), copy the pcaps here."""
@@ -364,6 +376,25 @@ class Capture:
                                      tuple(restored))
         mark_complete(self.run_dir)
         return self._result
+
+    def discard(self) -> None:
+        """Stop without keeping anything (what a passing test's recording costs): every
+        tcpdump killed and its pcap removed in its host, at once; no folder here."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        def drop(dump: _Tcpdump) -> None:  # one exec per host: kill, then remove its file
+            with contextlib.suppress(Exception):  # the host may be gone: nothing to remove
+                dump.lab.exec(dump.host, ["sh", "-c", _DISCARD, "sh", dump.pid or "", dump.path],
+                              timeout=10, instruments=True)
+            dump.ended = True
+
+        dumps, self._dumps = list(self._dumps.values()), {}
+        with ThreadPoolExecutor(max_workers=max(1, len(dumps))) as pool:
+            list(pool.map(drop, dumps))
+        with contextlib.suppress(Exception):
+            self._restore_offloads()
+        if self.run_dir is not None:
+            shutil.rmtree(self.run_dir, ignore_errors=True)
 
     def _abort(self) -> None:
         """After a failure: no tcpdump left running, no pcap left in a host, offloads back."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -194,21 +194,33 @@ def ladder(wire: Wire, left: str, right: str) -> Ladder:
 def fault_packet(line: Mapping[str, Any], captured: Sequence[Pkt] = ()) -> Pkt:
     """A packet lab-nfq logged (dropped before the sender's tap), as a Pkt for the ladder.
     The log has no window or options: they are taken from a resent copy (same flags, seq and
-    ack) in the sender's capture, when there is one."""
-    key = (line["src"], line["sport"], line["flags"], line["seq"], line["ack"])
+    ack) in the sender's capture, when there is one. A UDP or ICMP line has no ports, flags,
+    seq or ack where the protocol has none (null in the log): they are 0 and "" as in a pcap."""
+    fields = _logged(line)
+    key = (fields["src"], fields["sport"], fields["flags"], fields["seq"], fields["ack"])
     like = next((p for p in captured if (p.src, p.sport, p.flags, p.seq, p.ack) == key), None)
-    return Pkt(index=-1, ts=float(line["time"]), src=line["src"], dst=line["dst"],
-               proto=line["proto"], ip_id=int(line.get("ip_id") or 0),
-               sport=int(line["sport"]), dport=int(line["dport"]), flags=line["flags"] or "",
-               seq=int(line["seq"]), ack=int(line["ack"]), length=int(line.get("len") or 0),
-               window=like.window if like else 0, mss=like.mss if like else None,
-               wscale=like.wscale if like else None)
+    udp_len = fields["length"] if fields["proto"] == "udp" else None
+    return Pkt(index=-1, ts=float(line["time"]), ip_id=int(line.get("ip_id") or 0),
+               **fields, udp_len=udp_len, window=like.window if like else 0,
+               mss=like.mss if like else None, wscale=like.wscale if like else None)
+
+
+def _logged(line: Mapping[str, Any]) -> dict[str, Any]:
+    """A lab-nfq log line's header fields, as a Pkt holds them (null -> 0 or "")."""
+    return {"src": line["src"], "dst": line["dst"], "proto": line["proto"],
+            "sport": int(line.get("sport") or 0), "dport": int(line.get("dport") or 0),
+            "flags": line.get("flags") or "", "seq": int(line.get("seq") or 0),
+            "ack": int(line.get("ack") or 0), "length": int(line.get("len") or 0)}
 
 
 def _captured(line: Mapping[str, Any], pkts: Sequence[Pkt], slack: float = 0.05) -> bool:
-    """The logged packet is in the capture (dropped after the tap: drawn from there)."""
-    key = (line["src"], line["sport"], line["dst"], line["dport"], line["flags"], line["seq"])
+    """The logged packet is in the capture (dropped after the tap: drawn from there). Without
+    TCP's seq, datagrams of one flow differ only in IP id and length: those are compared too."""
+    f = _logged(line)
+    key = (f["src"], f["sport"], f["dst"], f["dport"], f["flags"], f["seq"])
+    ident = None if f["proto"] == "tcp" else (int(line.get("ip_id") or 0), f["length"])
     return any((p.src, p.sport, p.dst, p.dport, p.flags, p.seq) == key
+               and (ident is None or (p.ip_id, p.length) == ident)
                and abs(p.ts - float(line["time"])) < slack for p in pkts)
 
 
@@ -237,20 +249,27 @@ class Watch:
 @contextlib.contextmanager
 def watching(lab: Lab, run_dir: str | Path, hosts: Sequence[str] | None = None, *,
              name: str = "capture", between: tuple[str, str] | None = ("client", "server"),
-             view: str | None = None, bpf: str = ALL_IP) -> Iterator[Watch]:
-    """Capture on `hosts` (every host by default) around the block; counters before and after;
-    pcaps and a ladder of `between` (text, SVG) in run_dir/<time>-<name>/. When the block
-    raises, the capture is still stopped and its files written (as far as they can be)."""
+             view: str | None = None, bpf: str = ALL_IP, counters: bool = True,
+             keep: Callable[[], bool] | None = None) -> Iterator[Watch]:
+    """Capture on `hosts` (every host by default) around the block; counters before and after
+    (unless counters=False); pcaps and a ladder of `between` (text, SVG) in
+    run_dir/<time>-<name>/. When the block raises, the capture is still stopped and its files
+    written (as far as they can be). keep: asked once the block has ended; False: nothing is
+    written or dissected (the capture is discarded, and `wire` is never there)."""
     hosts = list(hosts or lab.topology.names)
     watch = Watch()
-    before = {h: snapshot(lab, h) for h in hosts}
+    before = {h: snapshot(lab, h) if counters else {} for h in hosts}
     capture = Capture(lab, hosts, run_dir, name=name, bpf=bpf).start()
     started = time.time()  # lab-nfq logs the kernel's clock, which the hosts share with us
 
     def finish() -> None:
+        if keep is not None and not keep():
+            capture.discard()
+            return
         result = capture.stop()
         wired = {h: HostWire(h, lab.topology.ip(h), tuple(read_pcap(result[h].pcap)),
-                             delta(before[h], snapshot(lab, h))) for h in hosts}
+                             delta(before[h], snapshot(lab, h)) if counters else {})
+                 for h in hosts}
         faults = tuple(f for h in hosts for f in _faults_since(lab, h, started))
         files = {f"pcap ({h})": str(result[h].pcap) for h in hosts}
         watch._wire = Wire(wired, faults, files, view or ("server" if "server" in wired else hosts[0]))

@@ -72,6 +72,9 @@ def test_a_class_interrupted_at_a_random_moment_resumes_each_student_once(
         there = sorted(p.name.removeprefix("handshake-") for p in course.glob("*")) \
             if course.exists() else []
         assert there == sorted(first), f"{seen}: folders {there}, said made {first}"
+        planted = [s for s in STUDENTS if s not in first]  # as a SIGKILLed run leaves them
+        for s in planted:
+            (course / f".handshake-{s}-killed").mkdir(parents=True)
         code, out, err = socketlab(argv)
         assert code == 0, f"{seen}: second run: {err}"
         second = made(err)
@@ -79,9 +82,39 @@ def test_a_class_interrupted_at_a_random_moment_resumes_each_student_once(
         assert sorted(first + second) == STUDENTS, seen
         if first:
             assert f"{len(first)} already prepared with this course seed, skipped" in err, seen
+        if planted:
+            assert f"removed {len(planted)} half-made folder" in err, seen
+        assert not list(course.glob(".*")), seen
         for s in STUDENTS:
             assert load(course, "handshake", s, seed=COURSE).key()  # whole and sealed
         assert [lab.leftovers() for lab in labs] == [[], []], seen
     finally:
         for lab in labs:
             lab.down()
+
+
+def test_the_pdf_holds_every_event_a_question_needs(tmp_path: Path):
+    """The loss worksheet has more events than the HTML folds; its PDF (headless Chromium)
+    still holds each of them, read back as text (pypdf), and none of the held-back sizes."""
+    import shutil
+
+    from pypdf import PdfReader
+
+    from socketlab.exercises.render import find_browser, to_html, write_pdf
+
+    if find_browser() is None and os.environ.get("CI") != "true":
+        pytest.skip("no chromium on PATH")
+    data = Path(__file__).parent.parent / "data" / "exercises"
+    course = Path(shutil.copytree(data, tmp_path / "course"))
+    ws = load(course, "loss", "alice", seed="test-course")
+    (ws.folder / "worksheet.html").write_text(to_html(ws), encoding="utf-8")  # today's page
+    text = "".join(page.extract_text() for page in PdfReader(write_pdf(ws)).pages)
+    flat = re.sub(r"\s+", "", text)
+    events = [(h, e) for h, evs in ws.events.items() for e in evs]
+    assert len(events) > 30  # more than the HTML folds
+    missing = [f"{h} {e['event']} {e['t']:.6f}" for h, e in events
+               if f"{e['t']:.6f}" not in flat]
+    assert not missing, f"{len(missing)} events not in the PDF: {missing[:5]}"
+    assert len(re.findall(r"recvfrom", flat)) >= len(ws.material().all_events("server",
+                                                                              "recvfrom"))
+    assert not re.search(r"recvfromn=", flat)  # the sizes the server read are held back

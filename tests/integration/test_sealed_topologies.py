@@ -27,10 +27,11 @@ THROUGH_THE_CLI = ["docker_sock", "root_long", "privileged_extends", "include_pr
                    "anchor_merge", "interpolation_root", "cap_sys_admin"]
 
 
-def socketlab(project: str, *argv: str, timeout: float = 180) -> subprocess.CompletedProcess:
+def socketlab(project: str, *argv: str, timeout: float = 180,
+              **env: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "socketlab", "-p", project, *argv],
                           capture_output=True, text=True, timeout=timeout, cwd=ROOT,
-                          env={**os.environ, "NO_COLOR": "1", "COLUMNS": "200"})
+                          env={**os.environ, "NO_COLOR": "1", "COLUMNS": "200", **env})
 
 
 def objects_of(client, project: str) -> list[str]:
@@ -61,6 +62,17 @@ def test_a_hostile_file_is_refused_by_up_in_one_line_and_nothing_is_made(case, d
     finally:
         if objects_of(docker_client, project):
             socketlab(project, "down")
+
+
+def test_a_hostile_file_named_by_socketlab_topology_is_refused_the_same(docker_client, lab_image):
+    project = project_name("-hostile-env")
+    path = HOSTILE / "docker_sock.yml"
+
+    done = socketlab(project, "up", SOCKETLAB_TOPOLOGY=str(path))
+
+    assert done.returncode == 64, done.stdout + done.stderr
+    assert "host 'server': volumes: /var/run/docker.sock is a system path" in done.stderr
+    assert objects_of(docker_client, project) == []
 
 
 def _inside(lab: Lab, script: str) -> str:
@@ -121,6 +133,23 @@ def test_a_seal_broken_after_up_is_seen_by_status(lab):
     assert lab.exec("server", ["lab-seal", "--check"]).exit_code == 0
 
 
+@pytest.mark.parametrize(("tamper", "seen"), [
+    (["iptables", "-w", "-I", "OUTPUT", "1", "-j", "ACCEPT"], "OUTPUT does not jump to LAB-SEAL first"),
+    (["iptables", "-w", "-D", "FORWARD", "-j", "LAB-SEAL"], "FORWARD does not jump to LAB-SEAL first"),
+    (["iptables", "-w", "-F", "LAB-SEAL-IN"], "LAB-SEAL-IN is not what lab-seal put there"),
+    (["iptables", "-w", "-I", "LAB-SEAL", "1", "-j", "RETURN"],
+     "LAB-SEAL holds a rule it never had: -j RETURN"),
+    (["ip6tables", "-w", "-P", "OUTPUT", "ACCEPT"], "IPv6 OUTPUT is not dropped"),
+])
+def test_each_way_root_could_undo_the_seal_is_named_by_the_check(lab, tamper, seen):
+    lab.exec("client", tamper)
+    try:
+        assert {r["host"]: r["sealed"] for r in lab.status()}["client"] == f"NO: {seen}"
+    finally:
+        lab.exec("client", ["lab-seal"])  # sealing again puts it all back
+    assert lab.exec("client", ["lab-seal", "--check"]).stdout == "lab-seal: sealed\n"
+
+
 def test_the_entrypoint_trick_is_seen_when_the_user_opts_in_with_unsealed(docker_client,
                                                                            lab_image):
     project = project_name("-unsealed")
@@ -139,6 +168,46 @@ def test_the_entrypoint_trick_is_seen_when_the_user_opts_in_with_unsealed(docker
             time.sleep(0.5)
         assert seen == "UNSEALED (--unsealed)"
         assert "warning: host 'server' runs UNSEALED" in socketlab(project, "status").stdout
+        said = socketlab(project, "exec", "client", "true").stderr  # any command on the lab
+        assert f"warning: lab '{project}' runs server UNSEALED (--unsealed)" in said
     finally:
         socketlab(project, "down")
     assert objects_of(docker_client, project) == []
+
+
+def test_the_topologys_dotenv_never_steers_compose(docker_client, lab_image, tmp_path):
+    """A .env beside the file fills its variables; compose itself must not read it (its
+    DOCKER_HOST would send compose to another engine)."""
+    (tmp_path / ".env").write_text("DOCKER_HOST=unix:///nonexistent/docker.sock\n"
+                                   "COMPOSE_PROJECT_NAME=someone-else\n")
+    (tmp_path / "lab.yml").write_text(
+        "services:\n  server: {image: '${SOCKETLAB_IMAGE}', networks: [n]}\n"
+        "  client: {image: '${SOCKETLAB_IMAGE}', networks: [n]}\n"
+        "networks:\n  n: {ipam: {config: [{subnet: 192.168.33.0/24}]}}\n")
+    with Lab(lab_config("-dotenv", topology=str(tmp_path / "lab.yml")), client=docker_client) as lab:
+        assert [r["sealed"] for r in lab.status()] == ["yes", "yes"]
+        assert objects_of(docker_client, "someone-else") == []
+
+
+def test_a_host_of_its_own_image_holds_no_capability_to_go_around_its_seal(docker_client, lab_image,
+                                                                            tmp_path):
+    """Its own image runs as root, as its image says: it has no NET_ADMIN (the seal is in
+    iptables, which its sidecar holds) and no NET_RAW (a packet socket would send frames to the
+    gateway around iptables). The lab image under another tag stands for an image of yours."""
+    own = "socketlab-test/own-lab:" + lab_image.tag.rsplit(":", 1)[-1]
+    docker_client.images.get(lab_image.tag).tag(own)
+    (tmp_path / "own.yml").write_text(
+        f"services:\n  server: {{image: '{own}', command: [sleep, infinity], networks: [n]}}\n"
+        f"  client: {{image: '{lab_image.tag}', networks: [n]}}\n"
+        "networks:\n  n: {ipam: {config: [{subnet: 192.168.33.0/24}]}}\n")
+    try:
+        with Lab(lab_config("-own-caps", topology=str(tmp_path / "own.yml")),
+                 client=docker_client) as lab:
+            caps = int(_inside(lab, "grep CapEff /proc/self/status").split()[1], 16)
+            assert caps & (NET_ADMIN | 1 << 13) == 0, hex(caps)  # 13: NET_RAW
+            tried = lab.exec("server", ["python3", "-c", "import socket; socket.socket("
+                                        "socket.AF_PACKET, socket.SOCK_RAW)"], timeout=20)
+            assert "PermissionError" in tried.stderr
+            assert [r["sealed"] for r in lab.status()] == ["yes", "yes"]
+    finally:
+        docker_client.images.remove(own)

@@ -54,7 +54,7 @@ def test_the_wheel_outside_the_checkout_runs_demo_and_the_example_suite(
 
         suite = run([venv / "bin/python", "-m", "pytest", "-n", "4", "-p", "no:cacheprovider"],
                     work / "examples", env, timeout=900)
-        assert " 4 passed" in suite.stdout, suite.stdout[-3000:]
+        assert " 8 passed" in suite.stdout, suite.stdout[-3000:]
         left = [c.name for c in docker_client.containers.list(all=True, sparse=True)
                 if any(prefix in name for name in c.attrs.get("Names", []))]
         left += [n.name for n in docker_client.networks.list() if prefix in n.name]

@@ -100,6 +100,23 @@ def test_start_from_a_roster_all_done_starts_no_lab(course, tmp_path, capsys):
     assert "nothing to do" in out
 
 
+def test_half_made_folders_of_a_killed_run_are_removed_before_a_lab_starts(course, capsys):
+    (course / ".handshake-carol-x1y2").mkdir()
+    (course / ".handshake-carol-x1y2" / "client.pcap").write_bytes(b"half")
+    (course / ".handshake-alice-zz").mkdir()  # alice is done: hers is not touched
+    code = main(["exercise", "start", "handshake", "--student", "carol", "--student", "x y",
+                 "--dir", str(course), "--seed", SEED])
+    assert code == 64  # refused (a bad id) before anything is removed
+    assert (course / ".handshake-carol-x1y2").exists()
+    code = main(["exercise", "start", "handshake", "--student", "alice", "--dir", str(course),
+                 "--seed", SEED, "--roster", str(course / "nosuch.csv")])
+    assert code == 64
+    from socketlab.exercises.classroom import stale
+
+    assert stale(course, "handshake", ["carol"]) == [course / ".handshake-carol-x1y2"]
+    assert stale(course, "handshake", ["dan"]) == []
+
+
 def test_start_refuses_a_changed_seed_and_no_students(course, tmp_path, capsys):
     roster = write(tmp_path, "id\nalice\ncarol\n")
     base = ["exercise", "start", "handshake", "--dir", str(course)]
@@ -111,6 +128,9 @@ def test_start_refuses_a_changed_seed_and_no_students(course, tmp_path, capsys):
     assert "no students: give --roster FILE or --student ID" in capsys.readouterr().err
     assert main([*base, "--roster", str(roster), "--student", "carol", "--seed", SEED]) == 64
     assert "carol is given twice" in capsys.readouterr().err
+    assert main([*base, "--student", "carol", "--jobs", "2", "--subnet", "192.168.140.0/24",
+                 "--seed", SEED]) == 64
+    assert "--subnet with --jobs 2: each lab takes a free subnet" in capsys.readouterr().err
     assert not (course / "handshake-carol").exists()
 
 
@@ -124,3 +144,134 @@ def test_check_key_and_summary_refuse_lab_options(action, option, capsys):
     assert "unrecognized arguments" in capsys.readouterr().err
     assert main([*option, "exercise", *action]) == 64  # before it: refused by name
     assert f"{option[0]} would do nothing there" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- hand-outs and the format check
+def test_a_hand_out_zip_per_student_holds_exactly_what_they_need(course, tmp_path, capsys):
+    import zipfile
+
+    out = tmp_path / "handouts"
+    argv = ["exercise", "handout", "handshake", "--dir", str(course), "--seed", SEED,
+            "--out", str(out)]
+    assert main(argv) == 0
+    assert "2 hand-outs written" in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == ["handshake-alice.zip", "handshake-bob.zip"]
+    with zipfile.ZipFile(out / "handshake-alice.zip") as z:
+        assert sorted(z.namelist()) == ["answers.toml", "client.pcap", "server.pcap",
+                                        "worksheet.html", "worksheet.md"]
+        assert 'q1 = ""' in z.read("answers.toml").decode()  # drawn again: today's template
+        assert z.read("client.pcap") == (course / "handshake-alice" / "client.pcap").read_bytes()
+    assert main(argv) == 0  # there already: left as it is
+    assert "0 hand-outs written to" in capsys.readouterr().out
+    assert main([*argv[:-4], "--seed", "another", "--out", str(tmp_path / "o2")]) == 64
+    assert not (tmp_path / "o2").exists()  # refused before anything is written
+
+
+def test_validate_checks_the_format_without_the_course_seed(tmp_path, capsys):
+    path = tmp_path / "answers.toml"
+    path.write_text('exercise = "loss"\nstudent = "s001"\n[answers]\nq1 = "12"\n# q2 = 11\n'
+                    'q4 = "2, 7"\nq5 = "b)"\nq6 = "33.33%"\nq7 = "maybe"\nq9 = 1\n')
+    assert main(["exercise", "validate", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "q9 is not a question of loss" in out
+    assert "your answer is inside a comment" in out
+    assert "expected yes or no" in out
+    assert "33.33" in out
+    assert "4 to mend before handing in" in out  # q2 (comment), q3 (none), q7, q9
+    path.write_text('exercise = "loss"\nstudent = "s001"\n[answers]\n' + "".join(
+        f'q{i} = "{v}"\n' for i, v in enumerate(["1", "2", "3", "[4]", "a", "5%", "yes"], 1)))
+    assert main(["exercise", "validate", str(path)]) == 0
+
+
+# ---------------------------------------------------------------- summary over an LMS download
+def _download(course: Path, tmp_path: Path) -> Path:
+    """A Moodle-style download: one folder per submitter. Bob handed in Alice's numbers under
+    his own name (copied); Alice's own file also sits in a folder named for Bob (renamed), and
+    Alice handed in twice (duplicated)."""
+    from socketlab.exercises import answers_text, load
+
+    alice, bob = (load(course, "handshake", s, seed=SEED) for s in ("alice", "bob"))
+    key = {q: a.value for q, a in alice.key().items()}
+    subs = tmp_path / "download"
+    for folder, text in {"Alice A_101_assignsubmission_file_": answers_text(alice, key),
+                         "Bob B_102_assignsubmission_file_": answers_text(bob, key),
+                         "bob_late_assignsubmission_file_": answers_text(alice, key)}.items():
+        (subs / folder).mkdir(parents=True)
+        (subs / folder / "answers.toml").write_text(text)
+    (subs / ".hidden").mkdir()
+    (subs / ".hidden" / "x.toml").write_text("not read")
+    return subs
+
+
+def test_summary_walks_a_download_and_gives_per_student_verdicts(course, tmp_path):
+    from socketlab.exercises.summary import summarise
+
+    s = summarise(_download(course, tmp_path), course, SEED)
+    assert s.problems == ()
+    by_folder = {h.path.parent.name.split("_")[0]: h for h in s.handed}
+    assert set(by_folder) == {"Alice A", "Bob B", "bob"}
+    copied = by_folder["Bob B"]
+    assert copied.copied_from == "alice"
+    assert copied.verdict.startswith("fits alice's capture: 3 of 3 answers where the two differ")
+    own = by_folder["Alice A"]
+    assert (own.copied_from, own.verdict) == ("", "own capture (3 of 3 answers right where "
+                                                  "captures differ)")
+    assert "one of 2 files from alice" in "; ".join(own.flags)
+    renamed = by_folder["bob"]
+    assert "the file's name says bob, its content alice" in renamed.flags
+    wide = {q.question for q in s.questions if q.class_wide}
+    assert wide == {"q3", "q4", "q5", "q6", "q7"}  # the same for alice and bob: no signal
+
+
+def test_grades_csv_and_feedback_files(course, tmp_path, capsys):
+    import csv
+
+    grades, feedback = tmp_path / "grades.csv", tmp_path / "feedback"
+    assert main(["exercise", "summary", str(_download(course, tmp_path)), "--dir", str(course),
+                 "--seed", SEED, "--grades", str(grades), "--feedback", str(feedback)]) == 0
+    assert "grades written to" in capsys.readouterr().err
+    rows = list(csv.DictReader(grades.open()))
+    assert [r["student"] for r in rows] == ["alice", "bob"]
+    alice, bob = rows
+    assert (alice["score"], alice["q1"]) == ("", "")  # two files: the teacher decides
+    assert "one of 2 files from alice" in alice["flags"]
+    assert (bob["score"], bob["out_of"], bob["q1"], bob["q3"]) == ("5", "8", "0", "1")
+    assert bob["verdict"].startswith("fits alice's capture")
+    files = sorted(p.name for p in feedback.iterdir())
+    assert len(files) == 3
+    text = (feedback / "handshake-bob.txt").read_text()
+    assert text.startswith("handshake: bob, 5 of 8 right")
+    assert "q1: you answered" in text
+    assert "frame 1 of client.pcap" in text
+    import json
+
+    assert main(["exercise", "summary", str(tmp_path / "download"), "--dir", str(course),
+                 "--seed", SEED, "--json"]) == 0
+    students = json.loads(capsys.readouterr().out)["students"]
+    assert sorted(s["copied_from"] for s in students) == ["", "", "alice"]
+
+
+def test_check_feedback_file(course, tmp_path, capsys):
+    from socketlab.exercises import answers_text, load
+
+    alice = load(course, "handshake", "alice", seed=SEED)
+    path = tmp_path / "a.toml"
+    path.write_text(answers_text(alice, {q: a.value for q, a in alice.key().items()})
+                    .replace("\nq1 =", "\n# q1 ="))
+    code = main(["exercise", "check", "handshake", str(path), "--student", "alice", "--dir",
+                 str(course), "--seed", SEED, "--feedback", str(tmp_path / "fb.txt")])
+    assert code == 1
+    assert "your answers to q1 are inside comments" in capsys.readouterr().err
+    assert "q1: your answer is inside a comment" in (tmp_path / "fb.txt").read_text()
+
+
+def test_resuming_with_pdf_prints_the_pdfs_that_are_missing(course, capsys):
+    from socketlab.exercises.render import find_browser
+
+    if find_browser() is None:
+        pytest.skip("no chromium on PATH")
+    code = main(["exercise", "start", "handshake", "--student", "alice", "--dir", str(course),
+                 "--seed", SEED, "--pdf"])
+    assert code == 0
+    assert "(printed now)" in capsys.readouterr().err
+    assert (course / "handshake-alice" / "worksheet.pdf").read_bytes().startswith(b"%PDF")

@@ -457,3 +457,41 @@ def test_up_asking_nothing_the_running_lab_lacks_is_a_no_op(lab_already_running)
     assert "lab 'socketlab' on 192.168.131.0/24" in out
     assert out.rstrip().endswith("was already running with these settings: nothing changed")
     assert all(lab.downs == 0 for lab in lab_already_running.instances)
+
+
+def test_up_takes_unsealed_hosts_from_the_command_line_only(monkeypatch):
+    import argparse
+
+    monkeypatch.setenv("SOCKETLAB_UNSEALED", "server")  # no such setting: never from elsewhere
+    code, out, _err = cli("up", "--help")
+    assert code == ExitCode.OK
+    assert "--unsealed HOST" in out
+
+    asked = argparse.Namespace(project="p", unsealed=["server", "r1"])
+    assert common.config_from(asked).unsealed == ("server", "r1")
+    assert common.config_from(argparse.Namespace(project="p")).unsealed == ()
+
+
+@pytest.mark.parametrize(("sealed", "code", "warning"), [
+    ("yes", ExitCode.OK, None),
+    ("NO: OUTPUT does not jump to LAB-SEAL first", ExitCode.FAILED,
+     "warning: host 'server' is not sealed: OUTPUT does not jump to LAB-SEAL first"),
+    ("UNSEALED (--unsealed)", ExitCode.OK, "warning: host 'server' runs UNSEALED (--unsealed)"),
+    ("yes, but UNSEALED (--unsealed)", ExitCode.OK,
+     "warning: host 'server' runs UNSEALED (--unsealed) (its seal is still in place)"),
+])
+def test_status_shows_each_hosts_seal_and_fails_when_one_is_gone(fake_lab, monkeypatch, sealed,
+                                                                 code, warning):
+    monkeypatch.setattr(FakeLab, "status", lambda self: [
+        {"host": "server", "address": "192.168.33.5", "state": "running", "container": "a",
+         "sealed": sealed},
+        {"host": "client", "address": "192.168.33.6", "state": "running", "container": "b",
+         "sealed": "yes"}])
+
+    got, out, _err = cli("-p", "other", "status")
+    as_json, _, _ = cli("-p", "other", "status", "--json")
+
+    assert (got, as_json) == (code, code)
+    assert "sealed" in out.splitlines()[2]  # the table's heading
+    warnings = [line for line in out.splitlines() if line.startswith("warning:")]
+    assert warnings == ([warning] if warning else [])

@@ -274,3 +274,13 @@ def test_run_compose_timeout_raises_compose_error():
 def test_detect_with_a_blank_forced_compose_is_a_compose_error():
     with pytest.raises(ComposeError):
         detect(run=FakeRun({}), environ={"SOCKETLAB_COMPOSE": "  "})
+
+
+def test_a_rendered_file_is_run_with_an_env_file_of_its_own():
+    c = Compose(("docker-compose",), "1.29.2")
+
+    argv = c.argv("lab1", Path("/tmp/x/compose.yml"), "up", project_dir=Path("/home/me/lab"),
+                  env_file=Path("/tmp/x/no.env"))
+
+    assert argv == ["docker-compose", "-p", "lab1", "-f", "/tmp/x/compose.yml",
+                    "--project-directory", "/home/me/lab", "--env-file", "/tmp/x/no.env", "up"]

@@ -5,7 +5,9 @@ the builds."""
 from __future__ import annotations
 
 import docker.errors
+import pytest
 
+from socketlab.errors import ConfigError
 from socketlab.lab import images
 
 COMPOSE = """
@@ -65,3 +67,20 @@ def test_each_built_image_once_with_its_args_and_context(tmp_path, monkeypatch):
     changed = images.ensure_compose_images(tmp_path / "compose.yml", engine, said.append)
     assert [i.built for i in changed] == [True, True]
     assert len(engine.calls) == 4
+
+
+@pytest.mark.parametrize(("image", "context", "refused"), [
+    ("socketlab/lab:mine", "./kv", "the lab image is built from socketlab's images/lab only"),
+    ("socketlab/base:bookworm", "./kv", "a build would take the tag of one of socketlab's own"),
+    ("example/etc:1", "/etc", "is not inside the topology's folder"),
+])
+def test_a_build_that_would_replace_socketlabs_images_or_read_the_machine_is_refused(
+        tmp_path, monkeypatch, image, context, refused):
+    monkeypatch.setenv("SOCKETLAB_IMAGE", "socketlab/lab:mine")
+    (tmp_path / "kv").mkdir()
+    (tmp_path / "compose.yml").write_text(f"services:\n  s: {{image: '{image}', build: '{context}'}}\n")
+    engine = FakeEngine()
+
+    with pytest.raises(ConfigError, match=refused):
+        images.ensure_compose_images(tmp_path / "compose.yml", engine, lambda _msg: None)
+    assert engine.calls == []

@@ -206,3 +206,20 @@ def test_with_a_topology_file_the_addresses_are_the_files():
     assert (cfg.server_ip, cfg.client_ip) == ("192.168.35.5", "")
     with pytest.raises(ConfigError, match="server address '192.168.35' is not an IPv4 address"):
         LabConfig(topology="topologies/router.yml", server_ip="192.168.35")
+
+
+@pytest.mark.parametrize(("spec", "refused"), [
+    ("/", "is this machine's root"),
+    ("/etc", "is a system path"),
+    ("/var", "is a system path"),  # it holds /var/run and /var/lib/docker
+    (".:/usr/sbin", "would cover the host's own system or the lab's tools"),
+    (".:/lab/bin", "would cover the host's own system or the lab's tools"),
+    (".:/", "would cover the host's own system"),
+])
+def test_a_mount_of_a_system_folder_or_over_the_hosts_system_is_refused(spec, refused):
+    with pytest.raises(ConfigError, match=refused):
+        LabConfig(mounts=(spec,))
+
+
+def test_a_mount_of_a_folder_of_ones_own_is_taken(tmp_path):
+    assert LabConfig(mounts=(f"{tmp_path}:/work/mine",)).folders() == ((str(tmp_path), "/work/mine"),)

@@ -42,7 +42,7 @@ class FakeEngine(Engine):
         self.settings: dict[str, str] = {}
         self.setup_code = 0  # what `lab-ready --setup` answers
 
-    def create(self, topology, settings, *, lab_image):
+    def create(self, topology, settings, *, lab_image, labels=None):
         self.calls.append(("create", lab_image))
         self.topo, self.settings = topology, dict(settings)
         self.nets = {n.name: n.subnet for n in topology.networks}
@@ -274,3 +274,31 @@ def test_a_host_started_unsealed_is_warned_of_not_required(tmp_path):
     assert any("host 'server' runs UNSEALED (--unsealed)" in line for line in said)
     rows = {r["host"]: r["sealed"] for r in lab.status()}
     assert rows == {"server": "UNSEALED (--unsealed)", "client": "yes"}
+
+
+def test_a_run_on_a_lab_with_an_unsealed_host_says_so_in_its_meta():
+    from socketlab.experiments.base import run_meta
+
+    sealed = lab_on(FakeEngine()).up()
+    unsealed = Lab(LabConfig(project="t", image=IMAGE, unsealed=("server",)),
+                   engine=FakeEngine()).up()
+
+    assert not any("UNSEALED" in key for key in run_meta(sealed))
+    assert run_meta(unsealed)["UNSEALED hosts (--unsealed)"] == "server"
+
+
+class OldImage(FakeEngine):
+    """A lab started from an image whose lab-seal knows no --check."""
+
+    def exec(self, service, argv, *, timeout=None):
+        if tuple(argv) == ("lab-seal", "--check"):
+            return ExecResult(1, "", "usage: lab-seal [--show]\n", 0.0)
+        return super().exec(service, argv, timeout=timeout)
+
+
+def test_a_seal_that_cannot_be_asked_says_so_not_that_it_is_gone():
+    lab = lab_on(OldImage())
+    lab.engine.setup_code = 0
+    seals = lab.seals()
+    assert [s.words for s in seals] == ["NO: cannot tell: its image's lab-seal has no --check "
+                                        "(rebuild: `socketlab build`)"] * 2

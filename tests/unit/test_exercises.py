@@ -11,10 +11,11 @@ import pytest
 
 from socketlab.cli.app import main
 from socketlab.exercises import EXERCISES, ExerciseError, answers_text, get, load, mark
-from socketlab.exercises.marking import Answers, judge, read_answers, summarise
+from socketlab.exercises.marking import Answers, judge, read_answers
 from socketlab.exercises.model import Question, check_student, student_rng
 from socketlab.exercises.render import to_html, to_markdown
 from socketlab.exercises.sheet import MANIFEST
+from socketlab.exercises.summary import summarise
 
 DATA = Path(__file__).parent.parent / "data" / "exercises"
 SEED = "test-course"

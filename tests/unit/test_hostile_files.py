@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from socketlab.errors import ConfigError
+from socketlab.lab.allowlist import NETWORK_KEYS, SERVICE_KEYS, TOP_KEYS
 from socketlab.lab.assets import ROOT
 from socketlab.lab.composefile import read_topology, render
 from socketlab.lab.topofile import MAX_BYTES, read_text
@@ -152,3 +153,66 @@ def test_an_accepted_file_renders_with_the_labs_bounds_and_no_more(path):
         assert "entrypoint" not in spec
         assert 1 <= spec["pids_limit"] <= 256
     assert all(net["internal"] for net in doc["networks"].values())
+
+
+# -- any value of any kind: a one-line refusal or an acceptance, never a traceback --------------
+KINDS = [None, True, 0, -1, 3.5, "x", "/", "", [], ["x"], [None], [1, "a=b"], {}, {"a": None},
+         {"a": [1]}, {"type": "bind"}, {"context": 5}, [{"source": 1}]]
+
+
+def _documents():
+    for key in SERVICE_KEYS:
+        yield from ({"services": {"s": {"image": LAB, key: v}}} for v in KINDS)
+    for key in NETWORK_KEYS:
+        yield from ({"services": {"s": {"image": LAB, "networks": ["n"]}}, "networks": {"n": {key: v}}}
+                    for v in KINDS)
+    for key in TOP_KEYS:
+        yield from ({"services": {"s": {"image": LAB}}, key: v} for v in KINDS)
+    for v in KINDS:
+        yield from ({"services": v}, {"services": {"s": v}}, v,
+                    {"networks": v, "services": {"s": {"image": LAB}}})
+
+
+def test_every_key_with_a_value_of_every_kind_is_refused_in_one_line_or_taken(tmp_path):
+    import yaml
+
+    path = tmp_path / "t.yml"
+    said = []
+    for doc in _documents():
+        path.write_text(yaml.safe_dump(doc))
+        try:
+            read_topology(path, ENV, lab_image=LAB)
+        except ConfigError as e:  # anything else: the test fails with its traceback
+            said.append(str(e))
+    assert said
+    assert [line for line in said if "\n" in line] == []
+
+
+def test_an_included_file_is_taken_in_and_nothing_of_include_reaches_compose():
+    topo = read_topology(HOSTILE / "accepted" / "include_plain.yml", ENV, lab_image=LAB)
+    doc = render(topo.place(), lab_image=LAB)
+
+    assert topo.names == ("server", "client")
+    assert "include" not in doc
+    assert doc["services"]["client"]["pids_limit"] == 128
+
+
+def test_more_aliases_than_a_topology_needs_are_refused_naming_the_file(tmp_path):
+    path = tmp_path / "many.yml"
+    path.write_text("x-a: &a 1\nx-list: [" + ", ".join(["*a"] * 1001) + "]\n"
+                    f"services:\n  server: {{image: {LAB}}}\n")
+
+    with pytest.raises(ConfigError, match=r"many\.yml: more than 1000 YAML aliases"):
+        read_topology(path, ENV, lab_image=LAB)
+
+
+def test_a_value_with_a_line_break_is_still_refused_in_one_line(tmp_path):
+    path = tmp_path / "t.yml"
+    path.write_text(f'services:\n  server:\n    image: {LAB}\n    volumes: ["/etc\\nhint: all fine:/x"]\n'
+                    '    mem_limit: "8g\\n"\n')
+
+    with pytest.raises(ConfigError) as info:
+        read_topology(path, ENV, lab_image=LAB)
+
+    assert "\n" not in str(info.value)
+    assert "volumes: /etc\\nhint (/etc\\nhint) is neither beside" in str(info.value)

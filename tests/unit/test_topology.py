@@ -206,6 +206,8 @@ networks:
     assert side["labels"]["io.socketlab.instruments-for"] == "app"
     assert "environment" not in doc["services"]["app"]  # the own image is left as it is
     assert doc["services"]["app"]["command"] == ["/app", "--port=$$PORT"]  # escaped again
+    assert doc["services"]["app"]["cap_drop"] == ["NET_RAW"]  # no packet socket around the seal
+    assert "cap_add" not in doc["services"]["app"]
 
 
 @pytest.mark.parametrize(("text", "message"), [

@@ -105,3 +105,33 @@ def test_the_ladder_draws_a_dropped_packet_from_the_fault_log(host):
                    "client", "server")
     assert [(a.label.split()[0], a.dropped) for a in drawn.arrows] == [("SYN", False), ("SYN,ACK", True)]
     assert len(ladder(Wire({"client": client, "server": server}), "client", "server").arrows) == 1
+
+
+def test_the_ladder_draws_a_dropped_udp_datagram_from_the_fault_log():
+    """lab-nfq logs a UDP packet with flags, seq and ack null: the ladder once crashed on it
+    (`int(None)`), failing the test that had asked for the drop."""
+    line = {"time": 10.0, "event": "fault", "action": "drop", "proto": "udp", "src": C, "dst": S,
+            "sport": 40001, "dport": 53, "flags": None, "seq": None, "ack": None, "len": 5,
+            "ip_id": 7}
+    empty_c, empty_s = HostWire("client", C, ()), HostWire("server", S, ())
+    drawn = ladder(Wire({"client": empty_c, "server": empty_s}, (line,), {}, "server"),
+                   "client", "server")
+    assert [(a.label.split()[:2], a.dropped, a.rightward) for a in drawn.arrows] == [
+        (["UDP", "len=5"], True, True)]
+
+
+def test_a_dropped_datagram_is_not_mistaken_for_the_next_one_of_its_flow(tmp_path):
+    """Two datagrams of one flow, the first dropped by a fault: the second (same ports, no seq)
+    is in the capture a moment later and must not pass for the logged one."""
+    from scapy.all import IP, UDP
+
+    path = str(tmp_path / "c.pcap")
+    second = IP(src=C, dst=S, id=8) / UDP(sport=40001, dport=53) / b"ping1"
+    second.time = 10.001
+    wrpcap(path, [second])
+    client = HostWire("client", C, tuple(an.read_pcap(path)))
+    line = {"time": 10.0, "action": "drop", "proto": "udp", "src": C, "dst": S, "sport": 40001,
+            "dport": 53, "flags": None, "seq": None, "ack": None, "len": 5, "ip_id": 7}
+    drawn = ladder(Wire({"client": client, "server": HostWire("server", S, ())}, (line,), {},
+                        "server"), "client", "server")
+    assert [a.dropped for a in drawn.arrows] == [True, True]  # the server saw neither

@@ -12,6 +12,7 @@ kernel do the handshake alone: during the wait `ss -tan` shows the connection al
 1, the connection waiting in the accept queue.  accept() then only takes it (C3).
 --rcvbuf BYTES (a small receive buffer) and --read-delay SECONDS (a pause before each recv)
 make a slow reader: the buffer fills and the window the server advertises closes to 0.
+--mss BYTES caps the maximum segment size the server announces in its SYN-ACK (TCP_MAXSEG).
 Prints one line per event: `EVENT key=value ... t=UNIXTIME` (strings are JSON-quoted).
 """
 
@@ -42,6 +43,7 @@ def main():
         help="sleep SECONDS between listen() and accept() (default 0, like the post)",
     )
     parser.add_argument("--rcvbuf", type=int, help="set SO_RCVBUF to BYTES before listen()")
+    parser.add_argument("--mss", type=int, help="set TCP_MAXSEG to BYTES before listen()")
     parser.add_argument("--read-delay", type=float, default=0.0, help="sleep before each recv")
     args = parser.parse_args()
 
@@ -50,6 +52,9 @@ def main():
         if args.rcvbuf:  # before listen(): the window scale is agreed from it in the handshake
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, args.rcvbuf)
             shown["rcvbuf"] = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)  # doubled
+        if args.mss:  # before listen(): the SYN-ACK announces at most this MSS
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, args.mss)
+            shown["mss"] = args.mss
         sock.bind((args.bind, args.port))
         sock.listen(args.backlog)
         event("listening", addr=addr(sock.getsockname()), backlog=args.backlog, **shown)
