@@ -16,8 +16,11 @@ import pytest
 from tests.docs.pages import ROOT
 
 EXECUTED: list[tuple[str, int, int, float]] = []  # page, blocks run, commands run, seconds
-# A pool of its own for the pages' labs (the tests' `auto` labs take the lowest free /24 of
-# 192.168.128.0/17; the pages take from the top, so the two rarely meet).
+# Each page's lab gets a /24 of its own: 192.168.(200 + the page's index).0/24, so pages run side
+# by side (xdist) never pick the same one; what a page starts with `auto` (exercise start
+# --jobs, the API's Lab()) takes from POOL, above them. The rest of the suite's `auto` labs take
+# the lowest free /24 of 192.168.128.0/17, well below both.
+FIRST_PAGE_NET = 200
 POOL = "192.168.224.0/19"
 _PLAIN_COMPOSE = "$ docker-compose "
 _IGNORED = (".git", ".venv", "runs", "exercises", "__pycache__", "site", "socketlab-artifacts",
@@ -39,18 +42,23 @@ def fresh_checkout(work: Path) -> Path:
     return work
 
 
-def free_subnet(docker_client) -> ipaddress.IPv4Network:
-    from socketlab.lab.subnets import docker_subnets, host_routes, pick
+def page_subnet(docker_client, index: int) -> ipaddress.IPv4Network:
+    """The page's own /24, checked free now (a lab left by an earlier run would be named)."""
+    from socketlab.lab.subnets import docker_subnets, host_routes
 
-    return ipaddress.IPv4Network(pick([*docker_subnets(docker_client), *host_routes()], POOL))
+    subnet = ipaddress.IPv4Network(f"192.168.{FIRST_PAGE_NET + index}.0/24")
+    taken = [n for n in [*docker_subnets(docker_client), *host_routes()] if n.overlaps(subnet)]
+    assert not taken, f"{subnet}, this page's subnet, is in use ({taken}): a lab left behind?"
+    return subnet
 
 
 @pytest.fixture
 def page_env(tmp_path, docker_client, lab_image, request):
     """A copy of the checkout to run a page in, and the environment that isolates it."""
     work = fresh_checkout(tmp_path / "checkout")
-    tag = f"doc{os.getpid()}x{request.node.callspec.indices['page']}"
-    subnet = free_subnet(docker_client)
+    index = request.node.callspec.indices["page"]
+    tag = f"doc{os.getpid()}x{index}"
+    subnet = page_subnet(docker_client, index)
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("PYTEST_", "SOCKETLAB_", "COMPOSE_")) or k == "SOCKETLAB_IMAGE"}
     env.update(
