@@ -150,25 +150,30 @@ class Lab:
         """Start every host (idle) on the lab's networks; return once all are running.
 
         A lab of this name that is already there (running or not) is left exactly as it is:
-        LabExists says how it differs from this one. Anything else that stops the start
-        (an error, SIGINT or SIGTERM) removes what the start had created, then goes on;
-        an interruption then says, as Interrupted, that nothing of the lab is left."""
+        LabExists says how it differs from this one; so is one that another process is
+        starting at this moment (this start waits for that one, then finds it). Anything
+        else that stops the start (an error, SIGINT or SIGTERM) removes what the start had
+        created, then goes on; an interruption then says, as Interrupted, that nothing of
+        the lab is left."""
         topo = self.topology  # a broken topology file fails here, before anything is done
         shaping = shapespec.env_shaping(os.environ)  # a bad SOCKETLAB_SHAPE_*: nothing starts
         self._check_image()
-        self._refuse_if_there()
-        try:
-            self._create(topo)
-            with signals.deferred():
-                self.engine.start()
-            self._await_shaping(shaping)
-            self._wait_set_up()
-            self._check_sealed()
-        except BaseException as e:
-            self._roll_back()
-            if isinstance(e, KeyboardInterrupt) and not signals.outcome_of(e):
-                raise signals.Interrupted(self._gone(removed=False)) from e
-            raise
+        from socketlab.lab.startlock import starting  # making a lab only
+
+        with starting(self.config.project, self.progress):  # a start of this name at a time
+            self._refuse_if_there()
+            try:
+                self._create(topo)
+                with signals.deferred():
+                    self.engine.start()
+                self._await_shaping(shaping)
+                self._wait_set_up()
+                self._check_sealed()
+            except BaseException as e:
+                self._roll_back()
+                if isinstance(e, KeyboardInterrupt) and not signals.outcome_of(e):
+                    raise signals.Interrupted(self._gone(removed=False)) from e
+                raise
         return self
 
     def _await_shaping(self, shaping: dict) -> None:
@@ -323,10 +328,10 @@ class Lab:
         found = [c for c in self.engine.containers().values() if not c.sidecar_of]
         running = [c.service for c in found if c.state == "running"]
         sealed = {s.host: s.words for s in self.seals(running)} if running else {}
-        rows = [{"host": c.service, "address": c.address, "state": c.state, "container": c.id,
+        rows = [{"name": c.service, "address": c.address, "state": c.state, "container": c.id,
                  "sealed": sealed.get(c.service, "-")} for c in found]
         seen = {c.service for c in found}
-        return rows + [{"host": h.name, "address": "-", "state": "absent", "container": "-",
+        return rows + [{"name": h.name, "address": "-", "state": "absent", "container": "-",
                         "sealed": "-"}
                        for h in self.topology.hosts if h.name not in seen]
 
