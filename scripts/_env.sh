@@ -3,6 +3,13 @@
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 venv=${SOCKETLAB_VENV:-$root/.venv}
 python=${PYTHON:-python3}
+# A Ctrl-C or SIGTERM while a script prepares is said as an interruption once the step it came
+# in has ended: never as that step's failure ("needs Python 3.10" when the probe was interrupted).
+# `preparing off` before a command that handles its own signals (socketlab, pytest).
+preparing() {
+  if [ "$1" = on ]; then trap 'echo "interrupted" >&2; exit 130' INT TERM; else trap - INT TERM; fi
+}
+preparing on
 
 if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
   echo "error: socketlab needs Python 3.10 or newer ($python is $("$python" -V 2>&1))" >&2

@@ -320,12 +320,26 @@ def _await_server(lab: PlacedHosts, host: str, opts: Options, proc: Running, rea
         _kill(proc)
         raise
     if said is None or said.startswith("error"):
-        proc.wait(5)
-        raise ProgramFailed(f"the {opts.proto} server did not start: "
-                            f"{said or proc.stderr.strip() or proc.stdout.strip() or 'no output'}",
-                            hint=f"if another program in {host} holds the port "
-                                 f"(`socketlab exec {host} ss -tulpn` shows it), end it, or start "
-                                 "the lab on another port (`socketlab up --port N`)")
+        code = proc.wait(5)
+        words = said or proc.stderr.strip() or proc.stdout.strip() or "no output"
+        raise ProgramFailed(f"the {opts.proto} server did not start: {words}",
+                            hint=not_started_hint(host, f"{said}\n{proc.stderr}\n{proc.stdout}",
+                                                  code, opts.port or lab.config.port, opts.proto))
+
+
+def not_started_hint(host: str, output: str, exit_code: int | None, port: int, proto: str) -> str:
+    """What to do about a server that never got ready, from what it said and how it ended:
+    the port is blamed only when the server said the port was taken."""
+    if "EADDRINUSE" in output or "ddress already in use" in output:
+        return (f"another program in {host} holds port {port}/{proto} "
+                f"(`socketlab exec {host} ss -tulpn` shows it): end it, or start the lab on "
+                "another port (`socketlab up --port N`)")
+    if exit_code is not None and exit_code >= 0 and "not open after" not in output:
+        return (f"the server ended (exit code {exit_code}) before opening port {port}/{proto}: "
+                f"its message above says why; try the command by hand with "
+                f"`socketlab exec {host} CMD`")
+    return (f"the server must open port {port}/{proto} (the lab's port, or --port N) within "
+            f"{READY_TIMEOUT_S:g} s; try the command by hand with `socketlab exec {host} CMD`")
 
 
 def _port_open(lab: PlacedHosts, host: str, proc: Running, port: int, proto: str) -> str | None:

@@ -198,7 +198,8 @@ def describe_state(host: str, found: dict[str, dict | None]) -> list[str]:
     lines = []
     for direction, st in found.items():
         if st:
-            words = [st.get("spec") or ""] + [f"fault {json.dumps(f)}" for f in st.get("faults") or []]
+            words = [st.get("spec") or ""] + [f"fault {labshape().fault_text(f)}"
+                                              for f in st.get("faults") or []]
             lines.append(f"{host} {direction}: {'; '.join(w for w in words if w)} (backend {st['backend']})")
     return lines
 

@@ -12,7 +12,7 @@ import contextlib
 import signal
 import sys
 from collections.abc import Callable, Sequence
-from typing import TextIO
+from typing import NoReturn, TextIO
 
 from socketlab import __version__
 from socketlab.cli.common import ExitCode, LaterConsole
@@ -31,7 +31,7 @@ start here:
                               a lone SYN, made with scapy in the client: what answers?
   socketlab shape client --delay 100ms --loss 5%
                               impair the client's link (socketlab shape client --clear)
-  socketlab experiments       check the post's claims C1-C10 in a fresh lab; writes a report
+  socketlab experiments       check the post's claims in the lab (else a fresh one); a report
   socketlab down              remove the lab (socketlab ls: every lab on this engine)
 
 across machines:
@@ -68,22 +68,26 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     names (every group when it names none it knows: help, a typo)."""
     import importlib
 
-    parser = argparse.ArgumentParser(prog="socketlab", description=HELP, epilog=EPILOG,
-                                     formatter_class=_TopHelp)
+    parser = _Parser(prog="socketlab", description=HELP, epilog=EPILOG, formatter_class=_TopHelp)
     parser.add_argument("--version", action="version", version=f"socketlab {__version__}")
     _shared_options(parser, after_command=False)
-    shared = argparse.ArgumentParser(add_help=False)  # the same options after the command
+    shared = _Parser(add_help=False)  # the same options after the command
     _shared_options(shared, after_command=True)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
                                 title="commands")
 
     def command(name: str, help_: str, handler: Callable) -> argparse.ArgumentParser:
-        cmd = sub.add_parser(name, help=help_, description=help_, parents=[shared])
+        cmd = sub.add_parser(name, help=help_, description=help_, parents=[shared],
+                             formatter_class=_Filled)
         cmd.set_defaults(handler=handler)
         return cmd
 
-    command.shared = shared  # type: ignore[attr-defined]  (for a group's own subcommands)
-    named = COMMANDS.get(command_named(argv)) if argv is not None else None
+    # exercise's own subcommands take the shared options too; a function holds an attribute
+    # at run time, which mypy cannot type on a def: the ignore is for that alone
+    command.shared = shared  # type: ignore[attr-defined]
+    word = command_named(argv) if argv is not None else None
+    named = COMMANDS.get(word or "")
+    parser.command = word if named else None  # "unrecognized arguments" is the top's refusal
     for group in (named,) if named else GROUPS:
         importlib.import_module(f"socketlab.cli.{group}").register(command)
     return parser
@@ -102,7 +106,39 @@ def command_named(argv: Sequence[str]) -> str | None:
     return None
 
 
-class _TopHelp(argparse.RawDescriptionHelpFormatter):
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, whose refusals end as every other error does: `error:` and `hint:`.
+    Its subcommands' parsers are of this class too (argparse makes them of the parent's)."""
+
+    command: str | None = None  # the command the argv names, if it names one it knows
+
+    def error(self, message: str) -> NoReturn:
+        prog = f"{self.prog} {self.command}" if self.command else self.prog
+        self.print_usage(sys.stderr)
+        self.exit(ExitCode.USAGE, f"error: {message}\nhint: `{prog} --help` shows what it takes\n")
+
+
+class _Filled(argparse.HelpFormatter):
+    """Help whose {claims} is filled in from the experiments' registry when it is shown, not
+    when the parser is built: reading the registry imports every experiment (and, through
+    them, http and email), which no command but `experiments` should pay for."""
+
+    def _expand_help(self, action: argparse.Action) -> str:
+        return _filled(super()._expand_help(action))
+
+    def _format_text(self, text: str) -> str:
+        return super()._format_text(_filled(text))
+
+
+def _filled(text: str) -> str:
+    if "{claims}" not in text:
+        return text
+    from socketlab.experiments.registry import described
+
+    return text.replace("{claims}", described())
+
+
+class _TopHelp(_Filled, argparse.RawDescriptionHelpFormatter):
     """The help as written (HELP, EPILOG), and the commands listed without a COMMAND line."""
 
     def _format_action(self, action: argparse.Action) -> str:
@@ -132,8 +168,11 @@ def _shared_options(parser: argparse.ArgumentParser, *, after_command: bool) -> 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
          err: TextIO | None = None) -> int:
     """Run one socketlab command; return its exit code (callable in-process by tests)."""
-    stdout = LaterConsole(file=out or sys.stdout, highlight=False, emoji=False)
-    stderr = LaterConsole(file=err or sys.stderr, highlight=False, emoji=False, stderr=err is None)
+    # Text is printed as text (markup=False): a message quoting compose, Docker or the user
+    # keeps its square brackets; the few styled words ask for markup where they are printed.
+    stdout = LaterConsole(file=out or sys.stdout, highlight=False, emoji=False, markup=False)
+    stderr = LaterConsole(file=err or sys.stderr, highlight=False, emoji=False, markup=False,
+                          stderr=err is None)
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(argv)
     try:  # argparse writes help and usage errors itself: to our streams, not sys's
@@ -147,9 +186,11 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
     except LabError as e:
         if args.debug:
             raise
-        stderr.print(f"[bold red]error:[/] {e}", markup=True, soft_wrap=True)
+        from rich.markup import escape  # the message's own brackets are text
+
+        stderr.print(f"[bold red]error:[/] {escape(str(e))}", markup=True, soft_wrap=True)
         if e.hint:
-            stderr.print(f"[dim]hint:[/] {e.hint}", markup=True, soft_wrap=True)
+            stderr.print(f"[dim]hint:[/] {escape(e.hint)}", markup=True, soft_wrap=True)
         # a value or a name that cannot work is bad usage, as argparse's own refusals are
         return ExitCode.USAGE if isinstance(e, (ConfigError, UnknownHost)) else ExitCode.LAB_ERROR
     except KeyboardInterrupt as e:  # SIGINT, or SIGTERM (below): the outcome only if checked
@@ -160,8 +201,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
         if args.debug or not type(e).__module__.startswith("docker."):
             raise
         # The engine said no to something the lab's own checks did not foresee: one line.
+        from rich.markup import escape
+
         said = getattr(e, "explanation", None) or str(e)
-        stderr.print(f"[bold red]error:[/] the Docker engine refused: {said}", markup=True,
+        stderr.print(f"[bold red]error:[/] the Docker engine refused: {escape(said)}", markup=True,
                      soft_wrap=True)
         stderr.print("[dim]hint:[/] run again with --debug to see where", markup=True, soft_wrap=True)
         return ExitCode.LAB_ERROR

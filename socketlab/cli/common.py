@@ -161,7 +161,12 @@ def dump_json(console: Console, data: object) -> None:
 
 
 def progress(err: Console):
-    return lambda message: err.print(f"[cyan]•[/] {message}", markup=True, soft_wrap=True)
+    def say(message: str) -> None:
+        from rich.markup import escape  # a step's words may quote names with brackets
+
+        err.print(f"[cyan]•[/] {escape(message)}", markup=True, soft_wrap=True)
+
+    return say
 
 
 def engine_of(args: argparse.Namespace) -> str:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from socketlab.cli import common, exercise_start
 
@@ -76,7 +77,9 @@ def register(command) -> None:
 
 
 def _help(args: argparse.Namespace, out: Console, err: Console) -> int:
-    err.print("usage: socketlab exercise {list,start,check,key,summary} ... (see --help)")
+    err.print("usage: socketlab exercise {list,start,check,key,summary} ...\n"
+              "error: exercise needs an action: list, start, check, key or summary\n"
+              "hint: `socketlab exercise --help` says what each does", markup=False, soft_wrap=True)
     return common.ExitCode.USAGE
 
 
@@ -146,7 +149,7 @@ def check(args: argparse.Namespace, out: Console, err: Console) -> int:
                       f"{marking.student}, {marking.score} of {len(marking.marks)} right")
         for m in marking.marks:
             table.add_row(m.question.id, "—" if m.given is None else show(m.given),
-                          "right" if m.right else "[red]wrong[/]", m.note)
+                          "right" if m.right else Text("wrong", "red"), m.note)
         out.print(table)
     return common.ExitCode.OK if marking.full else common.ExitCode.FAILED
 

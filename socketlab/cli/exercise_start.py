@@ -91,7 +91,8 @@ def start(args: argparse.Namespace, out: Console, err: Console) -> int:
     if args.pdf:
         _pdfs_for(args, done, seed, err)
     if not todo:
-        out.print(f"every student's worksheet is in {args.dir}: nothing to do", markup=False)
+        out.print(f"every student's worksheet is in {args.dir}: nothing to do", markup=False,
+                  soft_wrap=True)  # a path is never broken across lines
         return common.ExitCode.OK
     first = common.lab_for(args, err)
     ensure_image(first, err)

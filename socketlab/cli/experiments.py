@@ -17,8 +17,9 @@ if TYPE_CHECKING:
 
 
 def register(command) -> None:
-    exps = command("experiments", "check the post's claims C1-C10 in a fresh lab; write a report",
-                   experiments)
+    # {claims}: what the registry holds, filled in when a help is shown (app._Filled)
+    exps = command("experiments", "check the post's claims {claims} in the running lab "
+                   "(else a fresh one); write a report", experiments)
     exps.add_argument("ids", nargs="*", metavar="ID", help="claims to check (default: all), e.g. C4")
     one = command("experiment", "check one claim of the post, with its evidence", experiment)
     one.add_argument("ids", nargs=1, metavar="ID", help="e.g. C4")
@@ -73,7 +74,7 @@ def experiments(args: argparse.Namespace, out: Console, err: Console) -> int:
                 used.progress(f"[{number}/{len(chosen)}] {exp.id}: {exp.title}")
                 results.append(run_experiment(exp, used, run_dir, used.progress))
     assert run_dir is not None  # chosen is never empty: select() refuses an empty choice
-    return _show_results(args, out, results, run_dir, meta)
+    return _show_results(args, out, err, results, run_dir, meta)
 
 
 def experiment(args: argparse.Namespace, out: Console, err: Console) -> int:
@@ -81,7 +82,7 @@ def experiment(args: argparse.Namespace, out: Console, err: Console) -> int:
     return experiments(args, out, err)
 
 
-def _show_results(args, out: Console, results, run_dir, meta: dict[str, str]) -> int:
+def _show_results(args, out: Console, err: Console, results, run_dir, meta: dict[str, str]) -> int:
     from pathlib import Path
 
     from socketlab.observe.capture import mark_complete
@@ -101,8 +102,22 @@ def _show_results(args, out: Console, results, run_dir, meta: dict[str, str]) ->
         for name, path in files.items():
             out.print(f"{name}: {path}")
     failing = getattr(args, "fail_on", None) or {"inconclusive"}
-    failed = any(r.verdict.status in failing for r in results)
-    return common.ExitCode.FAILED if failed else common.ExitCode.OK
+    why = failed_because(results, failing)
+    if why:
+        err.print(why, soft_wrap=True)
+    return common.ExitCode.FAILED if why else common.ExitCode.OK
+
+
+def failed_because(results, failing: set[str]) -> str:
+    """The line that says why the exit is 1 ("" when it is not): which claims got a verdict
+    that --fail-on (by default inconclusive) names."""
+    hit = [f"{r.experiment.id} {r.verdict.status}" for r in results if r.verdict.status in failing]
+    if not hit:
+        return ""
+    from socketlab.experiments.base import STATUSES
+
+    named = ", ".join(s for s in STATUSES if s in failing)
+    return f"exit 1: {', '.join(hit)} (--fail-on {named})"
 
 
 def fail_on(values: list[str] | None) -> set[str]:
@@ -136,4 +151,4 @@ def report(args: argparse.Namespace, out: Console, err: Console) -> int:
                           hint="run `socketlab experiments` again, or name another run folder")
     results, meta = load_run(run_dir)
     args.junit, args.json = None, False
-    return _show_results(args, out, results, run_dir, meta)
+    return _show_results(args, out, err, results, run_dir, meta)

@@ -70,7 +70,7 @@ def up(args: argparse.Namespace, out: Console, err: Console) -> int:
     lab.topology  # noqa: B018  # a topology file that is refused is refused before any build
     ensure_image(lab, err)
     try:
-        lab.up()
+        lab.up(kept=True)  # the lab outlives this command: no reaper takes it before `down`
     except LabExists as e:
         running = e.running and common.running_lab(args, err)
         if not running or differences(lab.config, running.config, common.asked(args)):
@@ -141,10 +141,10 @@ def status(args: argparse.Namespace, out: Console, err: Console, lab: Lab | None
         return common.ExitCode.FAILED
     where = f"on {subnet}" if subnet else "(its network is gone)"
     table = Table(title=f"lab {project!r} {where}", title_justify="left")
-    columns = [c for c in ("host", "address", "node", "state", "container", "sealed")
+    columns = [c for c in ("name", "address", "node", "state", "container", "sealed")
                if c in rows[0]]
     for column in columns:
-        table.add_column(column)
+        table.add_column("host" if column == "name" else column)
     for row in rows:
         table.add_row(*(row[k].partition(":")[0] if k == "sealed" else row[k] for k in columns))
     out.print(table)
@@ -163,10 +163,10 @@ def _seal_warnings(rows: list[dict[str, str]]) -> list[str]:
     for row in rows:
         words = row.get("sealed", "-")
         if words.startswith("NO"):
-            lines.append(f"warning: host {row['host']!r} is not sealed: {words.partition(': ')[2]}")
+            lines.append(f"warning: host {row['name']!r} is not sealed: {words.partition(': ')[2]}")
         elif seal.UNSEALED_WORDS in words:
             still = " (its seal is still in place)" if words.startswith("yes") else ""
-            lines.append(f"warning: host {row['host']!r} runs {seal.UNSEALED_WORDS}{still}")
+            lines.append(f"warning: host {row['name']!r} runs {seal.UNSEALED_WORDS}{still}")
     return lines
 
 

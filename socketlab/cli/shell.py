@@ -154,7 +154,7 @@ def _raw(fd: int) -> Iterator[None]:
 
     before = termios.tcgetattr(fd)
     try:
-        tty.setraw(fd)
+        tty.setraw(fd, termios.TCSANOW)  # not TCSAFLUSH: keys typed ahead are kept, and sent
         yield
     finally:
         termios.tcsetattr(fd, termios.TCSADRAIN, before)

@@ -28,6 +28,10 @@ def register(command) -> None:
     bench_.add_argument("--json", action="store_true", help="print the figures as JSON")
     bench_.add_argument("--sizes", type=sizes, default=(2, 8, 16, 32, 64), metavar="N,N,...",
                         help="scale: the lab sizes, in hosts (default 2,8,16,32,64)")
+    bench_.add_argument("--jobs", type=jobs_list, default=(1, 2, 3), metavar="N,N,...",
+                        help="class: the --jobs to time (default 1,2,3)")
+    bench_.add_argument("--students", type=common.positive_int, default=10, metavar="N",
+                        help="class: students prepared per --jobs (default 10)")
     comp = command("completion", "print the shell completion script for bash or zsh", completion)
     comp.add_argument("shell", choices=["bash", "zsh"])
     comp.epilog = ('bash: eval "$(socketlab completion bash)" in ~/.bashrc, or save it in '
@@ -76,6 +80,17 @@ def sizes(text: str) -> tuple[int, ...]:
     return found
 
 
+def jobs_list(text: str) -> tuple[int, ...]:
+    """`--jobs 1,2,4`: 1 to 16 labs at once."""
+    try:
+        found = tuple(int(n) for n in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of numbers such as 1,2,4") from None
+    if not found or any(not 1 <= n <= 16 for n in found):
+        raise argparse.ArgumentTypeError(f"{text!r}: each --jobs must be 1 to 16")
+    return found
+
+
 def bench(args: argparse.Namespace, out: Console, err: Console) -> int:
     from socketlab.tools import bench as b
 
@@ -100,7 +115,8 @@ def bench(args: argparse.Namespace, out: Console, err: Console) -> int:
     elif args.what == "class":
         from socketlab.tools.bench_class import class_figures
 
-        figures = class_figures(common.config_from(args), progress=common.progress(err))
+        figures = class_figures(common.config_from(args), jobs=args.jobs, students=args.students,
+                                progress=common.progress(err))
     elif args.what == "swarm":
         from socketlab.tools.bench_swarm import swarm
 

@@ -45,10 +45,19 @@ class Prepared:
     failed: list[Done] = field(default_factory=list)
     not_started: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    ends: list[float] = field(default_factory=list)  # when each worksheet was done (s from start)
 
     @property
     def per_minute(self) -> float:
         return 60 * len(self.done) / self.seconds if self.seconds > 0 else 0.0
+
+    def steady_per_minute(self, jobs: int) -> float | None:
+        """Students per minute once every lab is up: from the jobs-th worksheet done to the
+        last (the labs' start and removal left out); None with too few to tell."""
+        ends = sorted(self.ends)
+        if len(ends) <= jobs or ends[-1] <= ends[jobs - 1]:
+            return None
+        return 60 * (len(ends) - jobs) / (ends[-1] - ends[jobs - 1])
 
 
 def plan(base_dir: str | Path, name: str, students: Sequence[str], *, seed: str
@@ -110,6 +119,8 @@ def prepare(make_lab: Callable[[int], Any], name: str, students: Sequence[str], 
                     outcome = _one(lab, name, student, seed, base_dir, pdf)
                     with lock:
                         (result.failed if outcome.error else result.done).append(outcome)
+                        if not outcome.error:
+                            result.ends.append(time.monotonic() - began)
                     on_done(outcome)
         except (LabError, OSError) as e:  # the lab itself: this worker stops
             errors.append(e)

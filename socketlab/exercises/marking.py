@@ -15,7 +15,9 @@ An answers file is TOML, the format `exercise key` writes:
 from __future__ import annotations
 
 import math
+import os
 import re
+import stat
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -65,10 +67,14 @@ class Marking:
 
 
 # ---------------------------------------------------------------- reading
+MAX_ANSWERS_BYTES = 256 * 1024  # a full answers file is under 1 KiB; a bigger one is not one
+
+
 def read_answers(path: str | Path) -> Answers:
     path = Path(path)
     try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = read_small_file(path, "answers file").decode("utf-8")  # read once, bounded
+        doc = tomllib.loads(text)
     except FileNotFoundError:
         raise ExerciseError(f"no answers file {path}") from None
     except (OSError, UnicodeDecodeError) as e:
@@ -88,7 +94,7 @@ def read_answers(path: str | Path) -> Answers:
                             hint="start from the answers.toml in the worksheet folder")
     given = {str(k).lower(): v for k, v in values.items() if v != ""}
     return Answers(path, doc["exercise"], doc["student"], given,
-                   commented_answers(path.read_text(encoding="utf-8"), given))
+                   commented_answers(text, given))
 
 
 COMMENTED = re.compile(r"^[ \t]*#+[ \t]*(q\d+)[ \t]*=[ \t]*(\S.*?)[ \t]*$", re.I | re.M)
@@ -102,6 +108,32 @@ def commented_answers(text: str, given: Mapping[str, Any]) -> tuple[str, ...]:
         if qid.lower() not in given and after not in ('""', "''") and qid.lower() not in found:
             found.append(qid.lower())
     return tuple(found)
+
+
+def read_small_file(path: Path, what: str, limit: int = MAX_ANSWERS_BYTES) -> bytes:
+    """The bytes of `path` if it is a regular file of at most `limit` bytes; ExerciseError at
+    once otherwise. Opened without blocking (a FIFO with no writer would wait for one) and
+    checked on the open file, so a device (/dev/zero), a FIFO or a folder is never read."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ExerciseError(f"{path} is not a regular file ({_kind(info.st_mode)}): an {what} "
+                                "is a text file", hint=f"name the {what} itself")
+        data = os.read(fd, limit + 1)  # a regular file never blocks; +1: one that grew
+        if info.st_size > limit or len(data) > limit:
+            size = f"{info.st_size:,} bytes" if info.st_size > limit else f"over {limit:,} bytes"
+            raise ExerciseError(f"{path} is {size}: an {what} is at most {limit:,} bytes",
+                                hint=f"name the {what} itself")
+        return data
+    finally:
+        os.close(fd)
+
+
+def _kind(mode: int) -> str:
+    kinds = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a device"),
+             (stat.S_ISBLK, "a device"), (stat.S_ISSOCK, "a socket"))
+    return next((name for test, name in kinds if test(mode)), "not a file")
 
 
 def check_fits(ws: Worksheet, answers: Answers) -> None:

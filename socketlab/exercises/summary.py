@@ -60,8 +60,10 @@ Keys = dict[str, dict[str, Answer]]  # student -> question id -> answer
 
 
 def answers_files(folder: Path) -> list[Path]:
-    """Every *.toml under `folder`, at any depth (a submitter's folder), hidden ones left out."""
-    return sorted(p for p in folder.rglob("*.toml") if p.is_file()
+    """Every *.toml under `folder`, at any depth (a submitter's folder), hidden ones left out.
+    Anything but a folder is one: a FIFO or a device named so is then refused by read_answers
+    in one line of the summary's, not left out unsaid."""
+    return sorted(p for p in folder.rglob("*.toml") if not p.is_dir()
                   and not any(part.startswith(".") for part in p.relative_to(folder).parts))
 
 

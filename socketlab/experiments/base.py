@@ -58,6 +58,7 @@ class Experiment:
     run: Callable[[Context], Evidence]
     judge: Callable[[Evidence], Verdict]
     topology: str = ""    # the lab it needs: a file in topologies/ ("" the post's two hosts)
+    slow: bool = False    # takes minutes, not seconds (the help says so)
 
     @classmethod
     def replayed(cls, id: str, title: str, claim: str, evidence: Evidence, verdict: Verdict) -> Experiment:

@@ -14,7 +14,6 @@ Every transfer is bounded: 200 kB, 2,000 datagrams, or a few seconds.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -296,7 +295,8 @@ def s2_times(f: Mapping[str, Any]) -> dict[str, Any]:
 
 def s2_observations(f: Mapping[str, Any]) -> tuple[str, ...]:
     t = s2_times(f)
-    lines = [f"shaping: server egress, fault {json.dumps(f['fault'])} (backend {f['backend']}); "
+    fault = shaping.labshape().fault_text(f["fault"])
+    lines = [f"shaping: server egress, fault {fault} (backend {f['backend']}); "
              f"left after the clear: {f['left_after_clear'] or 'nothing'}"]
     lines += [f"lab-nfq's log: {x['hook']} {x['src']}:{x['sport']} > {x['dst']}:{x['dport']} "
               f"[{x['flags']}] seq={x['seq']} ack={x['ack']} (SYN-ACK #{x['ordinal']}) dropped"

@@ -64,15 +64,32 @@ def detect(run: Runner = subprocess.run, environ: Mapping[str, str] | None = Non
         if shutil.which(prefix[0]) is None:
             continue
         try:
-            done = run([*prefix, "version", "--short"], capture_output=True, text=True, timeout=20)
+            # A session of its own, as run_compose's: a Ctrl-C at the terminal reaches
+            # socketlab, which says it was interrupted, not that the probe found nothing.
+            done = run([*prefix, "version", "--short"], capture_output=True, text=True, timeout=20,
+                       start_new_session=True)
         except (OSError, subprocess.TimeoutExpired):
             continue
+        if done.returncode < 0:  # stopped by a signal: no answer either way, never "missing"
+            raise _stopped(prefix, -done.returncode)
         if done.returncode == 0 and done.stdout.strip():
             return Compose(prefix, done.stdout.strip().splitlines()[0])
     raise ComposeError(
         "no Docker Compose found (tried " + ", ".join(" ".join(p) for p in candidates) + ")",
         hint="install the compose plugin (docker compose) or docker-compose",
     )
+
+
+def _stopped(prefix: tuple[str, ...], signum: int) -> BaseException:
+    """A probe that a signal ended: SIGINT or SIGTERM is an interruption; another signal an
+    error that says so (which Compose is installed is then unknown, not "none")."""
+    from socketlab.lab.signals import HANDLED, Interrupted
+
+    if signum in HANDLED:
+        return Interrupted()
+    return ComposeError(f"`{' '.join(prefix)} version --short` was ended by signal {signum} "
+                        "before it said which Compose is installed",
+                        hint="run the command again; if it recurs, run that probe by hand")
 
 
 def run_compose(argv: Sequence[str], env: Mapping[str, str], *, timeout: float = 120,

@@ -17,6 +17,8 @@ in the Engine API's own JSON (the SDK's `APIClient` gives the same dicts). Every
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import socket
@@ -291,17 +293,34 @@ class ExecStream:
                  engine: DockerHTTP | None = None, exec_id: str = "") -> None:
         self._resp, self._reader, self.tty = resp, resp.reader, tty
         self._engine, self.exec_id = engine, exec_id
+        self.ended = False  # the command's output has ended and the connection is closed
 
     @property
     def socket(self) -> socket.socket:
         return self._resp.sock
 
     def sendall(self, data: bytes) -> None:
-        self._resp.sock.sendall(data)
+        """Input for the command; once it has ended (a key typed just after `exit`), there is
+        nobody to read it, and it is dropped, as a terminal drops keys after its shell exits."""
+        with self._unless_ended():
+            self._resp.sock.sendall(data)
 
     def close_stdin(self) -> None:
         """End of input for the command (the connection stays open for its output)."""
-        self._resp.sock.shutdown(socket.SHUT_WR)
+        with self._unless_ended():
+            self._resp.sock.shutdown(socket.SHUT_WR)
+
+    @contextlib.contextmanager
+    def _unless_ended(self) -> Iterator[None]:
+        """A write that races the command's end (the reader closes the connection at the end
+        of its output; the engine closes its side when the command exits) is no error."""
+        try:
+            yield
+        except OSError as e:
+            ended = self.ended or isinstance(e, (BrokenPipeError, ConnectionResetError)) or \
+                e.errno == errno.ENOTCONN
+            if not ended:
+                raise
 
     def resize(self, rows: int, cols: int) -> None:
         """Tell the command's terminal its size (as a terminal window does)."""
@@ -338,6 +357,7 @@ class ExecStream:
             yield (data, None) if header[0] != STDERR else (None, data)
 
     def close(self) -> None:
+        self.ended = True  # first: a write that fails from here on knows why
         self._resp.close()
 
     def __enter__(self) -> ExecStream:

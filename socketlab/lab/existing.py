@@ -75,7 +75,6 @@ def this_or_running(lab: Lab, asked: Collection[str] | None = None) -> Iterator[
     lab of that name already runs and differs in none of the settings `asked` (default all),
     that one, used as it is and left running. A lab that differs is refused (LabExists)."""
     try:
-        lab.owned = True  # removed at the end of the block: its owner is this process
         lab.up()
     except LabExists as e:
         if not e.running:

@@ -30,7 +30,7 @@ from socketlab.lab.composefile import LAB_LABEL, read_topology
 from socketlab.lab.config import DEFAULT_PORT, DEFAULT_SUBNET, LAB_IMAGE, LabConfig
 from socketlab.lab.engine import Engine, make_engine
 from socketlab.lab.existing import differences, exists_error
-from socketlab.lab.owner import owner_labels
+from socketlab.lab.owner import Owner, kept_labels
 from socketlab.lab.process import ExecResult, RunningExec
 from socketlab.lab.topology import Topology
 
@@ -55,8 +55,7 @@ class Lab:
         self.engine = engine or make_engine("compose", self.config.project, client=client,
                                             compose=compose, progress=self._say)
         self._topology: Topology | None = None
-        self.owned = False  # True: this process will remove the lab (a `with` block), so its
-        #                     labels name it as the owner; `up()` alone outlives the process
+        self._kept = False  # up(kept=True): meant to outlive this process
 
     def _say(self, message: str) -> None:
         self.progress(message)
@@ -141,7 +140,6 @@ class Lab:
     # A lab is started whole or not at all, and removed whole: a failed or interrupted start
     # removes what it created, and never touches a lab of the same name that was already there.
     def __enter__(self) -> Lab:
-        self.owned = True  # this process removes it: a reaper may once it is gone (lab/owner.py)
         return self.up()  # a failed or interrupted start has already rolled itself back
 
     def __exit__(self, _type: object, exc: BaseException | None, _tb: object) -> None:
@@ -149,29 +147,38 @@ class Lab:
         if isinstance(exc, KeyboardInterrupt) and not signals.outcome_of(exc):
             raise signals.Interrupted(self._gone(removed=True)) from exc
 
-    def up(self) -> Lab:
+    def up(self, *, kept: bool = False) -> Lab:
         """Start every host (idle) on the lab's networks; return once all are running.
+        kept: the lab is meant to outlive this process (`socketlab up`, until `down`): it names
+        no owner process, so the reaper (socketlab.lab.reaper) never removes it as a gone
+        owner's; otherwise it is this process's, and removed by the next reap once it is gone.
 
         A lab of this name that is already there (running or not) is left exactly as it is:
-        LabExists says how it differs from this one. Anything else that stops the start
-        (an error, SIGINT or SIGTERM) removes what the start had created, then goes on;
-        an interruption then says, as Interrupted, that nothing of the lab is left."""
+        LabExists says how it differs from this one; so is one that another process is
+        starting at this moment (this start waits for that one, then finds it). Anything
+        else that stops the start (an error, SIGINT or SIGTERM) removes what the start had
+        created, then goes on; an interruption then says, as Interrupted, that nothing of
+        the lab is left."""
+        self._kept = kept
         topo = self.topology  # a broken topology file fails here, before anything is done
         shaping = shapespec.env_shaping(os.environ)  # a bad SOCKETLAB_SHAPE_*: nothing starts
         self._check_image()
-        self._refuse_if_there()
-        try:
-            self._create(topo)
-            with signals.deferred():
-                self.engine.start()
-            self._await_shaping(shaping)
-            self._wait_set_up()
-            self._check_sealed()
-        except BaseException as e:
-            self._roll_back()
-            if isinstance(e, KeyboardInterrupt) and not signals.outcome_of(e):
-                raise signals.Interrupted(self._gone(removed=False)) from e
-            raise
+        from socketlab.lab.startlock import starting  # making a lab only
+
+        with starting(self.config.project, self.progress):  # a start of this name at a time
+            self._refuse_if_there()
+            try:
+                self._create(topo)
+                with signals.deferred():
+                    self.engine.start()
+                self._await_shaping(shaping)
+                self._wait_set_up()
+                self._check_sealed()
+            except BaseException as e:
+                self._roll_back()
+                if isinstance(e, KeyboardInterrupt) and not signals.outcome_of(e):
+                    raise signals.Interrupted(self._gone(removed=False)) from e
+                raise
         return self
 
     def _await_shaping(self, shaping: dict) -> None:
@@ -266,7 +273,8 @@ class Lab:
         hosts = ", ".join(f"{h.name} {h.ip}" for h in self.topology.hosts)
         subnets = ", ".join(n.subnet or "?" for n in self.topology.networks)
         self.progress(f"starting lab {self.config.project!r} on {subnets} ({hosts})")
-        owner = owner_labels(self.owned, self.config.ttl)  # for the reaper (lab/reaper.py)
+        owner = kept_labels(self.config.ttl) if self._kept else \
+            Owner.me(self.config.ttl).labels()  # for the reaper (socketlab.lab.reaper)
         with signals.deferred():  # the engine runs to its end: no half-made network to chase
             self.engine.create(self.topology, self._settings(self.config), lab_image=self.config.image,
                                labels=owner)
@@ -326,10 +334,10 @@ class Lab:
         found = [c for c in self.engine.containers().values() if not c.sidecar_of]
         running = [c.service for c in found if c.state == "running"]
         sealed = {s.host: s.words for s in self.seals(running)} if running else {}
-        rows = [{"host": c.service, "address": c.address, "state": c.state, "container": c.id,
+        rows = [{"name": c.service, "address": c.address, "state": c.state, "container": c.id,
                  "sealed": sealed.get(c.service, "-")} for c in found]
         seen = {c.service for c in found}
-        return rows + [{"host": h.name, "address": "-", "state": "absent", "container": "-",
+        return rows + [{"name": h.name, "address": "-", "state": "absent", "container": "-",
                         "sealed": "-"}
                        for h in self.topology.hosts if h.name not in seen]
 

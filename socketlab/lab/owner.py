@@ -6,8 +6,8 @@ used again by another process is told apart), and, if the lab was given a time t
 expires. `stale` is the reaper's one rule, a pure function of those labels and what it sees of
 this machine's processes:
 
-    a lab without owner labels .......................... left alone (`socketlab up`'s, an
-                                                          older socketlab's, someone else's)
+    a lab without owner labels .......................... left alone (someone else's, older,
+                                                          or kept: made by `socketlab up`)
     expired (its time to live has passed) ............... stale, whoever owns it (if anyone)
     owned on another host (or another boot of it) ....... left alone (we cannot see that process)
     owned here, its process gone, or a zombie ........... stale
@@ -17,6 +17,7 @@ this machine's processes:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import time
@@ -76,7 +77,12 @@ class Owner:
     @classmethod
     def from_labels(cls, labels: Mapping[str, str]) -> Owner | None:
         """The owner a lab's labels name; None if they name none (or not readably, or not as
-        an owner that removes the lab itself: see REMOVES_LABEL)."""
+        an owner that removes the lab itself: see REMOVES_LABEL). A kept lab with a time to
+        live (kept_labels) names no process: only when it expires."""
+        if HOST_LABEL not in labels and EXPIRES_LABEL in labels:
+            with contextlib.suppress(ValueError):
+                return cls("", "", 0, "", float(labels[EXPIRES_LABEL]))  # no host: never "gone"
+            return None
         if labels.get(REMOVES_LABEL) != "true":
             return None
         try:
@@ -90,25 +96,11 @@ class Owner:
         return f"process {self.pid} on {self.host}"
 
 
-def owner_labels(owned: bool, ttl: float, *, machine: Machine | None = None,
-                 now: Callable[[], float] = time.time) -> dict[str, str]:
-    """The labels a new lab gets: its owner's if this process will remove it (a `with Lab()`
-    block, the pytest plugin); none if it is meant to outlive this process (`socketlab up`),
-    so that no reaper ever takes it for a killed run's; an expiry whenever `ttl` is given."""
-    if owned:
-        return Owner.me(ttl, machine=machine, now=now).labels()
+def kept_labels(ttl: float = 0.0, *, now: Callable[[], float] = time.time) -> dict[str, str]:
+    """The labels of a lab meant to outlive the process that makes it (`socketlab up`, until
+    `socketlab down`): no owner process, so the reaper never takes it for a gone owner's; only
+    its time to live, if it has one."""
     return {EXPIRES_LABEL: f"{now() + ttl:.0f}"} if ttl > 0 else {}
-
-
-def stale_by_labels(labels: Mapping[str, str], machine: Machine, now: float) -> str | None:
-    """The rule below for one object's labels; an expiry counts also without an owner."""
-    try:
-        expires = float(labels[EXPIRES_LABEL])
-    except (KeyError, ValueError):
-        expires = None
-    if expires is not None and now >= expires and Owner.from_labels(labels) is None:
-        return f"its time to live ran out {now - expires:.0f} s ago"
-    return stale(Owner.from_labels(labels), machine, now)
 
 
 def stale(owner: Owner | None, machine: Machine, now: float) -> str | None:

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from socketlab.lab.composefile import LAB_LABEL
 from socketlab.lab.engine_compose import PROJECT_LABEL
-from socketlab.lab.owner import HOST_LABEL, PID_LABEL, Machine, stale_by_labels
+from socketlab.lab.owner import HOST_LABEL, PID_LABEL, Machine, Owner, stale
 
 Labels = Mapping[str, str]
 
@@ -59,7 +59,7 @@ def stale_labs(labels: Iterable[Labels], machine: Machine, now: float) -> list[S
             by_project[found[PROJECT_LABEL]].append(found)
     out = []
     for project, objects in sorted(by_project.items()):
-        reasons = {stale_by_labels(o, machine, now) for o in objects}
+        reasons = {stale(Owner.from_labels(o), machine, now) for o in objects}
         if None not in reasons:
             out.append(Stale(project, sorted(r for r in reasons if r)[0]))
     return out

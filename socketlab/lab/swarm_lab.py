@@ -62,7 +62,7 @@ class SwarmLab(Lab):
 
     def status(self) -> list[dict[str, str]]:
         nodes = self.placement()
-        return [{"host": r["host"], "address": r["address"], "node": nodes.get(r["host"], "-"),
+        return [{"name": r["name"], "address": r["address"], "node": nodes.get(r["name"], "-"),
                  "state": r["state"], "container": r["container"], "sealed": r.get("sealed", "-")}
                 for r in super().status()]
 

@@ -90,10 +90,21 @@ def observation(run: PairRun) -> str:
     if not grams:
         return (f"UDP: none of the {len(sent_grams)} datagram(s) sent ({len(sent)} bytes) "
                 "reached the server's recvfrom().")
-    return (f"UDP keeps datagrams: {len(grams)} of {len(sent_grams)} datagram(s) arrived; "
-            f"recvfrom({run.options.bufsize}) returned {grams[0].fields.get('data')!r}, so the "
-            f"server got {len(got)} of the {len(sent)} bytes sent: the rest of each datagram "
-            "is gone.")
+    return _udp_arrived(run.options.bufsize, grams, sent_grams, len(got), len(sent))
+
+
+def _udp_arrived(bufsize: int, grams: list[Event], sent_grams: list[Event], got: int,
+                 sent: int) -> str:
+    """What arrived of the datagrams: cut only where one sent was longer than recvfrom's size."""
+    arrived = f"UDP keeps datagrams: {len(grams)} of {len(sent_grams)} datagram(s) arrived"
+    longer = [e for e in sent_grams if int(e.fields.get("n", 0)) > bufsize]
+    if not longer:
+        return (f"{arrived}, each whole: recvfrom({bufsize}) had room for every datagram sent, "
+                f"and the server got {got} of the {sent} bytes sent.")
+    which = "each datagram" if len(longer) == len(sent_grams) else \
+        f"each datagram longer than {bufsize} bytes"
+    return (f"{arrived}; recvfrom({bufsize}) returned {grams[0].fields.get('data')!r}, so the "
+            f"server got {got} of the {sent} bytes sent: the rest of {which} is gone.")
 
 
 def _died(run: PairRun) -> str:

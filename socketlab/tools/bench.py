@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from rich.console import JustifyMethod
 from rich.table import Table
+from rich.text import Text
 
 from socketlab.act.programs import Options, run_pair
 from socketlab.lab import compose as compose_cli
@@ -307,7 +308,7 @@ def render(figures: list[Figure], title: str = "lifecycle") -> Table:
     if notes:
         table.add_column("note", overflow="fold")
     for f in figures:
-        mark = "" if f.met is None else ("[green]met[/]" if f.met else "[red]not met[/]")
-        row = [f.name, render_value(f), f.target and f"{f.target} {f.unit}", mark]
+        mark = Text() if f.met is None else (Text("met", "green") if f.met else Text("not met", "red"))
+        row: list[str | Text] = [f.name, render_value(f), f.target and f"{f.target} {f.unit}", mark]
         table.add_row(*row, *([f.note] if notes else []))
     return table

@@ -9,6 +9,7 @@ import statistics
 from collections.abc import Callable
 
 from rich.table import Table
+from rich.text import Text
 
 from socketlab.experiments.stats import p99, wilson
 from socketlab.lab.assets import IMAGE_CONTEXT
@@ -281,9 +282,9 @@ def render_columns(figures: list[Figure]) -> Table:
         shown = []
         for b in backends:
             got = cells.get(b)
-            mark = "" if got is None or got.met is None else \
-                (" [green]met[/]" if got.met else " [red]not met[/]")
-            shown.append("" if got is None else render_value(got) + mark)
+            mark = ("", "") if got is None or got.met is None else \
+                ((" met", "green") if got.met else (" not met", "red"))
+            shown.append(Text() if got is None else Text.assemble(render_value(got), mark))
         target = next((f"{f.target} {f.unit}" for f in cells.values() if f.target), "")
         notes = "; ".join(f"{b}: {cells[b].note}" for b in backends if b in cells and cells[b].note)
         table.add_row(what, *shown, target, notes)

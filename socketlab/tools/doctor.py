@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.table import Table
+from rich.text import Text
 
 from socketlab.errors import DockerUnavailable, ImageError, LabError, LabNotRunning
 from socketlab.lab import compose as compose_cli
@@ -81,7 +82,8 @@ def render(checks: list[Check]) -> Table:
     table.add_column("check")
     table.add_column("finding", overflow="fold")
     for check in checks:
-        mark = "[green]✓[/]" if check.ok else ("[red]✗[/]" if check.required else "[yellow]–[/]")
+        mark = Text("✓", "green") if check.ok else \
+            (Text("✗", "red") if check.required else Text("–", "yellow"))
         table.add_row(mark, check.name, check.detail)
     return table
 
@@ -187,10 +189,10 @@ def render_backends(support: BackendSupport) -> Table:
         for column in support.columns:
             cell = cells.get(column) or "no: lab-shape did not say"
             if cell == "yes":
-                shown.append("[green]served[/]")
+                shown.append(Text("served", "green"))
                 continue
             number = reasons.setdefault(cell.removeprefix("no: "), len(reasons) + 1)
-            shown.append(f"[yellow]no ({number})[/]")
+            shown.append(Text(f"no ({number})", "yellow"))
         table.add_row(param, *shown)
     have = " ".join(f"{name}={'yes' if ok else 'no'}" for name, ok in support.features.items())
     notes = [f"({n}) {why}" for why, n in reasons.items()] + [f"kernel: {have}"] * bool(have)

@@ -53,6 +53,19 @@ class Terminal:
         assert marker in self.seen, self.seen.decode(errors="replace")[-2000:]
         return self.seen
 
+    def drain(self) -> bytes:
+        """Everything written so far, once the command has ended (its output is all here)."""
+        assert self.proc.poll() is not None
+        while select.select([self.master], [], [], 0.2)[0]:
+            try:
+                data = os.read(self.master, 4096)
+            except OSError:
+                break
+            if not data:
+                break
+            self.seen += data
+        return self.seen
+
     def type(self, text: str) -> None:
         os.write(self.master, text.encode())
 
@@ -96,6 +109,35 @@ def test_exec_it_runs_a_program_that_wants_a_terminal(lab, terminal):
     term.type("abc\r")
     term.read_until(b"read:abc")
     assert term.proc.wait(30) == 0
+
+
+@pytest.mark.parametrize("argv", [("shell", "client"), ("exec", "-it", "client", "bash")])
+def test_input_that_ends_right_after_exit_is_no_error(lab, terminal, argv):
+    """`exit`, then at once one more key (a pty's Ctrl-D when its input ends): the key may
+    reach a stream whose command has just ended. Repeated, with the key a little later each
+    time, to cross the moment the shell ends."""
+    for gap in (0.0, 0.01, 0.02, 0.03, 0.05, 0.08):
+        term = terminal(*argv)
+        term.read_until(b"# ")  # the prompt: the shell reads its input
+        term.type("exit\r")
+        time.sleep(gap)  # not a wait for anything: where the last key falls
+        term.type("\x04")
+        code = term.proc.wait(30)
+        seen = term.drain().decode(errors="replace")
+        assert "Errno" not in seen, f"key {gap} s after exit: {seen}"
+        assert "Traceback" not in seen, seen
+        assert code == 0, seen
+
+
+@pytest.mark.parametrize("argv", [("shell", "client"), ("exec", "-it", "client", "bash")])
+def test_keys_typed_before_the_shell_is_up_reach_it(lab, terminal, argv):
+    """Typed at once, while socketlab still starts (as `printf 'exit\\n' | script -c ...`
+    types): kept, not flushed when the terminal goes raw, so the shell runs them and ends."""
+    for _ in range(3):
+        term = terminal(*argv)
+        term.type("echo typed-$((40+2)); exit 3\r")  # no wait for a prompt
+        term.read_until(b"typed-42", timeout=30)
+        assert term.proc.wait(30) == 3
 
 
 def test_exec_streams_output_as_the_command_prints_it(lab):

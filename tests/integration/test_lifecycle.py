@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -19,6 +20,14 @@ from socketlab.lab.lab import Lab
 from tests.conftest import lab_config, project_name
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(autouse=True)
+def no_settings_from_the_shell(monkeypatch):
+    """The commands here ask only what each test gives them: a SOCKETLAB_SUBNET exported in
+    the caller's shell would otherwise be asked of the test's lab, and refused."""
+    for name in ("SOCKETLAB_SUBNET", "SOCKETLAB_SERVER_IP", "SOCKETLAB_CLIENT_IP", "SOCKETLAB_PORT"):
+        monkeypatch.delenv(name, raising=False)
 
 
 def cli(*argv: str) -> tuple[int, str, str]:
@@ -46,6 +55,35 @@ def test_up_on_a_running_lab_with_another_subnet_refuses_and_leaves_it(lab):
     assert all(state == "running" for _id, state in before.values())
 
 
+def test_two_ups_of_one_name_at_once_one_wins_the_other_refuses_naming_the_difference(
+        docker_client, lab_image):
+    from socketlab.lab.subnets import claim_subnets
+
+    config = lab_config("-twice")
+    lab = Lab(config, client=docker_client)
+    try:
+        # Two free subnets, held while both start (a lab on subnet auto waits for them; these
+        # two, on subnets given, take no claim of their own).
+        with claim_subnets(lambda: lab.engine.subnets_in_use().values(), 2) as (first, second):
+            ups = [subprocess.Popen([sys.executable, "-m", "socketlab", "-p", config.project,
+                                     "up", "--subnet", subnet], text=True,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                   for subnet in (first, second)]
+            done = [(p.wait(120), *p.communicate()) for p in ups]
+        codes = sorted(code for code, _out, _err in done)
+        assert codes == [0, 2], done
+        won = next(i for i, (code, _o, _e) in enumerate(done) if code == 0)
+        ran, asked = (first, second) if won == 0 else (second, first)
+        _code, _out, err = done[1 - won]
+        assert f"error: lab {config.project!r} is already running with other settings " \
+               f"(subnet {ran}, not {asked}" in err, done
+        assert "Traceback" not in err
+        assert len([x for x in lab.leftovers() if x.startswith("container")]) == 2  # untouched
+        assert Lab.running(config.project, client=docker_client).config.subnet == ran
+    finally:
+        lab.down()
+
+
 def test_up_on_a_running_lab_asking_nothing_else_changes_nothing(lab):
     before = hosts_of(lab)
 
@@ -68,13 +106,14 @@ def test_demo_on_a_running_lab_runs_in_it_and_leaves_it_running(lab):
     assert hosts_of(lab) == before
 
 
-def test_experiments_refuse_a_running_lab_rather_than_remove_it(lab, tmp_path):
+def test_experiments_run_in_a_running_lab_and_leave_it_running(lab, tmp_path):
+    """(main's experiments take the running lab when it runs their topology: never removed)"""
     before = hosts_of(lab)
 
-    code, _out, err = cli("-p", lab.config.project, "experiment", "C1", "--out", str(tmp_path))
+    code, out, err = cli("-p", lab.config.project, "experiment", "C1", "--out", str(tmp_path))
 
-    assert code == 2
-    assert "is already running" in err
+    assert code == 0, out + err
+    assert "C1" in out
     assert hosts_of(lab) == before
 
 
@@ -99,16 +138,25 @@ SEED = int(os.environ.get("SOCKETLAB_KILL_SEED", str(int(time.time()))))
 WINDOWS = {"up": (0.2, 6.0), "demo": (0.2, 10.0), "down": (0.2, 2.5)}
 
 
-def signalled(argv: list[str], delay: float, signum: int) -> tuple[int, str, str]:
-    """Run socketlab, signal its main process alone after `delay` s; its code, out, err."""
+def signalled(argv: list[str], delay: float, signum: int, *,
+              group: bool = False) -> tuple[int, str, str]:
+    """Run socketlab, signal its main process alone (as `kill PID` does) after `delay` s, or
+    its whole process group (group: as a Ctrl-C at the terminal does); its code, out, err."""
     proc = subprocess.Popen([sys.executable, "-m", "socketlab", *argv], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, start_new_session=group)
     try:
         proc.wait(timeout=delay)
     except subprocess.TimeoutExpired:
-        os.kill(proc.pid, signum)  # the process only, not its group: as `kill PID` does
+        if group:
+            os.killpg(proc.pid, signum)  # socketlab and every child it has in its group
+        else:
+            os.kill(proc.pid, signum)
     out, err = proc.communicate(timeout=120)
     return proc.returncode, out, err
+
+
+# What an interrupted probe once said (issue 16): an interruption is never a missing tool.
+MISSING_TOOL = re.compile(r"needs Python|no Docker Compose found|install (the|a newer)")
 
 
 def last_line(code: int, out: str, err: str) -> str:
@@ -133,8 +181,34 @@ def test_a_signal_at_a_random_moment_leaves_nothing_and_no_false_word(command, d
             code, out, err = signalled(argv, delay, signum)
             line = last_line(code, out, err)
             assert "Traceback" not in err, f"{seen}: {err}"
+            assert not MISSING_TOOL.search(err), f"{seen}: {err}"
             assert_true_to_the_end(command, config.project, code, line,
                                    (before, sorted(lab.leftovers())), seen)
+        finally:
+            lab.down()
+
+
+EARLY = (0.2, 0.5)  # s: while the command starts: its imports, the engine's and compose's probes
+
+
+@pytest.mark.parametrize("command", ["up", "status"])
+def test_ctrl_c_early_never_names_a_missing_tool(command, docker_client, lab_image):
+    """SIGINT to the whole group, as a Ctrl-C at the terminal sends it, early in a command:
+    compose's probe gets it too, and its end must be said as an interruption."""
+    rng = random.Random(f"{SEED}-early-{command}")
+    for n in range(KILLS):
+        config = lab_config(f"-early-{command}-{n}")
+        lab = Lab(config, client=docker_client)
+        delay = rng.uniform(*EARLY)
+        seen = f"seed {SEED}, {command} #{n}, SIGINT to the group after {delay:.2f} s"
+        try:
+            argv = ["-p", config.project, command] + ["--subnet", "auto"] * (command == "up")
+            code, out, err = signalled(argv, delay, signal.SIGINT, group=True)
+            line = last_line(code, out, err)
+            assert not MISSING_TOOL.search(out + err), f"{seen}: exit {code}: {err}"
+            if command == "up":
+                assert_true_to_the_end("up", config.project, code, line,
+                                       ([], sorted(lab.leftovers())), seen)
         finally:
             lab.down()
 

@@ -60,7 +60,7 @@ def test_the_own_image_has_no_shell_and_its_sidecar_has_the_tools(own_lab):
     assert f"{server.ip}/" in seen.stdout  # the sidecar is in the server's own namespace
     routes = own_lab.exec("server", ["ip", "route"], instruments=True).stdout
     assert "default" not in routes  # and made it a lab host: no way out
-    assert [r["host"] for r in own_lab.status()] == ["server", "client"]
+    assert [r["name"] for r in own_lab.status()] == ["server", "client"]
 
 
 def test_capture_in_the_own_image_host_goes_through_the_sidecar(own_lab, tmp_path):

@@ -99,3 +99,17 @@ def test_a_server_command_that_never_opens_its_port_is_a_clear_failure(prog_lab)
                           "--client-cmd", "true")
     assert code == 2
     assert err.startswith("error: the tcp server did not start")
+
+
+def test_a_server_command_naming_a_missing_file_is_not_blamed_on_the_port(prog_lab):
+    code, out, err = cli("-p", prog_lab.config.project, "run", "tcp", "--port", "7002",
+                         "--server-cmd", "python3 /work/no-such-server.py", "--client-cmd", "true")
+
+    assert (code, out) == (2, "")
+    error, hint = err.strip().splitlines()
+    assert error.startswith("error: the tcp server did not start: ")
+    assert "No such file or directory" in error
+    assert hint == ("hint: the server ended (exit code 2) before opening port 7002/tcp: its "
+                    "message above says why; try the command by hand with "
+                    "`socketlab exec server CMD`")
+    assert "holds" not in hint

@@ -33,7 +33,7 @@ def router_lab(docker_client, lab_image):
 def test_four_hosts_on_three_networks_and_routes_only_through_the_routers(router_lab):
     topo = router_lab.topology
     rows = router_lab.status()
-    assert [(r["host"], r["address"], r["state"]) for r in rows] == [
+    assert [(r["name"], r["address"], r["state"]) for r in rows] == [
         (h.name, h.ip, "running") for h in topo.hosts]
     lan1, wan, lan2 = (n.subnet for n in topo.networks)
     routes = router_lab.exec("client", ["ip", "route"]).stdout

@@ -120,10 +120,10 @@ def test_an_accepted_file_gives_its_host_no_more_than_the_lab_grants(docker_clie
 
 
 def test_a_seal_broken_after_up_is_seen_by_status(lab):
-    assert {r["host"]: r["sealed"] for r in lab.status()} == {"server": "yes", "client": "yes"}
+    assert {r["name"]: r["sealed"] for r in lab.status()} == {"server": "yes", "client": "yes"}
     lab.exec("server", ["iptables", "-w", "-F", "LAB-SEAL"])  # as root, from outside: the tools
     try:
-        rows = {r["host"]: r["sealed"] for r in lab.status()}
+        rows = {r["name"]: r["sealed"] for r in lab.status()}
         assert rows["server"].startswith("NO: LAB-SEAL lacks rules for ")
         done = socketlab(lab.config.project, "status")
         assert done.returncode == 1
@@ -144,7 +144,7 @@ def test_a_seal_broken_after_up_is_seen_by_status(lab):
 def test_each_way_root_could_undo_the_seal_is_named_by_the_check(lab, tamper, seen):
     lab.exec("client", tamper)
     try:
-        assert {r["host"]: r["sealed"] for r in lab.status()}["client"] == f"NO: {seen}"
+        assert {r["name"]: r["sealed"] for r in lab.status()}["client"] == f"NO: {seen}"
     finally:
         lab.exec("client", ["lab-seal"])  # sealing again puts it all back
     assert lab.exec("client", ["lab-seal", "--check"]).stdout == "lab-seal: sealed\n"
@@ -162,7 +162,7 @@ def test_the_entrypoint_trick_is_seen_when_the_user_opts_in_with_unsealed(docker
         deadline, seen = time.monotonic() + 40, ""
         while time.monotonic() < deadline:  # its entrypoint flushes LAB-SEAL 6 s in
             status = socketlab(project, "status", "--json")
-            seen = {h["host"]: h["sealed"] for h in json.loads(status.stdout)["hosts"]}["server"]
+            seen = {h["name"]: h["sealed"] for h in json.loads(status.stdout)["hosts"]}["server"]
             if seen == "UNSEALED (--unsealed)":
                 break
             time.sleep(0.5)

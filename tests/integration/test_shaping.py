@@ -278,3 +278,25 @@ def test_a_run_on_shaped_links_says_so_in_its_table_and_its_json(lab):
     assert "shaped: client egress: delay 20ms (backend " in said
     assert "(what this run crosses)" in said
     assert json.loads(run("--json"))["shaping"]["client"]["egress"]["spec"] == "delay 20ms"
+
+
+def test_a_fault_in_place_is_shown_in_its_grammar_by_status_and_shape_show(lab):
+    """Not as a raw dict: `status` (read on the host side) and `shape --show` (lab-shape in
+    the host) write it as it is typed."""
+    import io
+
+    from socketlab.cli.app import main
+
+    def said(*argv: str) -> str:
+        out = io.StringIO()
+        main(["-p", lab.config.project, *argv], out=out, err=io.StringIO())
+        return out.getvalue()
+
+    shaping.shape(lab, "server", "", "egress", faults=["drop tcp flags=SA nth=1"])
+    try:
+        assert "shaped: server egress: fault drop tcp flags=SA nth=1 (backend engine)" in said("status")
+        shown = said("shape", "server", "--show")
+        assert "egress: fault drop tcp flags=SA nth=1 (backend engine)" in shown
+        assert '"action"' not in shown
+    finally:
+        shaping.clear(lab, "server")

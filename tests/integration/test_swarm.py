@@ -26,7 +26,7 @@ OVERLAY_MTU = 1450  # VXLAN's 50 bytes out of the underlay's 1500
 
 def test_the_hosts_run_on_different_nodes(swarm_lab: SwarmLab) -> None:
     assert swarm_lab.placement() == {"server": "n1", "client": "n2"}
-    rows = {r["host"]: r for r in swarm_lab.status()}
+    rows = {r["name"]: r for r in swarm_lab.status()}
     assert (rows["server"]["node"], rows["client"]["node"]) == ("n1", "n2")
     assert {r["state"] for r in rows.values()} == {"running"}
     nodes = {n.name: n.endpoint for n in swarm_lab.swarm.nodes()}

@@ -275,3 +275,12 @@ def test_resuming_with_pdf_prints_the_pdfs_that_are_missing(course, capsys):
     assert code == 0
     assert "(printed now)" in capsys.readouterr().err
     assert (course / "handshake-alice" / "worksheet.pdf").read_bytes().startswith(b"%PDF")
+
+
+def test_the_steady_rate_leaves_out_the_labs_start():
+    from socketlab.exercises.classroom import Prepared
+
+    p = Prepared(seconds=30.0, ends=[8.0, 9.0, 12.0, 14.0, 15.0, 18.0])  # labs up at about 7 s
+    assert p.steady_per_minute(2) == pytest.approx(60 * 4 / (18.0 - 9.0))
+    assert p.steady_per_minute(1) == pytest.approx(60 * 5 / 10.0)
+    assert Prepared(ends=[5.0, 6.0]).steady_per_minute(2) is None  # one worksheet per lab

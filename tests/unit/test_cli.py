@@ -79,6 +79,25 @@ def test_usage_errors_exit_64(argv):
     assert code == ExitCode.USAGE == 64
     assert out == ""
     assert "usage: socketlab" in err
+    *_, error, hint = err.strip().splitlines()  # like every other error: what, then what to do
+    assert error.startswith("error: ")
+    assert hint.startswith("hint: `socketlab")
+    assert hint.endswith("--help` shows what it takes")
+
+
+def test_an_unknown_option_after_a_command_names_that_command_in_its_hint():
+    code, _out, err = cli("run", "tcp", "--nope")
+
+    assert code == 64
+    assert err.strip().splitlines()[-2:] == ["error: unrecognized arguments: --nope",
+                                             "hint: `socketlab run --help` shows what it takes"]
+
+
+def test_exercise_without_an_action_is_a_usage_error_with_a_hint():
+    code, out, err = cli("exercise")
+
+    assert (code, out) == (64, "")
+    assert err.strip().splitlines()[-1] == "hint: `socketlab exercise --help` says what each does"
 
 
 def test_help_goes_to_the_given_out():
@@ -234,9 +253,9 @@ class FakeLab:
         self.topology = read_topology(COMPOSE_FILE, config.compose_env(), lab_image=config.image)
         self.exec_calls: list[tuple[str, list[str]]] = []
         self.downs = 0
-        self.rows = [{"host": "server", "address": config.server_ip, "state": "running",
+        self.rows = [{"name": "server", "address": config.server_ip, "state": "running",
                       "container": "abc123"},
-                     {"host": "client", "address": config.client_ip, "state": "exited",
+                     {"name": "client", "address": config.client_ip, "state": "exited",
                       "container": "def456"}]
         FakeLab.instances.append(self)
 
@@ -313,7 +332,7 @@ def test_status_of_a_lab_whose_hosts_stopped_shows_them(fake_lab, monkeypatch):
 def test_status_of_an_absent_lab_says_so_and_shows_no_subnet(fake_lab, monkeypatch):
     monkeypatch.setattr(FakeLab, "not_running", True)
     monkeypatch.setattr(FakeLab, "status", lambda self: [
-        {"host": h, "address": "-", "state": "absent", "container": "-"}
+        {"name": h, "address": "-", "state": "absent", "container": "-"}
         for h in ("server", "client")])
 
     code, out, err = cli("-p", "other", "status")
@@ -430,7 +449,7 @@ def lab_already_running(fake_lab, monkeypatch) -> type[FakeLab]:
 
     there = LabConfig(subnet="192.168.131.0/24")
 
-    def up(self):
+    def up(self, *, kept: bool = False):
         raise exists_error(self.config.project, differences(self.config, there))
 
     monkeypatch.setattr(cli_lab, "ensure_image", lambda _lab, _err: None)
@@ -483,9 +502,9 @@ def test_up_takes_unsealed_hosts_from_the_command_line_only(monkeypatch):
 def test_status_shows_each_hosts_seal_and_fails_when_one_is_gone(fake_lab, monkeypatch, sealed,
                                                                  code, warning):
     monkeypatch.setattr(FakeLab, "status", lambda self: [
-        {"host": "server", "address": "192.168.33.5", "state": "running", "container": "a",
+        {"name": "server", "address": "192.168.33.5", "state": "running", "container": "a",
          "sealed": sealed},
-        {"host": "client", "address": "192.168.33.6", "state": "running", "container": "b",
+        {"name": "client", "address": "192.168.33.6", "state": "running", "container": "b",
          "sealed": "yes"}])
 
     got, out, _err = cli("-p", "other", "status")

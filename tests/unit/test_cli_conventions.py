@@ -39,8 +39,8 @@ class StatusLab:
     def __init__(self, config: LabConfig, rows=None, subnet="192.168.33.0/24", progress=None) -> None:
         self.config = config
         self.rows = rows if rows is not None else [
-            {"host": "server", "address": "192.168.33.5", "state": "running", "container": "abc"},
-            {"host": "client", "address": "192.168.33.6", "state": "running", "container": "def"}]
+            {"name": "server", "address": "192.168.33.5", "state": "running", "container": "abc"},
+            {"name": "client", "address": "192.168.33.6", "state": "running", "container": "def"}]
         self.subnet = subnet
         self.shaping: dict[str, dict] = {}  # host -> what `lab-shape show --json` says
         StatusLab.made.append(self)
@@ -140,11 +140,11 @@ def test_status_as_json(status_lab):
     assert code == ExitCode.OK
     data = json.loads(out)
     assert (data["project"], data["subnet"], data["running"]) == ("lab3", "192.168.33.0/24", True)
-    assert [h["host"] for h in data["hosts"]] == ["server", "client"]
+    assert [h["name"] for h in data["hosts"]] == ["server", "client"]
 
 
 def test_status_as_json_of_a_lab_that_is_not_there(status_lab, monkeypatch):
-    absent = [{"host": h, "address": "-", "state": "absent", "container": "-"} for h in ("server", "client")]
+    absent = [{"name": h, "address": "-", "state": "absent", "container": "-"} for h in ("server", "client")]
     monkeypatch.setattr(StatusLab, "running", classmethod(
         lambda cls, project, progress=None: cls(LabConfig(project=project), absent, None)))
     code, out, _err = cli("status", "--json")
@@ -302,7 +302,14 @@ def test_fail_on_decides_the_exit_code(tmp_path, keep, fail_on_, code):
 
     results = [r for r in synthetic_results(tmp_path) if r.experiment.id in keep]
     args = argparse.Namespace(junit=None, json=True, fail_on=fail_on_)
-    assert _show_results(args, Console(file=io.StringIO()), results, tmp_path, META) == code
+    err = io.StringIO()
+    assert _show_results(args, Console(file=io.StringIO()), Console(file=err, width=200),
+                         results, tmp_path, META) == code
+    # an exit of 1 says why in one line on err (stdout stays JSON), an exit of 0 says nothing
+    said = {("C4", "C9"): "exit 1: C9 inconclusive (--fail-on inconclusive)",
+            ("C4", "C7"): "exit 1: C7 does not hold (--fail-on does not hold)",
+            ("C6",): "exit 1: C6 holds in part (--fail-on holds in part, does not hold)"}
+    assert err.getvalue() == (said[tuple(keep)] + "\n" if code == ExitCode.FAILED else "")
 
 
 def test_doctor_as_json_says_what_failed():

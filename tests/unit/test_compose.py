@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 from pathlib import Path
 
@@ -274,6 +275,44 @@ def test_run_compose_timeout_raises_compose_error():
 def test_detect_with_a_blank_forced_compose_is_a_compose_error():
     with pytest.raises(ComposeError):
         detect(run=FakeRun({}), environ={"SOCKETLAB_COMPOSE": "  "})
+
+
+@pytest.mark.usefixtures("every_tool_installed")
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_probe_ended_by_ctrl_c_is_an_interruption_not_a_missing_compose(signum):
+    run = FakeRun({("docker", "compose"): (-signum, ""), ("docker-compose",): (-signum, "")})
+
+    with pytest.raises(KeyboardInterrupt) as caught:
+        detect(run=run, environ={})
+
+    assert "Compose" not in str(caught.value)
+    assert run.calls == [["docker", "compose", "version", "--short"]]  # no other probe after it
+
+
+@pytest.mark.usefixtures("every_tool_installed")
+def test_a_probe_ended_by_another_signal_says_so_and_names_no_missing_tool():
+    run = FakeRun({("docker", "compose"): (-signal.SIGKILL, "")})
+
+    with pytest.raises(ComposeError) as caught:
+        detect(run=run, environ={})
+
+    assert str(caught.value) == ("`docker compose version --short` was ended by signal 9 before "
+                                 "it said which Compose is installed")
+    assert "install" not in caught.value.hint
+
+
+@pytest.mark.usefixtures("every_tool_installed")
+def test_the_probe_runs_in_a_session_of_its_own():
+    """A Ctrl-C at the terminal (SIGINT to the foreground group) reaches socketlab, not it."""
+    seen = {}
+
+    def run(argv, **kwargs):
+        seen.update(kwargs)
+        return subprocess.CompletedProcess(argv, 0, stdout="2.24.0\n", stderr="")
+
+    detect(run=run, environ={})
+
+    assert seen["start_new_session"] is True
 
 
 def test_a_rendered_file_is_run_with_an_env_file_of_its_own():

@@ -153,6 +153,18 @@ def test_an_attached_exec_takes_stdin_and_streams_as_it_comes(engine):
         assert list(chunks) == [(b"world go\n", None)]
 
 
+def test_input_after_the_command_ended_is_dropped_not_an_error(engine):
+    """A key typed just after `exit` (a pty's Ctrl-D) reaches a stream whose command has
+    ended and whose connection the reader has closed: no `[Errno 9] Bad file descriptor`."""
+    exec_id = engine.exec_create("c1", ["echo", "hi"], stdin=True)
+    with engine.exec_attach(exec_id) as stream:
+        list(stream.chunks())  # the output's end: the connection is closed
+        assert stream.ended
+
+        stream.sendall(b"\x04")
+        stream.close_stdin()
+
+
 @pytest.mark.parametrize(("call", "error", "text"), [
     (lambda e: e.inspect_container("gone"), LabNotRunning, "No such container: gone"),
     (lambda e: e.exec_create("stopped", ["true"]), LabNotRunning, "is not running"),

@@ -210,7 +210,7 @@ networks:
         ("client", ("lab-seal", "--check")), ("server-instruments", ("lab-seal", "--check"))]
     assert [c[:2] for c in engine.calls[6:]] == [("exec", "server"), ("exec", "server-instruments"),
                                                  ("exec", "client"), ("get", "server-instruments")]
-    assert [r["host"] for r in lab.status()] == ["server", "client"]  # sidecars are no hosts
+    assert [r["name"] for r in lab.status()] == ["server", "client"]  # sidecars are no hosts
 
 
 def test_an_unknown_host_is_refused_naming_the_hosts_and_the_engine_is_not_asked():
@@ -245,6 +245,20 @@ def test_engines_are_chosen_by_name():
         make_engine("k8s", "p")
 
 
+def test_status_names_a_host_as_ls_does():
+    """One key per fact across the JSON outputs: a host's own name is `name` in `status --json`
+    as in `ls --json` (`host` is kept for a reference to a host, as in `shape --json`)."""
+    from dataclasses import fields
+
+    from socketlab.lab.inventory import HostInfo
+
+    lab = lab_on(FakeEngine())
+    lab.up()
+    listed = {f.name for f in fields(HostInfo)} - {"instruments"}  # ls drops it from its JSON
+
+    assert all(set(row) >= listed for row in lab.status())
+
+
 class BrokenSeal(FakeEngine):
     """A lab whose server says its seal is gone (as after the entrypoint trick of issue 16)."""
 
@@ -273,7 +287,7 @@ def test_a_host_started_unsealed_is_warned_of_not_required(tmp_path):
               progress=said.append)
     lab.up()
     assert any("host 'server' runs UNSEALED (--unsealed)" in line for line in said)
-    rows = {r["host"]: r["sealed"] for r in lab.status()}
+    rows = {r["name"]: r["sealed"] for r in lab.status()}
     assert rows == {"server": "UNSEALED (--unsealed)", "client": "yes"}
 
 

@@ -58,6 +58,30 @@ def test_a_bad_fault_is_refused_in_one_line(text, why):
     assert "nth=1" in caught.value.hint
 
 
+@pytest.mark.parametrize("text", [
+    "drop tcp flags=SA nth=1", "delay 300ms tcp min_len=1 nth=3", "duplicate udp dport=6666 nth=2",
+    "corrupt udp src=192.168.33.6 nth=1,3", "delay 0.5ms max_len=0", "drop",
+])
+def test_a_fault_is_shown_in_the_form_it_is_written(text):
+    """labshape's fault_text is parse_fault_text's inverse: what is shown can be typed again."""
+    ls = shaping.labshape()
+    fault = ls.parse_fault_text(text)
+
+    assert ls.fault_text(fault) == text
+    assert ls.fault_text(json.loads(json.dumps(fault))) == text  # as a state file keeps it
+
+
+def test_shaping_in_place_is_described_in_the_fault_grammar_not_as_dicts():
+    """`status`, `run` and `ls` (the host side) and `lab-shape show` (in the host) say the same."""
+    state = {"spec": "delay 100ms", "backend": "engine",
+             "faults": [{"action": "drop", "match": {"nth": 1, "flags": "SA", "proto": "tcp"}}]}
+
+    assert shaping.describe_state("server", {"egress": state, "ingress": None}) == [
+        "server egress: delay 100ms; fault drop tcp flags=SA nth=1 (backend engine)"]
+    assert shaping.labshape().host.describe_state(state) == \
+        "delay 100ms; fault drop tcp flags=SA nth=1 (backend engine)"
+
+
 def test_auto_picks_the_engine_for_faults_even_with_netem():
     ls = shaping.labshape()
     caps = frozenset(ls.FEATURES)  # netem and everything else

@@ -12,7 +12,7 @@ import pytest
 
 from socketlab.lab.composefile import LAB_LABEL, render
 from socketlab.lab.engine_compose import PROJECT_LABEL
-from socketlab.lab.owner import PID_LABEL, Machine, Owner, boot_id, process_start, stale
+from socketlab.lab.owner import PID_LABEL, Machine, Owner, boot_id, kept_labels, process_start, stale
 from socketlab.lab.reaper import reap, stale_labs
 
 NOW = 1_000_000.0
@@ -168,26 +168,11 @@ def test_a_time_to_live_is_read_from_the_environment_and_checked():
         LabConfig(ttl=-1)
 
 
-def test_a_lab_meant_to_outlive_its_maker_names_no_owner_and_is_never_reaped():
-    """`socketlab up` starts a lab and exits: its labels must not name that process, or the
-    next pytest run would take it for a killed run's and remove the user's lab."""
-    from socketlab.lab.owner import EXPIRES_LABEL, owner_labels, stale_by_labels
-
-    assert owner_labels(False, 0, machine=HERE) == {}
-    assert owner_labels(True, 0, machine=HERE, now=lambda: NOW)[PID_LABEL] == str(os.getpid())
-    up_alone = owner_labels(False, 60, machine=HERE, now=lambda: NOW)
-    assert up_alone == {EXPIRES_LABEL: f"{NOW + 60:.0f}"}
-    assert stale_by_labels(up_alone, HERE, NOW + 59) is None
-    assert stale_by_labels(up_alone, HERE, NOW + 61) == "its time to live ran out 1 s ago"
-    objects = [labelled("up", None), {**labelled("upttl", None), **up_alone}]
-    assert [s.project for s in stale_labs(objects, HERE, NOW + 61)] == ["upttl"]
-
-
-def test_only_a_with_block_makes_the_process_a_labs_owner():
+def test_only_a_kept_lab_names_no_owner():
     from tests.unit.test_engine_seam import FakeEngine, lab_on
 
     kept = FakeEngine()
-    lab_on(kept).up()  # `socketlab up`'s way: the lab outlives this process
+    lab_on(kept).up(kept=True)  # `socketlab up`'s way: the lab outlives this process
     assert PID_LABEL not in kept.labels
     owned = FakeEngine()
     with lab_on(owned):
@@ -203,3 +188,15 @@ def test_owner_labels_of_the_socketlab_that_labelled_up_too_are_left_alone():
     assert Owner.from_labels(earlier) is None
     assert stale_labs([labelled("up", None) | earlier], HERE, NOW) == []
     assert [s.project for s in stale_labs([labelled("x", owner(pid=300))], HERE, NOW)] == ["x"]
+
+
+# -- a kept lab (`socketlab up`): meant to outlive the process that made it --------------------------
+@pytest.mark.parametrize(("ttl", "at", "gone"), [
+    (0.0, NOW + 10**9, False),  # no time to live: left until `down`, whoever is gone
+    (60.0, NOW + 59, False),    # not yet expired
+    (60.0, NOW + 61, True),     # expired: any socketlab may remove it
+])
+def test_a_kept_lab_is_never_a_gone_owners(ttl, at, gone):
+    labels = kept_labels(ttl, now=lambda: NOW)
+    assert PID_LABEL not in labels  # it names no process whose end could make it stale
+    assert (stale(Owner.from_labels(labels), HERE, at) is not None) == gone

@@ -95,6 +95,31 @@ def test_udp_truncated_datagram():
         "server got 3 of the 11 bytes sent: the rest of each datagram is gone.")
 
 
+def udp_run(bufsize: int, sent: list[str], received: list[str]) -> PairRun:
+    client = events(*[f'sent n={len(m)} data="{m}" peer=192.168.33.5:6666 t=200.00{i}'
+                      for i, m in enumerate(sent)])
+    server = events('listening addr=0.0.0.0:6666 t=200.000',
+                    *[f'recvfrom n={len(m)} data="{m}" peer=192.168.33.6:50000 t=200.01{i}'
+                      for i, m in enumerate(received)], 'stop reason=count t=200.02')
+    return PairRun(Options(proto="udp", bufsize=bufsize, count=len(sent)), server_events=server,
+                   client_events=client, server_exit=0, client_exit=0)
+
+
+def test_udp_datagrams_that_fit_are_never_said_to_be_cut():
+    run = udp_run(8, ["hi there"] * 3, ["hi there"] * 3)  # `run udp --bufsize 8 --count 3`
+
+    assert observation(run) == ("UDP keeps datagrams: 3 of 3 datagram(s) arrived, each whole: "
+                                "recvfrom(8) had room for every datagram sent, and the server "
+                                "got 24 of the 24 bytes sent.")
+
+
+def test_udp_only_the_longer_datagrams_are_said_to_be_cut():
+    run = udp_run(3, ["hi", "hello"], ["hi", "hel"])
+
+    assert observation(run).endswith("the server got 5 of the 7 bytes sent: the rest of each "
+                                     "datagram longer than 3 bytes is gone.")
+
+
 def test_udp_nothing_arrived():
     server = events('listening addr=0.0.0.0:6666 t=200.000', 'stop reason=timeout t=205.0',
                     'closed t=205.001')

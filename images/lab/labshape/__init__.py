@@ -15,7 +15,7 @@ Stdlib only; everything but steps.py, host.py and probe.probe is pure.
 
 from . import backends, faults, host, nfq, paths, spec, steps
 from .backends import BACKENDS, build_plan, choose_backend, clear_plan, missing, needs, support_table
-from .faults import parse_fault, parse_fault_text
+from .faults import fault_text, parse_fault, parse_fault_text
 from .host import ApplyFailed, apply, read_state, run_clear, show
 from .probe import FEATURES, probe
 from .spec import DIRECTIONS, Impairment, ShapeError, parse, parse_env, parse_time
@@ -23,5 +23,6 @@ from .steps import StepResult
 
 __all__ = ["BACKENDS", "DIRECTIONS", "FEATURES", "ApplyFailed", "Impairment", "ShapeError", "StepResult",
            "apply", "build_plan", "choose_backend", "clear_plan", "missing", "needs", "parse", "parse_env",
-           "parse_fault", "parse_fault_text", "parse_time", "probe", "read_state", "run_clear", "show",
-           "support_table", "backends", "faults", "host", "nfq", "paths", "spec", "steps"]
+           "fault_text", "parse_fault", "parse_fault_text", "parse_time", "probe", "read_state",
+           "run_clear", "show", "support_table", "backends", "faults", "host", "nfq", "paths", "spec",
+           "steps"]

@@ -3,7 +3,8 @@
 A fault is a dict: {"match": {"proto": "tcp", "flags": "SA", "nth": 1}, "action": "drop"}.
 Actions: drop, delay (with "ms"), duplicate, corrupt. `parse_fault` is the one judge of a
 fault dict (lab-nfq's, lab-shape's and the host side's); `parse_fault_text` reads the compact
-form the CLI takes: `ACTION [TIME] [PROTO] [KEY=VALUE ...]`. Pure: no sockets, no clock.
+form the CLI takes: `ACTION [TIME] [PROTO] [KEY=VALUE ...]`, and `fault_text` writes a fault
+dict in it (for every place that shows one). Pure: no sockets, no clock.
 """
 
 from __future__ import annotations
@@ -226,6 +227,29 @@ def parse_fault_text(text: str) -> dict:
     except ShapeError as e:
         raise _text_error(text, str(e).removeprefix("fault 0: ")) from None
     return fault
+
+
+def fault_text(fault: dict) -> str:
+    """A fault dict in the compact form parse_fault_text reads back (the one way a fault is
+    shown): {"action": "drop", "match": {"proto": "tcp", "flags": "SA", "nth": 1}} ->
+    "drop tcp flags=SA nth=1". The keys in MATCH_KEYS' order; a time only for a delay (the
+    only action that reads it)."""
+    words = [str(fault.get("action"))]
+    if fault.get("action") == "delay":
+        words.append(f"{float(fault.get('ms', 0)):g}ms")
+    match = dict(fault.get("match") or {})
+    if match.get("proto") is not None:
+        words.append(str(match.pop("proto")))
+    for key in sorted(match, key=lambda k: MATCH_KEYS.index(k) if k in MATCH_KEYS else len(MATCH_KEYS)):
+        value = match[key]
+        if value is None:
+            continue
+        if key == "nth" and isinstance(value, list | tuple | set | frozenset):
+            value = ",".join(str(n) for n in sorted(value))
+        elif key == "flags":
+            value = "".join(value) if not isinstance(value, str) else value
+        words.append(f"{key}={value}")
+    return " ".join(words)
 
 
 def _text_match(text: str, words: list[str]) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from . import paths
 from .backends import DEV, IFB, build_plan, choose_backend, clear_plan
 from .backends.engine import CHAINS
 from .backends.tc import FRAME
+from .faults import fault_text
 from .pidfiles import live_pid
 from .spec import DEFAULT_LIMIT, DIRECTIONS, Impairment, parse
 from .steps import Runner, run_plan, run_step
@@ -185,7 +186,7 @@ def show(dev: str = DEV, run: Runner = run_step) -> str:
 
 def describe_state(state: dict, now: float | None = None) -> str:
     words = [state["spec"]] if state.get("spec") else []
-    words += [f"fault {json.dumps(f, sort_keys=True)}" for f in state.get("faults") or []]
+    words += [f"fault {fault_text(f)}" for f in state.get("faults") or []]
     text = f"{'; '.join(words) or 'nothing'} (backend {state['backend']})"
     if state.get("until"):
         left = max(0.0, state["until"] - (time.time() if now is None else now))
