@@ -51,7 +51,9 @@ def plugin(config: LabConfig, *, repeat: int = 3,
             from socketlab.lab.subnets import claim_subnet
 
             with claim_subnet(client) as subnet:  # as a lab's: never a subnet another one took
-                ipam = {"Driver": "default", "Config": [{"Subnet": subnet}]}  # the API's words
+                from docker.types import IPAMConfig, IPAMPool
+
+                ipam = IPAMConfig(pool_configs=[IPAMPool(subnet=subnet)])
                 net = client.networks.create(f"{base.project}-bare", internal=True, ipam=ipam,
                                              labels={"io.socketlab.bench": "bare"})
             try:
