@@ -49,6 +49,16 @@ def lab(monkeypatch) -> FakeLab:
     return fake
 
 
+def no_engine_here(monkeypatch) -> None:
+    """No SOCKETLAB_* setting of the machine's, an engine that cannot be reached, a wide
+    terminal: the CLI as a test sees it, whatever the machine running the tests has."""
+    for name in list(os.environ):
+        if name.startswith("SOCKETLAB_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    monkeypatch.setenv("COLUMNS", "200")
+
+
 def cli(*argv: str) -> tuple[int, str, str]:
     """socketlab in-process: exit code, stdout, stderr."""
     out, err = io.StringIO(), io.StringIO()

@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 
@@ -17,16 +16,12 @@ from socketlab.cli.common import ExitCode
 from socketlab.cli.experiments import fail_on
 from socketlab.errors import ConfigError
 from socketlab.lab.config import LabConfig
-from tests.unit.conftest import POST, cli, loaded_after
+from tests.unit.conftest import POST, cli, loaded_after, no_engine_here
 
 
 @pytest.fixture(autouse=True)
 def no_engine(monkeypatch):
-    for name in list(os.environ):
-        if name.startswith("SOCKETLAB_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-    monkeypatch.setenv("COLUMNS", "200")
+    no_engine_here(monkeypatch)
 
 
 class StatusLab:

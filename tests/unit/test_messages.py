@@ -19,17 +19,14 @@ import pytest
 
 from socketlab.cli import common
 from socketlab.cli.app import main
+from tests.unit.conftest import no_engine_here
 
 BRACKETS = r"[a-zA-Z0-9\._\-]"  # compose's own words for a bad project name
 
 
 @pytest.fixture(autouse=True)
 def isolated_env(monkeypatch):
-    for name in list(os.environ):
-        if name.startswith("SOCKETLAB_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-    monkeypatch.setenv("COLUMNS", "200")
+    no_engine_here(monkeypatch)
 
 
 def cli(*argv: str) -> tuple[int, str, str]:
