@@ -28,7 +28,9 @@ def test_set_then_get(lab, kv, capture):
 @pytest.mark.socketlab(topology="kv/compose.yml")
 def test_every_value_survives_ten_percent_loss(lab, kv, shape):
     with shape(lab, "client", "loss 10% seed 7") as lost, shape(lab, "server", "loss 10% seed 8"):
-        done = kv(lab, "fill", "30", "200")
+        # each try waits 0.5 s for a connect: a busy CI machine can stall the shaper longer
+        # than six of them, so the fill may try each request up to twenty times
+        done = kv(lab, "--attempts", "20", "fill", "30", "200")
     assert done.exit_code == 0, done.stderr
     assert done.stdout.splitlines()[-1] == "filled n=30 size=200 wrong=0"
     assert lost.summary["dropped"] > 0  # the shaper did drop the client's packets
