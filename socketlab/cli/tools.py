@@ -69,26 +69,26 @@ def doctor(args: argparse.Namespace, out: Console, err: Console) -> int:
     return common.ExitCode.OK if ok else common.ExitCode.FAILED
 
 
-def sizes(text: str) -> tuple[int, ...]:
-    """`--sizes 2,8,32`: lab sizes of 2 to 200 hosts."""
+def _numbers(text: str, low: int, high: int, example: str, each: str, unit: str = ""
+             ) -> tuple[int, ...]:
+    """A comma-separated list of numbers from `low` to `high`, or one line saying what is wrong."""
     try:
         found = tuple(int(n) for n in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a list of numbers such as 2,8,32") from None
-    if not found or any(not 2 <= n <= 200 for n in found):
-        raise argparse.ArgumentTypeError(f"{text!r}: each size must be 2 to 200 hosts")
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of numbers such as {example}") from None
+    if not found or any(not low <= n <= high for n in found):
+        raise argparse.ArgumentTypeError(f"{text!r}: {each} must be {low} to {high}{unit}")
     return found
+
+
+def sizes(text: str) -> tuple[int, ...]:
+    """`--sizes 2,8,32`: lab sizes of 2 to 200 hosts."""
+    return _numbers(text, 2, 200, "2,8,32", "each size", " hosts")
 
 
 def jobs_list(text: str) -> tuple[int, ...]:
     """`--jobs 1,2,4`: 1 to 16 labs at once."""
-    try:
-        found = tuple(int(n) for n in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a list of numbers such as 1,2,4") from None
-    if not found or any(not 1 <= n <= 16 for n in found):
-        raise argparse.ArgumentTypeError(f"{text!r}: each --jobs must be 1 to 16")
-    return found
+    return _numbers(text, 1, 16, "1,2,4", "each --jobs")
 
 
 def bench(args: argparse.Namespace, out: Console, err: Console) -> int:
